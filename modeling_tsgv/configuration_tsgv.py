@@ -1,0 +1,181 @@
+"""TSGVConfig: the single source of truth for a tsgv grounding model (backbone, SCADA, text encoder, head, losses)."""
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
+
+
+class TSGVConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`TSGVForGrounding`]: a VideoMAE backbone trained end to end through sentence-conditioned
+    adapters (SCADA), a Hugging Face text encoder, and an anchor-free grounding head.
+
+    Args:
+        backbone_config (`VideoMAEConfig` or `dict`, *optional*):
+            The video backbone. Its `num_frames` is the clip length the backbone sees at once (`clip_frames`) and
+            its `image_size` is the frame resolution. Defaults to a ViT-B VideoMAE.
+        text_config (`PreTrainedConfig` or `dict`, *optional*):
+            Any Hugging Face text encoder (BERT, DistilBERT, MiniLM, RoBERTa...). Defaults to a BERT config shaped like
+            all-MiniLM-L6-v2 (6 layers, width 384), the offline default text encoder.
+        backbone_tuning (`str`, *optional*, defaults to `"scada"`):
+            What trains in the backbone: `"scada"` (frozen backbone + sentence-conditioned adapters), `"frozen"`
+            (nothing; the query-independent baseline), `"partial"` (the blocks in `partial_layers`), `"full"` (all).
+        scada_layers (`list[int]`, *optional*):
+            Backbone block indices that get a SCADA adapter (used only with `backbone_tuning="scada"`). Defaults to
+            the top half of the blocks. Blocks below the lowest index run once per video, not once per query.
+        scada_bottleneck (`int`, *optional*, defaults to 64):
+            Width of the adapter bottleneck.
+        scada_temporal_kernel (`int`, *optional*, defaults to 3):
+            Kernel size (in backbone time steps, odd) of the adapter's depth-wise temporal convolution, which runs
+            across all clips of a video. 1 disables it.
+        partial_layers (`list[int]`, *optional*):
+            Backbone block indices trained under `backbone_tuning="partial"`. Defaults to the top half.
+        train_text_encoder (`bool`, *optional*, defaults to `False`):
+            Whether the text encoder's weights train.
+        num_frames (`int`, *optional*, defaults to 32):
+            Frames sampled (by time) over the whole video; a multiple of `clip_frames`.
+        clip_frames (`int`, *optional*):
+            Frames per backbone clip (16 for pretrained VideoMAE). Written into `backbone_config.num_frames`.
+        image_size (`int`, *optional*):
+            Frame height = width in pixels. Written into `backbone_config.image_size`.
+        head_hidden_size (`int`, *optional*, defaults to 256):
+            Width of the cross-modal fusion and of the prediction heads.
+        head_layers (`int`, *optional*, defaults to 2):
+            Fusion layers (self-attention over time steps, cross-attention to text tokens, MLP).
+        head_num_heads (`int`, *optional*, defaults to 4):
+            Attention heads in the fusion layers.
+        head_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout in the fusion layers.
+        score_prior (`float`, *optional*, defaults to 0.1):
+            Initial foreground probability of every time step (sets the score bias, as in focal-loss detectors).
+        loss_focal_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the sigmoid focal loss on per-step scores.
+        loss_diou_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the 1-D distance-IoU loss on spans regressed from foreground steps.
+        loss_l1_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the L1 loss on (start, end) in normalised time.
+        focal_alpha (`float`, *optional*, defaults to 0.25):
+            Focal-loss alpha.
+        focal_gamma (`float`, *optional*, defaults to 2.0):
+            Focal-loss gamma.
+        max_spans (`int`, *optional*, defaults to 5):
+            Spans returned per query after decoding (capped by the number of time steps).
+        nms_threshold (`float`, *optional*, defaults to 0.5):
+            Temporal-IoU threshold of the 1-D NMS at decoding; `None` turns NMS off (spans ranked by score alone).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Std of the normal init of the layers tsgv adds (adapters, head).
+    """
+
+    model_type = "tsgv"
+    keys_to_ignore_at_inference = ["video_hidden_states", "step_logits", "step_offsets", "loss_dict"]
+    sub_configs_defaults = {
+        "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="videomae"),
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="bert",
+            # all-MiniLM-L6-v2's shape, so that the default config matches the offline default text encoder
+            init_kwargs={
+                "hidden_size": 384,
+                "num_hidden_layers": 6,
+                "num_attention_heads": 12,
+                "intermediate_size": 1536,
+            },
+        ),
+    }
+
+    backbone_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    backbone_tuning: str = "scada"
+    scada_layers: list[int] | None = None
+    scada_bottleneck: int = 64
+    scada_temporal_kernel: int = 3
+    partial_layers: list[int] | None = None
+    train_text_encoder: bool = False
+    num_frames: int = 32
+    clip_frames: int | None = None
+    image_size: int | None = None
+    head_hidden_size: int = 256
+    head_layers: int = 2
+    head_num_heads: int = 4
+    head_dropout: float = 0.1
+    score_prior: float = 0.1
+    loss_focal_weight: float = 1.0
+    loss_diou_weight: float = 1.0
+    loss_l1_weight: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    max_spans: int = 5
+    nms_threshold: float | None = 0.5
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)  # builds backbone_config / text_config from dicts or defaults
+        backbone = self.backbone_config
+        # clip_frames / image_size live in the backbone config; the flat fields mirror them.
+        if self.clip_frames is not None:
+            backbone.num_frames = self.clip_frames
+        if self.image_size is not None:
+            backbone.image_size = self.image_size
+        self.clip_frames = backbone.num_frames
+        self.image_size = backbone.image_size
+        num_layers = backbone.num_hidden_layers
+        top_half = list(range(num_layers // 2, num_layers))
+        if self.scada_layers is None:
+            self.scada_layers = top_half
+        if self.partial_layers is None:
+            self.partial_layers = top_half
+        self.scada_layers = sorted(int(i) for i in self.scada_layers)
+        self.partial_layers = sorted(int(i) for i in self.partial_layers)
+        self._validate_tsgv()
+
+    def _validate_tsgv(self):
+        """Raise a ValueError naming the field when the configuration cannot describe a working model."""
+        if self.backbone_tuning not in BACKBONE_TUNING_MODES:
+            raise ValueError(f"backbone_tuning must be one of {BACKBONE_TUNING_MODES}, got {self.backbone_tuning!r}")
+        num_layers = self.backbone_config.num_hidden_layers
+        for name in ("scada_layers", "partial_layers"):
+            bad = [i for i in getattr(self, name) if not 0 <= i < num_layers]
+            if bad:
+                raise ValueError(
+                    f"{name} {bad} out of range: the backbone has {num_layers} blocks (0..{num_layers - 1})"
+                )
+        if self.backbone_tuning == "scada" and not self.scada_layers:
+            raise ValueError("backbone_tuning='scada' needs at least one block in scada_layers")
+        if self.clip_frames % self.backbone_config.tubelet_size:
+            raise ValueError(
+                f"clip_frames ({self.clip_frames}) must be a multiple of the backbone's tubelet_size "
+                f"({self.backbone_config.tubelet_size})"
+            )
+        if self.num_frames <= 0 or self.num_frames % self.clip_frames:
+            raise ValueError(
+                f"num_frames ({self.num_frames}) must be a positive multiple of clip_frames ({self.clip_frames})"
+            )
+        if self.scada_temporal_kernel < 1 or self.scada_temporal_kernel % 2 == 0:
+            raise ValueError(f"scada_temporal_kernel must be odd and >= 1, got {self.scada_temporal_kernel}")
+        if self.head_hidden_size % self.head_num_heads:
+            raise ValueError(
+                f"head_hidden_size ({self.head_hidden_size}) must be divisible by head_num_heads ({self.head_num_heads})"
+            )
+        if self.max_spans < 1:
+            raise ValueError(f"max_spans must be >= 1, got {self.max_spans}")
+        if self.nms_threshold is not None and not 0.0 < self.nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1] or None, got {self.nms_threshold}")
+        if not 0.0 < self.score_prior < 1.0:
+            raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
+        return self.backbone_config.hidden_size
+
+    @property
+    def num_time_steps(self) -> int:
+        """Length L_t of the per-video time sequence the head sees: num_frames / tubelet_size."""
+        return self.num_frames // self.backbone_config.tubelet_size
+
+
+__all__ = ["TSGVConfig", "BACKBONE_TUNING_MODES"]

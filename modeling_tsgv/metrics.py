@@ -1,0 +1,111 @@
+"""Grounding metrics on seconds: R1/R5 at temporal-IoU thresholds and mIoU, with the field's definitions.
+
+- temporal IoU: inter = max(0, min(e1, e2) - max(s1, s2)), union = max(e1, e2) - min(s1, s2), 0 when the union is 0
+  (the definition of moment_detr / UniVTG / lighthouse evaluators; it equals the true union whenever spans overlap).
+- several ground-truth windows: a prediction is scored against the window it overlaps most (QVHighlights evaluator).
+- Rk@m: share of queries (in %) where any of the top-k predictions reaches IoU >= m; mIoU: mean top-1 IoU (in %).
+"""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+DEFAULT_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+DEFAULT_RANKS = (1, 5)
+
+
+def temporal_iou(spans_a, spans_b) -> np.ndarray:
+    """Pairwise temporal IoU.
+
+    Args:
+        spans_a: (N, 2) (start, end) pairs; spans_b: (M, 2); any unit, the same for both (seconds, normalised...).
+    Returns:
+        (N, M) float64 IoU in [0, 1].
+    """
+    a = np.asarray(spans_a, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(spans_b, dtype=np.float64).reshape(-1, 2)
+    inter = np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    inter = np.clip(inter, 0.0, None)
+    union = np.maximum(a[:, None, 1], b[None, :, 1]) - np.minimum(a[:, None, 0], b[None, :, 0])
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _as_windows(reference, index: int) -> np.ndarray:
+    """One query's reference, a (start, end) pair or a list of them -> (W, 2) array; raises on empty/malformed."""
+    windows = np.asarray(reference, dtype=np.float64)
+    if windows.ndim == 1:
+        windows = windows[None]
+    if windows.ndim != 2 or windows.shape[1] != 2 or windows.shape[0] == 0:
+        raise ValueError(f"reference {index}: expected (start, end) or a non-empty list of them, got {reference!r}")
+    return windows
+
+
+def _as_ranked_spans(prediction, max_rank: int) -> np.ndarray:
+    """One query's ranked predictions, rows (start, end[, score, ...]) -> (<=max_rank, 2) array (may be empty)."""
+    spans = np.asarray(prediction, dtype=np.float64)
+    if spans.size == 0:
+        return np.zeros((0, 2))
+    if spans.ndim == 1:
+        spans = spans[None]
+    return spans[:max_rank, :2]
+
+
+def per_query_best_iou(predictions: Sequence, references: Sequence, max_rank: int) -> np.ndarray:
+    """IoU of each of the top-`max_rank` predictions with its best-matching reference window.
+
+    Returns: (num_queries, max_rank) float64; missing predictions count as IoU 0.
+    """
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    best = np.zeros((len(predictions), max_rank))
+    for i, (prediction, reference) in enumerate(zip(predictions, references)):
+        spans = _as_ranked_spans(prediction, max_rank)
+        if len(spans):
+            best[i, : len(spans)] = temporal_iou(spans, _as_windows(reference, i)).max(axis=1)
+        else:
+            _as_windows(reference, i)
+    return best
+
+
+def grounding_metrics(
+    predictions: Sequence,
+    references: Sequence,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    ranks: Sequence[int] = DEFAULT_RANKS,
+) -> dict[str, float]:
+    """Recall at IoU thresholds and mean IoU of the top-1 prediction, in percent.
+
+    Args:
+        predictions: per query, a ranked list (best first) of (start_s, end_s) or (start_s, end_s, score) in seconds.
+        references: per query, one (start_s, end_s) window or a list of windows, in seconds.
+        iou_thresholds: IoU thresholds m of the "Rk@m" keys.
+        ranks: k values of the "Rk@m" keys.
+    Returns:
+        {"R1@0.3": %, "R1@0.5": %, ..., "R5@0.7": %, "mIoU": %} (floats in [0, 100]); {} keys stay present with 0.0
+        for zero queries.
+    """
+    max_rank = max(ranks)
+    best = per_query_best_iou(predictions, references, max_rank)  # (Q, max_rank)
+    results = {}
+    for k in ranks:
+        top = best[:, :k].max(axis=1) if len(best) else np.zeros(0)
+        for threshold in iou_thresholds:
+            results[f"R{k}@{threshold:g}"] = float(100 * np.mean(top >= threshold)) if len(top) else 0.0
+    results["mIoU"] = float(100 * best[:, 0].mean()) if len(best) else 0.0
+    return results
+
+
+def load_evaluate_metric(**kwargs):
+    """The same metric as an `evaluate` module, loaded offline from the file shipped in this package.
+
+    `evaluate.load(...).compute(predictions=[[[s, e], ...], ...], references=[[[s, e], ...], ...])` gives the same
+    dict as `grounding_metrics`; references must be lists of windows there (a fixed feature schema).
+    """
+    import evaluate
+
+    path = os.path.join(os.path.dirname(__file__), "evaluate_metric", "tsgv_grounding.py")
+    return evaluate.load(path, **kwargs)
+
+
+__all__ = ["temporal_iou", "grounding_metrics", "per_query_best_iou", "load_evaluate_metric"]

@@ -1,0 +1,576 @@
+"""TSGVForGrounding: VideoMAE + SCADA adapters + text encoder + anchor-free grounding head, in one forward path.
+
+The path a batch takes (shapes: B_v videos, B_q queries, C clips per video, F frames per clip, N tokens per clip,
+D backbone width, L_t time steps per video, S text tokens, K spans per query):
+
+    pixel_values (B_v, C*F, 3, H, W) -> clips (B_v*C, F, 3, H, W) -> VideoMAE embeddings (B_v*C, N, D)
+    blocks below the first SCADA block: once per video                  (B_v*C, N, D)
+    gather by query_video_index, then SCADA blocks: once per query       (B_q*C, N, D)
+    spatial mean pool                                                    (B_q, L_t, D)
+    fusion with text tokens, per-step score + distances to start/end     (B_q, L_t), (B_q, L_t, 2)
+    decoding (1-D NMS, top-K)                                            pred_spans (B_q, K, 2) in [0, 1]
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import nms, sigmoid_focal_loss
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from .configuration_tsgv import TSGVConfig
+
+logger = logging.get_logger(__name__)
+
+
+@dataclass
+class TSGVGroundingOutput(ModelOutput):
+    r"""
+    Output of [`TSGVForGrounding`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Weighted sum of focal, DIoU and L1 losses; present when `labels` are given.
+        pred_spans (`torch.FloatTensor` of shape `(B_q, K, 2)`):
+            Decoded spans per query, best first, in normalised time [0, 1] (0 = video start, 1 = video end),
+            start <= end. K = min(config.max_spans, L_t).
+        pred_scores (`torch.FloatTensor` of shape `(B_q, K)`):
+            Confidence in [0, 1] of each span, non-increasing along K.
+        step_logits (`torch.FloatTensor` of shape `(B_q, L_t)`):
+            Per-time-step foreground logits (sigmoid = probability the step lies inside the moment).
+        step_offsets (`torch.FloatTensor` of shape `(B_q, L_t, 2)`):
+            Per-time-step distances (normalised time, >= 0) from the step centre back to the start and on to the end.
+        video_hidden_states (`torch.FloatTensor` of shape `(B_q, L_t, D)`):
+            Spatially pooled backbone features per query (sentence-conditioned under SCADA).
+        loss_dict (`dict[str, torch.FloatTensor]`, *optional*):
+            Unweighted loss terms `focal`, `diou`, `l1` (scalars), for logging.
+    """
+
+    loss: torch.FloatTensor | None = None
+    pred_spans: torch.FloatTensor | None = None
+    pred_scores: torch.FloatTensor | None = None
+    step_logits: torch.FloatTensor | None = None
+    step_offsets: torch.FloatTensor | None = None
+    video_hidden_states: torch.FloatTensor | None = None
+    loss_dict: dict | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SCADA: sentence-conditioned adapter
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class ScadaAdapter(nn.Module):
+    """Bottleneck adapter whose activations are FiLM-modulated by the sentence, with a temporal depth-wise conv.
+
+    `x + up(h + pointwise(dwconv_t(h)))` with `h = act(FiLM_s(down(x)))` and `FiLM_s(h) = (1 + gamma(s)) * h + beta(s)`.
+    The depth-wise conv runs over the whole video's time axis (all clips), so adapters carry context across the
+    16-frame clips that the backbone sees separately. `up` starts at zero: a fresh adapter is the identity.
+    """
+
+    def __init__(self, config: TSGVConfig):
+        super().__init__()
+        width, bottleneck = config.backbone_config.hidden_size, config.scada_bottleneck
+        kernel = config.scada_temporal_kernel
+        self.down = nn.Linear(width, bottleneck)
+        self.film = nn.Linear(config.text_config.hidden_size, 2 * bottleneck)
+        self.act = nn.GELU()
+        if kernel > 1:
+            self.temporal_conv = nn.Conv1d(bottleneck, bottleneck, kernel, padding=kernel // 2, groups=bottleneck)
+            self.pointwise = nn.Linear(bottleneck, bottleneck)
+        else:
+            self.temporal_conv = None
+        self.up = nn.Linear(bottleneck, width)
+
+    def forward(self, hidden: torch.Tensor, sentence: torch.Tensor, steps_per_clip: int) -> torch.Tensor:
+        """hidden (B_q*C, N, D) tokens, t-major within a clip; sentence (B_q, D_text) -> (B_q*C, N, D)."""
+        batch_q = sentence.shape[0]
+        clips, tokens = hidden.shape[0] // batch_q, hidden.shape[1]
+        gamma, beta = self.film(sentence).chunk(2, dim=-1)  # (B_q, r) each
+        h = self.down(hidden).view(batch_q, clips, tokens, -1)  # (B_q, C, N, r)
+        h = self.act(h * (1 + gamma[:, None, None]) + beta[:, None, None])
+        if self.temporal_conv is not None:
+            r = h.shape[-1]
+            h5 = h.view(batch_q, clips, steps_per_clip, tokens // steps_per_clip, r)  # (B_q, C, t, hw, r)
+            seq = h5.permute(0, 3, 4, 1, 2).reshape(-1, r, clips * steps_per_clip)  # (B_q*hw, r, C*t)
+            seq = self.temporal_conv(seq)
+            seq = seq.view(batch_q, -1, r, clips, steps_per_clip).permute(0, 3, 4, 1, 2)  # (B_q, C, t, hw, r)
+            h = h + self.pointwise(seq.reshape(batch_q, clips, tokens, r))
+        return hidden + self.up(h).view_as(hidden)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Grounding head: cross-modal fusion + anchor-free dense prediction
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
+    """Fixed sin/cos embedding of time-step indices: (length, dim). Fixed, so any number of steps works."""
+    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq[: dim // 2])
+    return table.to(dtype)
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> Linear."""
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class TSGVGroundingHead(nn.Module):
+    """Fusion layers over video steps attending to text tokens, then per-step score and (start, end) distances."""
+
+    def __init__(self, config: TSGVConfig):
+        super().__init__()
+        dim = config.head_hidden_size
+        self.video_proj = nn.Sequential(nn.Linear(config.backbone_config.hidden_size, dim), nn.LayerNorm(dim))
+        self.text_proj = nn.Sequential(nn.Linear(config.text_config.hidden_size, dim), nn.LayerNorm(dim))
+        self.layers = nn.ModuleList(
+            nn.TransformerDecoderLayer(
+                dim,
+                config.head_num_heads,
+                4 * dim,
+                config.head_dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(config.head_layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.score = Mlp(dim, dim, 1)
+        self.offsets = Mlp(dim, dim, 2)
+
+    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
+        """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token -> logits (B_q, L_t), offsets (B_q, L_t, 2)."""
+        steps = video.shape[1]
+        x = self.video_proj(video)  # (B_q, L_t, d)
+        x = x + sinusoidal_positions(steps, x.shape[-1], x.device, x.dtype)
+        memory = self.text_proj(text)  # (B_q, S, d)
+        padding = text_mask == 0
+        for layer in self.layers:
+            x = layer(x, memory, memory_key_padding_mask=padding)
+        x = self.norm(x)
+        logits = self.score(x).squeeze(-1)  # (B_q, L_t)
+        # distances in time steps -> normalised time; softplus keeps them >= 0
+        offsets = F.softplus(self.offsets(x).float()) / steps  # (B_q, L_t, 2)
+        return logits, offsets
+
+
+def step_centers(num_steps: int, device) -> torch.Tensor:
+    """Centre of each time step in normalised time: (L_t,), (i + 0.5) / L_t."""
+    return (torch.arange(num_steps, device=device, dtype=torch.float32) + 0.5) / num_steps
+
+
+def offsets_to_spans(offsets: torch.Tensor) -> torch.Tensor:
+    """offsets (B_q, L_t, 2) distances back/forward from each step centre -> spans (B_q, L_t, 2) clipped to [0, 1]."""
+    centers = step_centers(offsets.shape[1], offsets.device)[None, :]  # (1, L_t)
+    spans = torch.stack([centers - offsets[..., 0], centers + offsets[..., 1]], dim=-1)
+    return spans.clamp(0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def diou_loss_1d(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """1-D distance-IoU loss, elementwise: pred/target (..., 2) spans -> (...,).
+
+    Written by hand because torchvision's `distance_box_iou_loss` is 2-D: its enclosing-box diagonal would add the
+    (constant) box height to the normaliser and change the loss.
+    """
+    inter = (torch.min(pred[..., 1], target[..., 1]) - torch.max(pred[..., 0], target[..., 0])).clamp(min=0)
+    union = (pred[..., 1] - pred[..., 0]) + (target[..., 1] - target[..., 0]) - inter
+    iou = inter / union.clamp(min=eps)
+    hull = torch.max(pred[..., 1], target[..., 1]) - torch.min(pred[..., 0], target[..., 0])
+    centre_gap = (pred[..., 0] + pred[..., 1] - target[..., 0] - target[..., 1]) / 2
+    return 1 - iou + centre_gap.pow(2) / hull.clamp(min=eps).pow(2)
+
+
+def assign_targets(windows: torch.Tensor, num_steps: int):
+    """Assign each time step to a ground-truth window.
+
+    Args:
+        windows: (B_q, W, 2) windows in normalised time; rows padded with negative values (-100) are ignored.
+    Returns:
+        positive (B_q, L_t) bool: the step centre lies inside a window (each window's central step always counts);
+        target (B_q, L_t, 2): the shortest window containing the step (zeros where not positive).
+    """
+    centers = step_centers(num_steps, windows.device)  # (L_t,)
+    start, end = windows[..., 0], windows[..., 1]  # (B_q, W)
+    valid = start >= 0
+    inside = (centers[None, :, None] >= start[:, None]) & (centers[None, :, None] <= end[:, None])  # (B_q, L_t, W)
+    central = ((start + end) / 2 * num_steps).long().clamp(0, num_steps - 1)  # (B_q, W)
+    inside |= F.one_hot(central, num_steps).transpose(1, 2).bool()
+    inside &= valid[:, None, :]
+    length = torch.where(inside, (end - start)[:, None, :], torch.full_like(inside, math.inf, dtype=windows.dtype))
+    best = length.argmin(-1)  # (B_q, L_t)
+    target = torch.gather(windows, 1, best[..., None].expand(-1, -1, 2))  # (B_q, L_t, 2)
+    positive = inside.any(-1)
+    return positive, torch.where(positive[..., None], target, torch.zeros_like(target))
+
+
+def normalize_labels(labels: torch.Tensor) -> torch.Tensor:
+    """labels (B_q, 2) or (B_q, W, 2) in normalised time -> (B_q, W, 2); checks range and order of real windows."""
+    if labels.dim() == 2:
+        labels = labels[:, None, :]
+    if labels.dim() != 3 or labels.shape[-1] != 2:
+        raise ValueError(f"labels must have shape (B_q, 2) or (B_q, W, 2), got {tuple(labels.shape)}")
+    valid = labels[..., 0] >= 0
+    real = labels[valid]
+    if real.numel() and (real.min() < 0 or real.max() > 1 + 1e-6 or (real[:, 1] < real[:, 0]).any()):
+        raise ValueError("labels must be (start, end) in normalised time with 0 <= start <= end <= 1 (pad with -100)")
+    return labels.float()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class TSGVPreTrainedModel(PreTrainedModel):
+    config: TSGVConfig
+    config_class = TSGVConfig
+    base_model_prefix = "tsgv"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ScadaAdapter", "TSGVGroundingHead"]
+    _supports_sdpa = True
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        # transformers skips `_init_weights` on parameter-less modules of "custom code", assuming such code writes
+        # tensors in place and would clobber loaded weights. Ours goes through `transformers.initialization` (which
+        # honours loaded weights), and needs the module-level inits below (adapter `up`, score prior) to run.
+        return False
+
+    def _init_weights(self, module):
+        """Initialise every module tsgv adds (also under ZeRO-3, where torch's default init is switched off).
+
+        Sub-models (VideoMAE, text encoder) are dispatched to their own `_init_weights` by transformers.
+        """
+        super()._init_weights(module)  # Linear/Conv: normal(initializer_range); norms: ones/zeros; MHA: torch init
+        if isinstance(module, ScadaAdapter):
+            init.zeros_(module.up.weight)  # identity at start: a fresh SCADA model computes the plain backbone
+            init.zeros_(module.up.bias)
+        elif isinstance(module, TSGVGroundingHead):
+            prior = self.config.score_prior
+            init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
+
+
+class TSGVForGrounding(TSGVPreTrainedModel):
+    """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
+
+    Example:
+        >>> config = TSGVConfig(backbone_config=tiny_videomae, text_config=tiny_bert, num_frames=8)
+        >>> out = TSGVForGrounding(config)(pixel_values, input_ids, attention_mask)
+        >>> out.pred_spans.shape   # (B_q, K, 2)
+        torch.Size([4, 4, 2])
+    """
+
+    # our block loop checkpoints block + adapter as one call (see `_set_gradient_checkpointing`)
+    gradient_checkpointing = False
+
+    def __init__(self, config: TSGVConfig, video_model: PreTrainedModel | None = None, text_model=None):
+        super().__init__(config)
+        self.video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
+        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
+        use_scada = config.backbone_tuning == "scada"
+        # adapters keyed by block index, beside the untouched backbone (its state-dict keys stay plain VideoMAE)
+        self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
+        self.head = TSGVGroundingHead(config)
+        self.post_init()
+        self.apply_backbone_tuning()
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_backbones(cls, video, text, **config_overrides) -> "TSGVForGrounding":
+        """Build a model from separately pretrained parts.
+
+        Args:
+            video: a VideoMAE model (`VideoMAEModel`, or a pre-training / classification model whose base is used) or
+                a path / Hub name that `AutoModel.from_pretrained` loads.
+            text: a text encoder model, or a path / Hub name (DistilBERT, BERT, MiniLM...).
+            **config_overrides: `TSGVConfig` fields (e.g. `num_frames=64, backbone_tuning="scada"`). `clip_frames` and
+                `image_size` are applied while loading a backbone given by path (VideoMAE's positional table is
+                sinusoidal, so both may change); for a model object they must match its config.
+        Returns:
+            `TSGVForGrounding` whose backbone and text weights are exactly the pretrained ones.
+        """
+        if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
+            backbone_kwargs = {}
+            if config_overrides.get("clip_frames") is not None:
+                backbone_kwargs["num_frames"] = config_overrides["clip_frames"]
+            if config_overrides.get("image_size") is not None:
+                backbone_kwargs["image_size"] = config_overrides["image_size"]
+            video = AutoModel.from_pretrained(video, **backbone_kwargs)
+        video = getattr(video, "videomae", video)  # VideoMAEForPreTraining / ForVideoClassification -> VideoMAEModel
+        if video.config.model_type != "videomae":
+            raise ValueError(
+                f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}"
+            )
+        for name, backbone_name in (("clip_frames", "num_frames"), ("image_size", "image_size")):
+            wanted = config_overrides.get(name)
+            if wanted is not None and wanted != getattr(video.config, backbone_name):
+                raise ValueError(
+                    f"{name}={wanted} does not match the given backbone ({backbone_name}={getattr(video.config, backbone_name)}); "
+                    "pass the backbone as a path so it is loaded with the new size"
+                )
+        if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
+            text = AutoModel.from_pretrained(text)
+        config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
+        return cls(config, video_model=video, text_model=text)
+
+    def apply_backbone_tuning(self):
+        """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
+        mode = self.config.backbone_tuning
+        for param in self.video_model.parameters():
+            param.requires_grad_(mode == "full")
+        if mode == "partial":
+            for i in self.config.partial_layers:
+                self.video_model.encoder.layer[i].requires_grad_(True)
+        self.text_model.requires_grad_(self.config.train_text_encoder)
+        self.adapters.requires_grad_(True)
+        self.head.requires_grad_(True)
+
+    def trainable_parameters_report(self) -> str:
+        """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        return (
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
+
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func=None, every_n_layers: int = 1
+    ):
+        """Activation checkpointing: our block loop checkpoints (backbone block + its adapter) in one call.
+
+        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too); we switch those back off, or each
+        block would be checkpointed twice. The text encoder's layers keep their own flags.
+        """
+        kwargs = {"enable": enable, "every_n_layers": every_n_layers}
+        if gradient_checkpointing_func is not None:
+            kwargs["gradient_checkpointing_func"] = gradient_checkpointing_func
+        super()._set_gradient_checkpointing(**kwargs)
+        for layer in self.video_model.encoder.layer:
+            layer.gradient_checkpointing = False
+        self.video_model.encoder.gradient_checkpointing = False
+
+    # ------------------------------------------------------------------ forward path
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
+        tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
+        sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return tokens, sentence
+
+    def _block(self, index: int, hidden: torch.Tensor, sentence, gather_index, steps_per_clip: int) -> torch.Tensor:
+        """Backbone block `index`, then (per query) the gather and the block's adapter, if any."""
+        hidden = self.video_model.encoder.layer[index](hidden)
+        if gather_index is not None:
+            hidden = hidden[gather_index]  # (B_v*C, N, D) -> (B_q*C, N, D)
+        if str(index) in self.adapters:
+            hidden = self.adapters[str(index)](hidden, sentence, steps_per_clip)
+        return hidden
+
+    def forward_features(
+        self, pixel_values: torch.Tensor, sentence: torch.Tensor | None, query_video_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Backbone features per query.
+
+        Args:
+            pixel_values: (B_v, T, 3, H, W) normalised frames, T = config.num_frames... or any multiple of clip_frames.
+            sentence: (B_q, D_text) pooled sentence embeddings (used by SCADA adapters; may be None without them).
+            query_video_index: (B_q,) long, video of each query.
+        Returns:
+            (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
+        """
+        batch_v, num_frames, channels, height, width = pixel_values.shape
+        clip_frames, tubelet = self.config.clip_frames, self.config.backbone_config.tubelet_size
+        if num_frames % clip_frames:
+            raise ValueError(
+                f"pixel_values has {num_frames} frames: must be a multiple of clip_frames ({clip_frames})"
+            )
+        if height != self.config.image_size or width != self.config.image_size:
+            raise ValueError(
+                f"frames are {height}x{width} but the model expects {self.config.image_size}x{self.config.image_size}"
+            )
+        clips = num_frames // clip_frames
+        steps_per_clip = clip_frames // tubelet
+        batch_q = query_video_index.shape[0]
+        # token (b, c) of the per-query batch comes from token (video(b), c) of the per-video batch
+        gather_index = (query_video_index[:, None] * clips + torch.arange(clips, device=pixel_values.device)).reshape(
+            -1
+        )
+
+        frames = pixel_values.reshape(batch_v * clips, clip_frames, channels, height, width)  # (B_v*C, F, 3, H, W)
+        hidden = self.video_model.embeddings(frames, None)  # (B_v*C, N, D)
+        first_query_block = min(int(i) for i in self.adapters) if len(self.adapters) else None
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        for index, layer in enumerate(self.video_model.encoder.layer):
+            gather = gather_index if index == first_query_block else None
+            adapter = self.adapters[str(index)] if str(index) in self.adapters else None
+            needs_grad = hidden.requires_grad or any(
+                p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters()
+            )
+            if checkpointing and needs_grad:
+                hidden = self._gradient_checkpointing_func(
+                    self._block, index, hidden, sentence, gather, steps_per_clip
+                )
+            else:
+                hidden = self._block(index, hidden, sentence, gather, steps_per_clip)
+        if self.video_model.layernorm is not None:
+            hidden = self.video_model.layernorm(hidden)
+
+        batch = hidden.shape[0] // clips  # B_q after a gather, else B_v
+        dim = hidden.shape[-1]
+        pooled = hidden.view(batch, clips, steps_per_clip, -1, dim).mean(3)  # (B, C, t, D): mean over space
+        pooled = pooled.reshape(batch, clips * steps_per_clip, dim)  # (B, L_t, D)
+        if first_query_block is None:
+            pooled = pooled[query_video_index]  # query-independent backbone: fan out after pooling (cheapest)
+        assert pooled.shape[0] == batch_q
+        return pooled
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        query_video_index: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> TSGVGroundingOutput:
+        r"""
+        Args:
+            pixel_values (`torch.FloatTensor` of shape `(B_v, T, 3, H, W)`):
+                Normalised frames sampled by time over each whole video (see [`TSGVProcessor`]); T a multiple of
+                `clip_frames`.
+            input_ids (`torch.LongTensor` of shape `(B_q, S)`): tokenised sentences.
+            attention_mask (`torch.LongTensor` of shape `(B_q, S)`, *optional*): 1 for real tokens.
+            query_video_index (`torch.LongTensor` of shape `(B_q,)`, *optional*):
+                Video (row of `pixel_values`) of each query. `None` means one query per video (B_q == B_v).
+            labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*):
+                Ground-truth (start, end) in normalised time [0, 1]; several windows per query may be given, padded
+                with -100. A query whose windows are all padding contributes no loss.
+            kwargs: other batch entries (e.g. `durations_s`, which the Trainer passes along) are ignored.
+        Returns:
+            [`TSGVGroundingOutput`].
+        """
+        batch_v = pixel_values.shape[0]
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if query_video_index is None:
+            if input_ids.shape[0] != batch_v:
+                raise ValueError(
+                    f"{input_ids.shape[0]} queries for {batch_v} videos: pass query_video_index to map queries to videos"
+                )
+            query_video_index = torch.arange(batch_v, device=input_ids.device)
+        query_video_index = query_video_index.long()
+        if query_video_index.numel() and (query_video_index.min() < 0 or query_video_index.max() >= batch_v):
+            raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
+
+        text_tokens, sentence = self.encode_text(input_ids, attention_mask)
+        video = self.forward_features(pixel_values, sentence, query_video_index)  # (B_q, L_t, D)
+        step_logits, step_offsets = self.head(video, text_tokens, attention_mask)
+        step_logits = step_logits.float()
+
+        loss = loss_dict = None
+        if labels is not None:
+            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels.to(step_logits.device))
+        pred_spans, pred_scores = self.decode(step_logits, step_offsets)
+        return TSGVGroundingOutput(
+            loss=loss,
+            pred_spans=pred_spans,
+            pred_scores=pred_scores,
+            step_logits=step_logits,
+            step_offsets=step_offsets,
+            video_hidden_states=video,
+            loss_dict=loss_dict,
+        )
+
+    def compute_loss(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, labels: torch.Tensor):
+        """Focal loss on step scores + DIoU and L1 on spans of foreground steps.
+
+        Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised.
+        Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
+        """
+        windows = normalize_labels(labels)
+        has_label = (windows[..., 0] >= 0).any(-1)  # (B_q,)
+        positive, target = assign_targets(windows, step_logits.shape[1])
+        num_pos = positive.sum().clamp(min=1).float()
+        focal = sigmoid_focal_loss(
+            step_logits[has_label],
+            positive[has_label].float(),
+            alpha=self.config.focal_alpha,
+            gamma=self.config.focal_gamma,
+            reduction="sum",
+        )
+        spans = offsets_to_spans(step_offsets)[positive]  # (P, 2)
+        diou = diou_loss_1d(spans, target[positive]).sum()
+        l1 = (spans - target[positive]).abs().sum(-1).sum()
+        terms = {"focal": focal / num_pos, "diou": diou / num_pos, "l1": l1 / num_pos}
+        cfg = self.config
+        loss = (
+            cfg.loss_focal_weight * terms["focal"]
+            + cfg.loss_diou_weight * terms["diou"]
+            + cfg.loss_l1_weight * terms["l1"]
+        )
+        return loss, {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
+        """Per-step candidates -> 1-D NMS -> top-K, in normalised time.
+
+        Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); max_spans K (default config.max_spans).
+        Returns: spans (B_q, K, 2) and scores (B_q, K), K = min(max_spans, L_t). When NMS leaves fewer than K spans,
+        the suppressed candidates fill the remaining slots in score order, their scores capped at the last kept
+        one, so scores stay non-increasing along K.
+        """
+        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
+        scores = step_logits.float().sigmoid()  # (B_q, L_t)
+        spans = offsets_to_spans(step_offsets.float())  # (B_q, L_t, 2)
+        out_spans, out_scores = [], []
+        for query_spans, query_scores in zip(spans, scores):
+            order = query_scores.argsort(descending=True)
+            if self.config.nms_threshold is not None:
+                # a 1-D span (s, e) as the box (s, 0, e, 1): the boxes' 2-D IoU equals the spans' temporal IoU
+                boxes = torch.stack(
+                    [
+                        query_spans[:, 0],
+                        torch.zeros_like(query_scores),
+                        query_spans[:, 1],
+                        torch.ones_like(query_scores),
+                    ],
+                    -1,
+                )
+                keep = nms(boxes, query_scores, self.config.nms_threshold)
+                suppressed = torch.ones_like(query_scores, dtype=torch.bool)
+                suppressed[keep] = False
+                order = torch.cat([keep, order[suppressed[order]]])
+            chosen = order[:k]
+            ranked = torch.cummin(query_scores[chosen], dim=0).values
+            out_spans.append(query_spans[chosen])
+            out_scores.append(ranked)
+        return torch.stack(out_spans), torch.stack(out_scores)
+
+
+__all__ = ["TSGVForGrounding", "TSGVPreTrainedModel", "TSGVGroundingOutput", "ScadaAdapter", "TSGVGroundingHead"]

