@@ -43,12 +43,11 @@ def _as_windows(reference, index: int) -> np.ndarray:
 
 def _as_ranked_spans(prediction, max_rank: int) -> np.ndarray:
     """One query's ranked predictions, rows (start, end[, score, ...]) -> (<=max_rank, 2) array (may be empty)."""
-    spans = np.asarray(prediction, dtype=np.float64)
-    if spans.size == 0:
+    if prediction is None or len(prediction) == 0:
         return np.zeros((0, 2))
-    if spans.ndim == 1:
-        spans = spans[None]
-    return spans[:max_rank, :2]
+    if np.isscalar(prediction[0]):  # a single bare (start, end) span
+        prediction = [prediction]
+    return np.asarray([row[:2] for row in list(prediction)[:max_rank]], dtype=np.float64).reshape(-1, 2)
 
 
 def per_query_best_iou(predictions: Sequence, references: Sequence, max_rank: int) -> np.ndarray:

@@ -338,6 +338,14 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
         return cls(config, video_model=video, text_model=text)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then `apply_backbone_tuning` (loading replaces parameters and with them
+        the `requires_grad` flags set in `__init__`)."""
+        model = super().from_pretrained(*args, **kwargs)
+        model.apply_backbone_tuning()
+        return model
+
     def apply_backbone_tuning(self):
         """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
         mode = self.config.backbone_tuning
@@ -347,6 +355,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             for i in self.config.partial_layers:
                 self.video_model.encoder.layer[i].requires_grad_(True)
         self.text_model.requires_grad_(self.config.train_text_encoder)
+        if getattr(self.text_model, "pooler", None) is not None:
+            self.text_model.pooler.requires_grad_(False)  # unused (we mean-pool tokens); DDP rejects unused trainables
         self.adapters.requires_grad_(True)
         self.head.requires_grad_(True)
 

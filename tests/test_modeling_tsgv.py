@@ -1,0 +1,301 @@
+"""TSGVForGrounding on a tiny config: shapes, SCADA identity, video-centric sharing, tuning modes, HF behaviour."""
+
+import pytest
+import torch
+from conftest import tiny_batch, tiny_config
+from transformers import AutoConfig, AutoModel, BertModel, VideoMAEModel
+
+from modeling_tsgv import TSGVConfig, TSGVForGrounding
+from modeling_tsgv.modeling_tsgv import assign_targets, diou_loss_1d
+
+
+def make_model(seed=0, perturb_adapters=True, **overrides) -> TSGVForGrounding:
+    """A tiny model; `perturb_adapters` makes the zero-initialised `up` projections non-zero, so queries matter."""
+    torch.manual_seed(seed)
+    model = TSGVForGrounding(tiny_config(**overrides))
+    if perturb_adapters:
+        with torch.no_grad():
+            for adapter in model.adapters.values():
+                adapter.up.weight.normal_(std=0.5)
+    return model.eval()
+
+
+def test_output_shapes_ranges_and_loss():
+    model = make_model()
+    batch = tiny_batch(num_videos=2, queries_per_video=3)
+    out = model(**batch)
+    # K = min(max_spans=3, L_t=4)
+    assert out.pred_spans.shape == (6, 3, 2)
+    assert out.pred_scores.shape == (6, 3)
+    assert out.step_logits.shape == (6, 4)
+    assert out.step_offsets.shape == (6, 4, 2)
+    assert out.video_hidden_states.shape == (6, 4, 32)
+    assert out.loss.dim() == 0 and torch.isfinite(out.loss)
+    assert set(out.loss_dict) == {"focal", "diou", "l1"}
+    spans = out.pred_spans
+    assert (spans >= 0).all() and (spans <= 1).all() and (spans[..., 0] <= spans[..., 1]).all()
+    assert (out.pred_scores[:, 1:] <= out.pred_scores[:, :-1]).all()  # best first
+    assert model(**{k: v for k, v in batch.items() if k != "labels"}).loss is None
+
+
+def test_fresh_scada_model_computes_plain_videomae_features():
+    torch.manual_seed(0)
+    model = TSGVForGrounding(tiny_config()).eval()  # adapters at their zero init
+    batch = tiny_batch(num_videos=2, queries_per_video=1)
+    sentence = torch.randn(2, model.config.text_config.hidden_size)
+    ours = model.forward_features(batch["pixel_values"], sentence, batch["query_video_index"])  # (2, 4, 32)
+
+    plain = VideoMAEModel(model.config.backbone_config).eval()
+    plain.load_state_dict(model.video_model.state_dict())
+    clips = batch["pixel_values"].view(4, 4, 3, 32, 32)  # (B_v * 2 clips, 4 frames, 3, 32, 32)
+    tokens = plain(clips).last_hidden_state  # (4, 8 tokens = 2 steps x 4 patches, 32)
+    expected = tokens.view(2, 2, 2, 4, 32).mean(3).reshape(2, 4, 32)  # (B_v, L_t, D)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+
+    # the comparison can fail: a non-zero adapter changes the features
+    with torch.no_grad():
+        next(iter(model.adapters.values())).up.weight.fill_(0.1)
+    changed = model.forward_features(batch["pixel_values"], sentence, batch["query_video_index"])
+    assert not torch.allclose(changed, expected)
+
+
+class CallCounter:
+    """Forward hook that records the batch size each call of a module saw."""
+
+    def __init__(self, module):
+        self.batch_sizes = []
+        module.register_forward_hook(lambda _m, args, _out: self.batch_sizes.append(args[0].shape[0]))
+
+
+def test_video_centric_batch_equals_one_query_at_a_time_and_shares_lower_blocks():
+    model = make_model()
+    layers = model.video_model.encoder.layer
+    first_scada = min(model.config.scada_layers)
+    assert first_scada == 2  # top half of 4 blocks
+    below, above = CallCounter(layers[first_scada]), CallCounter(layers[first_scada + 1])
+    batch = tiny_batch(num_videos=1, queries_per_video=4)
+    together = model(**batch)
+    # 2 clips per video: blocks up to the first SCADA block see 1 video (2 clips), the ones above 4 queries (8 clips)
+    assert below.batch_sizes == [2] and above.batch_sizes == [8]
+
+    for q in range(4):
+        single = model(
+            pixel_values=batch["pixel_values"],
+            input_ids=batch["input_ids"][q : q + 1],
+            attention_mask=batch["attention_mask"][q : q + 1],
+            query_video_index=torch.zeros(1, dtype=torch.long),
+            labels=batch["labels"][q : q + 1],
+        )
+        torch.testing.assert_close(together.step_logits[q], single.step_logits[0], rtol=0, atol=1e-5)
+        torch.testing.assert_close(together.pred_spans[q], single.pred_spans[0], rtol=0, atol=1e-5)
+    # and the queries really differ (so the equality above is not vacuous)
+    assert not torch.allclose(together.step_logits[0], together.step_logits[1])
+
+
+def test_queries_are_routed_to_their_own_video():
+    model = make_model()
+    batch = tiny_batch(num_videos=3, queries_per_video=1)
+    order = torch.tensor([2, 0, 1, 2])
+    routed = model(
+        pixel_values=batch["pixel_values"],
+        input_ids=batch["input_ids"][[0, 0, 0, 0]],
+        attention_mask=batch["attention_mask"][[0, 0, 0, 0]],
+        query_video_index=order,
+    )
+    for q, video in enumerate(order.tolist()):
+        alone = model(pixel_values=batch["pixel_values"][video : video + 1], input_ids=batch["input_ids"][:1])
+        torch.testing.assert_close(routed.step_logits[q], alone.step_logits[0], rtol=0, atol=1e-5)
+
+
+def _grads_after_backward(model, batch):
+    model.train()
+    model.zero_grad()
+    model(**batch).loss.backward()
+    return {name: param.grad for name, param in model.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    "mode,train_text,expect_backbone",
+    [
+        ("scada", False, lambda name: False),
+        ("scada", True, lambda name: False),
+        ("frozen", False, lambda name: False),
+        ("partial", False, lambda name: ".layer.3." in name or ".layer.2." in name),
+        ("full", False, lambda name: True),
+    ],
+)
+def test_gradients_reach_exactly_the_trainable_parameters(mode, train_text, expect_backbone):
+    model = make_model(backbone_tuning=mode, train_text_encoder=train_text)
+    grads = _grads_after_backward(model, tiny_batch())
+    for name, param in model.named_parameters():
+        if name.startswith("video_model."):
+            should_train = expect_backbone(name)
+        elif name.startswith("text_model."):
+            should_train = train_text and ".pooler." not in name  # BERT's pooler is unused, so it stays frozen
+        else:
+            should_train = True
+        assert param.requires_grad == should_train, name
+        if should_train:
+            assert grads[name] is not None and grads[name].abs().sum() > 0, f"no gradient reached {name}"
+        else:
+            assert grads[name] is None, f"{name} should be frozen under {mode}"
+    if mode == "scada":
+        assert len(model.adapters) == 2
+    else:
+        assert len(model.adapters) == 0  # adapters exist only under SCADA
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
+    model = make_model(perturb_adapters=False).train()
+    batch = tiny_batch(num_videos=2, queries_per_video=2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model(**batch).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    model = make_model(train_text_encoder=True)
+    batch = tiny_batch()
+    plain = _grads_after_backward(model, batch)
+    model.activation_checkpointing_enable()
+    assert model.gradient_checkpointing
+    assert not any(layer.gradient_checkpointing for layer in model.video_model.encoder.layer)  # ours wraps them
+    calls = []
+    inner = model._gradient_checkpointing_func
+    model._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
+    checkpointed = _grads_after_backward(model, batch)
+    # frozen blocks below the first adapter take no grad and are not checkpointed; blocks 2 and 3 are
+    assert calls == [2, 3]
+    for name, grad in plain.items():
+        if grad is None:
+            assert checkpointed[name] is None, name
+        else:
+            torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_bf16_autocast_forward_and_backward():
+    model = make_model().train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**tiny_batch())
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert out.pred_spans.dtype == torch.float32
+    model_bf16 = make_model().to(torch.bfloat16)
+    batch = tiny_batch()
+    batch["pixel_values"] = batch["pixel_values"].bfloat16()
+    assert torch.isfinite(model_bf16(**batch).loss)
+
+
+def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
+    model = make_model()
+    batch = tiny_batch()
+    before = model(**batch)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, TSGVConfig) and config.scada_layers == [2, 3]
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, TSGVForGrounding)
+    after = loaded(**batch)
+    torch.testing.assert_close(after.step_logits, before.step_logits, rtol=0, atol=0)
+    torch.testing.assert_close(after.pred_spans, before.pred_spans, rtol=0, atol=0)
+    assert not loaded.video_model.embeddings.patch_embeddings.projection.weight.requires_grad  # tuning re-applied
+
+
+def test_from_backbones_keeps_pretrained_weights(tmp_path, minilm_path):
+    torch.manual_seed(0)
+    video = VideoMAEModel(tiny_config().backbone_config)
+    video.save_pretrained(tmp_path / "video")
+    model = TSGVForGrounding.from_backbones(video=tmp_path / "video", text=minilm_path, num_frames=8, max_spans=2)
+    assert model.config.text_config.hidden_size == 384 and model.config.max_spans == 2
+    for name, tensor in video.state_dict().items():
+        torch.testing.assert_close(model.video_model.state_dict()[name], tensor, rtol=0, atol=0)
+    reference_text = AutoModel.from_pretrained(minilm_path)
+    for name, tensor in reference_text.state_dict().items():
+        torch.testing.assert_close(model.text_model.state_dict()[name], tensor, rtol=0, atol=0)
+    # adapters start as the identity
+    assert all((adapter.up.weight == 0).all() for adapter in model.adapters.values())
+    # the real MiniLM tokenizer and encoder run through the model
+    from transformers import AutoTokenizer
+
+    tokens = AutoTokenizer.from_pretrained(minilm_path)(["a red circle moves left"], return_tensors="pt")
+    out = model(torch.randn(1, 8, 3, 32, 32), tokens["input_ids"], tokens["attention_mask"])
+    assert out.pred_spans.shape == (1, 2, 2)
+    # a backbone given as a path may be reloaded at another clip length; a model object may not
+    longer = TSGVForGrounding.from_backbones(
+        video=tmp_path / "video", text=reference_text, clip_frames=8, num_frames=16
+    )
+    assert longer.config.backbone_config.num_frames == 8
+    with pytest.raises(ValueError, match="clip_frames=8 does not match"):
+        TSGVForGrounding.from_backbones(video=video, text=reference_text, clip_frames=8, num_frames=16)
+
+
+def test_from_backbones_accepts_model_objects_and_unwraps_videomae_heads():
+    from transformers import VideoMAEForVideoClassification
+
+    torch.manual_seed(0)
+    classifier = VideoMAEForVideoClassification(tiny_config().backbone_config)
+    text = BertModel(tiny_config().text_config)
+    model = TSGVForGrounding.from_backbones(video=classifier, text=text, num_frames=8, backbone_tuning="frozen")
+    assert model.video_model is classifier.videomae and model.text_model is text
+    with pytest.raises(ValueError, match="must be a VideoMAE model"):
+        TSGVForGrounding.from_backbones(video=text, text=text)
+
+
+def test_multi_window_labels_and_bad_inputs():
+    model = make_model()
+    batch = tiny_batch(num_videos=1, queries_per_video=2)
+    batch["labels"] = torch.tensor([[[0.0, 0.2], [0.6, 0.9]], [[0.3, 0.5], [-100.0, -100.0]]])
+    assert torch.isfinite(model(**batch).loss)
+    batch["labels"] = torch.tensor([[0.5, 0.2], [0.1, 0.3]])
+    with pytest.raises(ValueError, match="0 <= start <= end <= 1"):
+        model(**batch)
+    with pytest.raises(ValueError, match="pass query_video_index"):
+        model(pixel_values=batch["pixel_values"], input_ids=batch["input_ids"])
+    with pytest.raises(ValueError, match="multiple of clip_frames"):
+        model(pixel_values=batch["pixel_values"][:, :6], input_ids=batch["input_ids"][:1])
+    with pytest.raises(ValueError, match="expects 32x32"):
+        model(pixel_values=torch.randn(1, 8, 3, 16, 16), input_ids=batch["input_ids"][:1])
+    with pytest.raises(ValueError, match=r"query_video_index must lie in \[0, 1\)"):
+        model(**{**batch, "labels": None, "query_video_index": torch.tensor([0, 1])})
+
+
+def test_target_assignment_and_diou():
+    windows = torch.tensor([[[0.0, 0.5], [0.25, 0.5]], [[0.9, 0.95], [-100.0, -100.0]]])
+    positive, target = assign_targets(windows, num_steps=4)  # step centres 0.125, 0.375, 0.625, 0.875
+    assert positive.tolist() == [[True, True, False, False], [False, False, False, True]]
+    # step 1 lies in both windows of query 0: the shorter one is its target; the 0.05-long window keeps its central step
+    assert target[0, 1].tolist() == [0.25, 0.5] and target[0, 0].tolist() == [0.0, 0.5]
+    torch.testing.assert_close(target[1, 3], torch.tensor([0.9, 0.95]))
+    same = torch.tensor([[0.2, 0.6]])
+    assert diou_loss_1d(same, same).item() == pytest.approx(0.0, abs=1e-6)
+    # disjoint spans: IoU 0, centres 0.1 and 0.75 (gap 0.65) over a hull of length 1.0
+    assert diou_loss_1d(torch.tensor([[0.0, 0.2]]), torch.tensor([[0.5, 1.0]])).item() == pytest.approx(
+        1.0 + 0.65**2, abs=1e-6
+    )
+
+
+def test_decoding_applies_temporal_nms():
+    model = make_model(max_spans=3)
+    # step centres 0.125, 0.375, 0.625, 0.875 (in normalised time)
+    logits = torch.tensor([[3.0, 2.9, -1.0, 0.0]])
+    offsets = torch.tensor([[[0.125, 0.375], [0.375, 0.125], [0.1, 0.1], [0.1, 0.1]]])  # steps 0 and 1 -> [0, 0.5]
+    spans, scores = model.decode(logits, offsets)
+    torch.testing.assert_close(spans[0, 0], torch.tensor([0.0, 0.5]))
+    torch.testing.assert_close(spans[0, 1], torch.tensor([0.775, 0.975]))  # the duplicate [0, 0.5] is suppressed
+    torch.testing.assert_close(spans[0, 2], torch.tensor([0.525, 0.725]))
+    assert (scores[0, 1:] <= scores[0, :-1]).all()
+    model.config.nms_threshold = None
+    spans, _ = model.decode(logits, offsets)
+    torch.testing.assert_close(spans[0, 1], torch.tensor([0.0, 0.5]))
+
+
+def test_config_hidden_size_reports_the_video_width():
+    config = tiny_config()
+    assert config.hidden_size == 32 and config.text_config.hidden_size == 24
