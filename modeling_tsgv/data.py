@@ -491,14 +491,23 @@ class VideoCentricCollator:
         tokenizer: the text encoder's tokenizer.
         max_queries_per_video: cap per video; when a video has more, that many are sampled without replacement.
         max_text_length: tokens per sentence.
+        num_windows: pad `labels` to this many windows per query (a fixed shape, so evaluation batches concatenate);
+            default: the most in the batch.
     """
 
-    def __init__(self, tokenizer, max_queries_per_video: int | None = None, max_text_length: int = 64):
+    def __init__(
+        self,
+        tokenizer,
+        max_queries_per_video: int | None = None,
+        max_text_length: int = 64,
+        num_windows: int | None = None,
+    ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
         self.tokenizer = tokenizer
         self.max_queries_per_video = max_queries_per_video
         self.max_text_length = max_text_length
+        self.num_windows = num_windows
 
     def select_queries(self, num_queries: int) -> list[int]:
         """Indices of the queries kept for one video (all, or a sample without replacement, in original order)."""
@@ -528,6 +537,10 @@ class VideoCentricCollator:
             "durations_s": torch.tensor([float(f["duration_s"]) for f in features], dtype=torch.float64),
         }
         most = max(len(w) for w in windows)
+        if self.num_windows is not None:
+            if most > self.num_windows:
+                raise ValueError(f"a query has {most} windows, more than num_windows={self.num_windows}")
+            most = self.num_windows  # always present, so every evaluation batch has the same structure
         if most:
             labels = torch.full((len(windows), most, 2), -100.0)
             for q, query_windows in enumerate(windows):

@@ -107,4 +107,36 @@ def load_evaluate_metric(**kwargs):
     return evaluate.load(path, **kwargs)
 
 
-__all__ = ["temporal_iou", "grounding_metrics", "per_query_best_iou", "load_evaluate_metric"]
+def fit_prior_span(windows_norm: Sequence, grid_step: float = 0.02, objective: str = "R1@0.5") -> tuple[float, float]:
+    """The "prior" baseline: the single fixed span (normalised time) that scores best on training windows.
+
+    Every query gets the same answer, whatever the video or sentence: the floor that a model must clear.
+
+    Args:
+        windows_norm: per training query, one (start, end) window or a list of them, in normalised time [0, 1].
+        grid_step: spacing of the candidate starts / ends searched.
+        objective: "R1@m" (maximise recall at IoU m) or "mIoU".
+    Returns:
+        (start, end) in normalised time.
+    """
+    references = [_as_windows(w, i) for i, w in enumerate(windows_norm)]
+    if not references:
+        raise ValueError("fit_prior_span needs at least one training window")
+    edges = np.round(np.arange(0.0, 1.0 + grid_step / 2, grid_step), 6)
+    candidates = np.array([(s, e) for s in edges for e in edges if e > s])  # (C, 2)
+    flat = np.concatenate(references)  # (W_total, 2)
+    owner = np.repeat(np.arange(len(references)), [len(r) for r in references])
+    iou = temporal_iou(candidates, flat)  # (C, W_total)
+    best = np.zeros((len(candidates), len(references)))
+    np.maximum.at(best.T, owner, iou.T)  # best-matching window per query: (C, Q)
+    if objective == "mIoU":
+        score = best.mean(axis=1)
+    elif objective.startswith("R1@"):
+        score = (best >= float(objective[3:])).mean(axis=1) + 1e-6 * best.mean(axis=1)  # ties -> higher mIoU
+    else:
+        raise ValueError(f"objective must be 'R1@<iou>' or 'mIoU', got {objective!r}")
+    start, end = candidates[int(np.argmax(score))]
+    return float(start), float(end)
+
+
+__all__ = ["temporal_iou", "grounding_metrics", "per_query_best_iou", "load_evaluate_metric", "fit_prior_span"]

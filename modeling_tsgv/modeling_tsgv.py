@@ -335,8 +335,12 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 )
         if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
             text = AutoModel.from_pretrained(text)
+        attention = (video.config._attn_implementation, text.config._attn_implementation)
         config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
-        return cls(config, video_model=video, text_model=text)
+        model = cls(config, video_model=video, text_model=text)
+        # the composite's __init__ resets the (shared) sub-configs' attention choice; keep what the parts loaded with
+        video.config._attn_implementation, text.config._attn_implementation = attention
+        return model
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):

@@ -1,0 +1,422 @@
+"""Train and evaluate a tsgv temporal sentence grounding model with the transformers Trainer.
+
+Default job (no arguments): generate the synthetic world (cached), train a small SCADA model on it, evaluate on test
+and test_novel, save model + processor + model card into outputs/tsgv-synthetic:
+
+    python run_grounding.py
+
+Several processes (DDP; on CPU add --use_cpu):
+    accelerate launch --multi_gpu --num_processes 2 run_grounding.py --use_cpu ...
+    torchrun --nproc_per_node 2 run_grounding.py --use_cpu ...
+    (`accelerate launch --cpu --num_processes 2` starts ONE process: do not use it for 2 CPU ranks)
+DeepSpeed ZeRO-2 / ZeRO-3 (giant backbones): add --deepspeed ds_configs/zero3.json to a torchrun / accelerate launch.
+
+Real Charades-STA (videos from the Charades site, annotations from the STA release):
+    python run_grounding.py --dataset charades-sta --video_dir /data/Charades_v1_480 \
+        --train_file charades_sta_train.txt --test_file charades_sta_test.txt \
+        --durations Charades_v1_train.csv Charades_v1_test.csv \
+        --video_model MCG-NJU/videomae-base --text_model distilbert-base-uncased --num_frames 64 --image_size 224 \
+        --output_dir outputs/tsgv-charades --bf16 --per_device_train_batch_size 8
+
+Arguments come from the command line or from one .json / .yaml file (`python run_grounding.py args.json`).
+"""
+
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import datasets
+import transformers
+from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
+
+from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.data import (
+    FORMATS,
+    FrameTransform,
+    QueryCentricCollator,
+    VideoCentricCollator,
+    explode_queries,
+    read_annotations,
+)
+from modeling_tsgv.metrics import fit_prior_span, grounding_metrics
+from modeling_tsgv.trainer import TSGVTrainer, compute_grounding_metrics, unpack_predictions
+
+logger = logging.getLogger(__name__)
+
+# Random-init VideoMAE sizes (width, blocks, heads, MLP width, patch) for --video_model <name>
+BACKBONE_SIZES = {
+    "tiny": (128, 4, 4, 512, 16),
+    "vit-s": (384, 12, 6, 1536, 16),
+    "vit-b": (768, 12, 12, 3072, 16),
+    "vit-l": (1024, 24, 16, 4096, 16),
+    "vit-g": (1408, 40, 16, 6144, 14),
+}
+
+
+@dataclass
+class ModelArguments:
+    video_model: str = field(
+        default="tiny",
+        metadata={
+            "help": f"VideoMAE checkpoint (path or Hub name), or a random-init size: {', '.join(BACKBONE_SIZES)}"
+        },
+    )
+    text_model: str | None = field(
+        default=None, metadata={"help": "Text encoder (path or Hub name). Default: offline MiniLM, else distilbert."}
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "A saved tsgv model to start from (overrides video_model / text_model)."}
+    )
+    backbone_tuning: str = field(default="scada", metadata={"help": "scada | frozen | partial | full"})
+    scada_layers: list[int] | None = field(default=None, metadata={"help": "Blocks with adapters (default top half)."})
+    scada_bottleneck: int = field(default=64, metadata={"help": "Adapter bottleneck width."})
+    scada_temporal_kernel: int = field(default=3, metadata={"help": "Adapter temporal conv kernel (odd; 1 = off)."})
+    train_text_encoder: bool = field(default=False, metadata={"help": "Also train the text encoder."})
+    num_frames: int = field(default=32, metadata={"help": "Frames sampled over each whole video."})
+    clip_frames: int | None = field(
+        default=None,
+        metadata={
+            "help": "Frames per backbone clip (default: 8 for random-init sizes, the checkpoint's for pretrained)."
+        },
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Frame size (default: 64 for random-init sizes, the checkpoint's for pretrained)."},
+    )
+    head_hidden_size: int = field(default=256, metadata={"help": "Fusion / head width."})
+    head_layers: int = field(default=2, metadata={"help": "Fusion layers."})
+    max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
+    nms_threshold: float | None = field(default=0.5, metadata={"help": "Decoding NMS IoU threshold (None: off)."})
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="synthetic", metadata={"help": f"synthetic | {' | '.join(FORMATS)}"})
+    train_file: str | None = field(default=None, metadata={"help": "Training annotations."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation annotations (best checkpoint)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test annotations."})
+    video_dir: str | None = field(default=None, metadata={"help": "Folder of the videos (<video_id>.mp4 ...)."})
+    durations: list[str] | None = field(
+        default=None, metadata={"help": "Duration tables for formats without durations (Charades_v1_*.csv, JSON)."}
+    )
+    synthetic_dir: str = field(default="outputs/synthetic", metadata={"help": "Cache folder of the synthetic world."})
+    synthetic_num_videos: int = field(default=500, metadata={"help": "Synthetic videos (all splits together)."})
+    synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
+    max_queries_per_video: int | None = field(default=8, metadata={"help": "Queries sampled per video and step."})
+    sampling: str = field(default="video_centric", metadata={"help": "video_centric | query_centric batches."})
+    decode_backend: str = field(default="auto", metadata={"help": "auto | decord | pyav | torchcodec"})
+    max_train_videos: int | None = field(default=None, metadata={"help": "Use only the first N training videos."})
+    max_eval_videos: int | None = field(default=None, metadata={"help": "Use only the first N videos of eval sets."})
+
+    def __post_init__(self):
+        if self.dataset != "synthetic" and self.dataset not in FORMATS:
+            raise ValueError(f"--dataset must be 'synthetic' or one of {FORMATS}, got {self.dataset!r}")
+        if self.dataset != "synthetic" and self.train_file is None and self.test_file is None:
+            raise ValueError(f"--dataset {self.dataset} needs --train_file and/or --test_file")
+        if self.sampling not in ("video_centric", "query_centric"):
+            raise ValueError(f"--sampling must be video_centric or query_centric, got {self.sampling!r}")
+
+
+@dataclass
+class GroundingTrainingArguments(TrainingArguments):
+    """TrainingArguments with defaults for the default job; every Trainer option stays available."""
+
+    output_dir: str | None = field(default="outputs/tsgv-synthetic", metadata={"help": "Where to save everything."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: frames decode lazily."})
+    label_names: list[str] | None = field(default_factory=lambda: ["labels", "durations_s"])
+    learning_rate: float = field(default=1e-3)
+    num_train_epochs: float = field(default=6.0)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=16)
+    warmup_ratio: float = field(default=0.05)
+    weight_decay: float = field(default=0.01)
+    eval_strategy: transformers.IntervalStrategy | str = field(default="epoch")
+    save_strategy: transformers.trainer_utils.SaveStrategy | str = field(default="epoch")
+    save_total_limit: int | None = field(default=2)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str | None = field(default="R1@0.5")
+    greater_is_better: bool | None = field(default=True)
+    logging_steps: float = field(default=10)
+    dataloader_num_workers: int = field(default=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def resolve_annotation_files(data_args: DataArguments) -> tuple[dict, dict]:
+    """(split -> (path, format, video_dir, durations)) for the chosen dataset; builds the synthetic world if needed."""
+    if data_args.dataset == "synthetic":
+        from modeling_tsgv.synthetic import generate
+
+        generate(data_args.synthetic_dir, num_videos=data_args.synthetic_num_videos, seed=data_args.synthetic_seed)
+        folder = os.path.join(data_args.synthetic_dir, "annotations")
+        splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}
+        return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}, {"eval": "val"}
+    files = {"train": data_args.train_file, "val": data_args.validation_file, "test": data_args.test_file}
+    spec = {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
+    return spec, {"eval": "val" if "val" in spec else "test"}
+
+
+def load_splits(data_args: DataArguments) -> tuple[dict, str]:
+    """Read every split; logs one summary line per file. Returns ({split: Dataset}, eval split name)."""
+    spec, roles = resolve_annotation_files(data_args)
+    splits = {}
+    for split, (path, fmt, video_dir, durations) in spec.items():
+        rows, stats = read_annotations(path, fmt, video_dir=video_dir, durations=durations)
+        limit = data_args.max_train_videos if split == "train" else data_args.max_eval_videos
+        rows = rows[:limit] if limit else rows
+        logger.info(f"[{split}] {stats.summary()}")
+        splits[split] = datasets.Dataset.from_list(rows)
+    return splits, roles["eval"]
+
+
+def build_model(model_args: ModelArguments, training_args) -> TSGVForGrounding:
+    """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE + text encoder, or random-init sizes."""
+    overrides = {
+        "backbone_tuning": model_args.backbone_tuning,
+        "scada_layers": model_args.scada_layers,
+        "scada_bottleneck": model_args.scada_bottleneck,
+        "scada_temporal_kernel": model_args.scada_temporal_kernel,
+        "train_text_encoder": model_args.train_text_encoder,
+        "num_frames": model_args.num_frames,
+        "head_hidden_size": model_args.head_hidden_size,
+        "head_layers": model_args.head_layers,
+        "max_spans": model_args.max_spans,
+        "nms_threshold": model_args.nms_threshold,
+    }
+    if model_args.model_name_or_path:
+        return TSGVForGrounding.from_pretrained(model_args.model_name_or_path)
+    text = model_args.text_model or default_text_encoder_path()
+    video = model_args.video_model
+    if video in BACKBONE_SIZES:
+        width, blocks, heads, mlp, patch = BACKBONE_SIZES[video]
+        backbone = VideoMAEConfig(
+            hidden_size=width,
+            num_hidden_layers=blocks,
+            num_attention_heads=heads,
+            intermediate_size=mlp,
+            patch_size=patch,
+            image_size=model_args.image_size or 64,
+            num_frames=model_args.clip_frames or 8,
+        )
+        # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
+        video = VideoMAEModel._from_config(backbone)
+        model_args_sizes = {}
+    else:
+        model_args_sizes = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
+    return TSGVForGrounding.from_backbones(video=video, text=text, **model_args_sizes, **overrides)
+
+
+def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
+    """The prior baseline (best fixed span on train) on each evaluated split, keys `<split>_prior_<metric>`."""
+    if "train" not in splits:
+        return {}
+    train = splits["train"]
+    windows = [
+        [[s / d, e / d] for s, e in query]
+        for spans, d in zip(train["spans_s"], train["duration_s"])
+        for query in spans
+        if query
+    ]
+    start, end = fit_prior_span(windows)
+    results = {"prior_span_start": start, "prior_span_end": end}
+    for split in eval_splits:
+        rows = splits[split]
+        preds, refs = [], []
+        for spans, duration in zip(rows["spans_s"], rows["duration_s"]):
+            for query in spans:
+                if query:
+                    preds.append([(start * duration, end * duration)])
+                    refs.append(query)
+        results.update({f"{split}_prior_{k}": v for k, v in grounding_metrics(preds, refs).items()})
+    return results
+
+
+def write_predictions(path: str, dataset, output, top_k: int):
+    """jsonl, one line per query: video_id, query, gt windows (s), top-k [start_s, end_s, score]."""
+    spans, scores = output.predictions[:2]
+    labels, durations = output.label_ids
+    with open(path, "w") as f:
+        for item in unpack_predictions(spans, scores, labels, durations):
+            row = dataset[item["video"]]
+            record = {
+                "video_id": row["video_id"],
+                "query_id": row["query_ids"][item["query"]],
+                "query": row["sentences"][item["query"]],
+                "duration_s": row["duration_s"],
+                "gt_windows_s": [[round(s, 3), round(e, 3)] for s, e in row["spans_s"][item["query"]]],
+                "pred_spans_s": [[round(float(v), 3) for v in span] for span in item["spans_s"][:top_k]],
+            }
+            f.write(json.dumps(record) + "\n")
+
+
+def main(argv=None):
+    # ---- arguments -------------------------------------------------------------------------------------------
+    parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
+    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        model_args, data_args, training_args = parser.parse_yaml_file(os.path.abspath(argv[0]))
+    else:
+        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if training_args.remove_unused_columns:
+        raise ValueError("--remove_unused_columns must stay False: frames are decoded in a dataset transform")
+
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    level = training_args.get_process_log_level()
+    for name in (__name__, "modeling_tsgv", "modeling_tsgv.data"):
+        logging.getLogger(name).setLevel(level)
+    transformers.utils.logging.set_verbosity(level)
+    datasets.utils.logging.set_verbosity(level)
+    set_seed(training_args.seed)
+    if training_args.deepspeed and training_args.use_cpu:
+        # on CPU accelerate sets up torch.distributed but not deepspeed.comm, which zero.Init needs
+        import deepspeed
+
+        _ = training_args.device
+        deepspeed.init_distributed(dist_backend="gloo")
+
+    # ---- data ------------------------------------------------------------------------------------------------
+    with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
+        splits, eval_split = load_splits(data_args)
+    eval_splits = [s for s in ("test", "test_novel") if s in splits]
+
+    # ---- model and processor ---------------------------------------------------------------------------------
+    model = build_model(model_args, training_args)
+    logger.info(model.trainable_parameters_report())
+    text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
+    processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
+    num_windows = max(
+        [len(q) for ds in splits.values() for spans in ds["spans_s"] for q in spans] + [1]
+    )  # fixed label width, so evaluation batches concatenate
+    train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
+    train_collator = train_collator_cls(processor.tokenizer, data_args.max_queries_per_video)
+    eval_collator = VideoCentricCollator(processor.tokenizer, None, num_windows=num_windows)
+    for split, dataset in splits.items():
+        sampling = "random" if split == "train" else "uniform"
+        if split == "train" and data_args.sampling == "query_centric":
+            dataset = splits[split] = explode_queries(dataset)
+        dataset.set_transform(
+            FrameTransform(processor.video_processor, model.config.num_frames, sampling, data_args.decode_backend)
+        )
+
+    # ---- training --------------------------------------------------------------------------------------------
+    trainer = TSGVTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits.get("train"),
+        eval_dataset=splits.get(eval_split),
+        data_collator=train_collator,
+        eval_data_collator=eval_collator,
+        compute_metrics=compute_grounding_metrics,
+    )
+    metrics = {}
+    start = time.time()
+    if "train" in splits:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics.update(result.metrics)
+        trainer.save_model()
+        if trainer.is_world_process_zero():
+            processor.save_pretrained(training_args.output_dir)
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    for split in eval_splits:
+        output = trainer.predict(splits[split], metric_key_prefix=split)
+        metrics.update(output.metrics)
+        if trainer.is_world_process_zero():
+            write_predictions(
+                os.path.join(training_args.output_dir, f"predictions_{split}.jsonl"),
+                splits[split].with_format(None),
+                output,
+                model.config.max_spans,
+            )
+    metrics.update(prior_metrics({k: v.with_format(None) for k, v in splits.items()}, eval_splits))
+    metrics["wall_time_s"] = time.time() - start
+    trainer.save_metrics("all", metrics)
+    if trainer.is_world_process_zero():
+        table = results_table(metrics, eval_splits)
+        print(table)
+        write_model_card(training_args, model_args, data_args, model, metrics, table, argv)
+    return metrics
+
+
+def results_table(metrics: dict, eval_splits: list[str]) -> str:
+    """Markdown table: one row per evaluated split and its prior baseline."""
+    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
+    lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for split in eval_splits:
+        for name, prefix in ((split, f"{split}_"), (f"{split} (prior)", f"{split}_prior_")):
+            if f"{prefix}R1@0.5" in metrics:
+                lines.append(f"| {name} | " + " | ".join(f"{metrics[prefix + k]:.2f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_model_card(training_args, model_args, data_args, model, metrics, table, argv):
+    """README.md in output_dir from model_cards/TEMPLATE.md, with model-index results for the Hub."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    dataset_name = "tsgv-synthetic" if data_args.dataset == "synthetic" else data_args.dataset
+    results = [
+        EvalResult(
+            task_type="temporal-sentence-grounding",
+            task_name="Temporal Sentence Grounding",
+            dataset_type=dataset_name,
+            dataset_name=dataset_name,
+            dataset_split=split,
+            metric_type="recall",
+            metric_name=key,
+            metric_value=round(metrics[f"{split}_{key}"], 2),
+        )
+        for split in ("test", "test_novel")
+        for key in ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU")
+        if f"{split}_{key}" in metrics
+    ]
+    model_id = os.path.basename(os.path.normpath(training_args.output_dir))
+    card_data = ModelCardData(
+        language="en",
+        license="apache-2.0",
+        library_name="tsgv",
+        pipeline_tag="video-text-to-text",
+        tags=["temporal-sentence-grounding", "video", "videomae", "scada"],
+        datasets=[dataset_name],
+        metrics=["recall"],
+        model_name=model_id,
+        eval_results=results or None,
+    )
+    cfg = model.config
+    template = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_cards", "TEMPLATE.md")
+    card = ModelCard.from_template(
+        card_data,
+        template_path=template,
+        model_id=model_id,
+        backbone_description=f"VideoMAE `{model_args.video_model}` (width {cfg.backbone_config.hidden_size}, "
+        f"{cfg.backbone_config.num_hidden_layers} blocks)",
+        text_description=f"`{os.path.basename(os.path.normpath(model_args.text_model or default_text_encoder_path()))}`",
+        backbone_tuning=cfg.backbone_tuning,
+        trainable_report=model.trainable_parameters_report(),
+        num_frames=cfg.num_frames,
+        image_size=cfg.image_size,
+        clip_frames=cfg.clip_frames,
+        dataset_description=dataset_name,
+        results_table=table,
+        model_path=training_args.output_dir,
+        command="python run_grounding.py " + " ".join(shlex.quote(a) for a in argv),
+        learning_rate=training_args.learning_rate,
+        num_train_epochs=training_args.num_train_epochs,
+        train_batch_size=training_args.per_device_train_batch_size,
+        max_queries_per_video=data_args.max_queries_per_video,
+        seed=training_args.seed,
+        train_runtime=f"{metrics.get('train_runtime', float('nan')):.0f} s",
+    )
+    card.save(os.path.join(training_args.output_dir, "README.md"))
+    with open(os.path.join(training_args.output_dir, "run_arguments.json"), "w") as f:
+        json.dump({"model": asdict(model_args), "data": asdict(data_args)}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
