@@ -42,8 +42,8 @@ from modeling_tsgv.data import (
     explode_queries,
     read_annotations,
 )
-from modeling_tsgv.metrics import fit_prior_span, grounding_metrics
-from modeling_tsgv.trainer import TSGVTrainer, compute_grounding_metrics, unpack_predictions
+from modeling_tsgv.metrics import prior_baseline
+from modeling_tsgv.trainer import EpochCallback, TSGVTrainer, compute_grounding_metrics, unpack_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class DataArguments:
     decode_backend: str = field(default="auto", metadata={"help": "auto | decord | pyav | torchcodec"})
     max_train_videos: int | None = field(default=None, metadata={"help": "Use only the first N training videos."})
     max_eval_videos: int | None = field(default=None, metadata={"help": "Use only the first N videos of eval sets."})
+    evaluate_only: bool = field(default=False, metadata={"help": "Skip training: evaluate --model_name_or_path."})
 
     def __post_init__(self):
         if self.dataset != "synthetic" and self.dataset not in FORMATS:
@@ -215,24 +216,11 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
     """The prior baseline (best fixed span on train) on each evaluated split, keys `<split>_prior_<metric>`."""
     if "train" not in splits:
         return {}
-    train = splits["train"]
-    windows = [
-        [[s / d, e / d] for s, e in query]
-        for spans, d in zip(train["spans_s"], train["duration_s"])
-        for query in spans
-        if query
-    ]
-    start, end = fit_prior_span(windows)
-    results = {"prior_span_start": start, "prior_span_end": end}
+    results = {}
     for split in eval_splits:
-        rows = splits[split]
-        preds, refs = [], []
-        for spans, duration in zip(rows["spans_s"], rows["duration_s"]):
-            for query in spans:
-                if query:
-                    preds.append([(start * duration, end * duration)])
-                    refs.append(query)
-        results.update({f"{split}_prior_{k}": v for k, v in grounding_metrics(preds, refs).items()})
+        (start, end), metrics = prior_baseline(splits["train"], splits[split])
+        results.update({f"{split}_prior_{k}": v for k, v in metrics.items()})
+    results["prior_span_start"], results["prior_span_end"] = start, end
     return results
 
 
@@ -254,7 +242,9 @@ def write_predictions(path: str, dataset, output, top_k: int):
             f.write(json.dumps(record) + "\n")
 
 
-def main(argv=None):
+def main(argv=None, callbacks=None):
+    """Parse arguments (`argv`, default sys.argv[1:]), train, evaluate, save; returns the metrics dict.
+    `callbacks`: extra `TrainerCallback`s."""
     # ---- arguments -------------------------------------------------------------------------------------------
     parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
@@ -295,15 +285,18 @@ def main(argv=None):
         [len(q) for ds in splits.values() for spans in ds["spans_s"] for q in spans] + [1]
     )  # fixed label width, so evaluation batches concatenate
     train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
-    train_collator = train_collator_cls(processor.tokenizer, data_args.max_queries_per_video)
+    seed = training_args.seed
+    train_collator = train_collator_cls(processor.tokenizer, data_args.max_queries_per_video, seed=seed)
     eval_collator = VideoCentricCollator(processor.tokenizer, None, num_windows=num_windows)
+    transforms = {}
     for split, dataset in splits.items():
         sampling = "random" if split == "train" else "uniform"
         if split == "train" and data_args.sampling == "query_centric":
             dataset = splits[split] = explode_queries(dataset)
-        dataset.set_transform(
-            FrameTransform(processor.video_processor, model.config.num_frames, sampling, data_args.decode_backend)
+        transforms[split] = FrameTransform(
+            processor.video_processor, model.config.num_frames, sampling, data_args.decode_backend, seed=seed
         )
+        dataset.set_transform(transforms[split])
 
     # ---- training --------------------------------------------------------------------------------------------
     trainer = TSGVTrainer(
@@ -314,10 +307,11 @@ def main(argv=None):
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
+        callbacks=[EpochCallback(train_collator, *transforms.values()), *(callbacks or [])],
     )
     metrics = {}
     start = time.time()
-    if "train" in splits:
+    if "train" in splits and not data_args.evaluate_only:
         result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         metrics.update(result.metrics)
         trainer.save_model()

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,32 +450,60 @@ def explode_queries(dataset: datasets.Dataset) -> datasets.Dataset:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def item_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
+    """A generator that depends only on (seed, epoch, item key): the same random frames / queries for an item in an
+    epoch whatever order or process fetched it in, so a resumed run sees exactly the data of an uninterrupted one."""
+    return np.random.default_rng([seed, epoch, zlib.crc32(key.encode("utf-8"))])
+
+
 class FrameTransform:
     """`Dataset.set_transform` callable: decodes each video's frames on access (in DataLoader workers).
 
     Adds `pixel_values` ((T, 3, H, W) float tensor from the video processor) and `frame_times_s` ((T,) seconds) to the
     row; frames are sampled by time over the annotated duration ("uniform" for eval, "random" jitter for training).
     Nothing decoded is kept after the batch is built.
+
+    Args:
+        video_processor: resizes / normalises frames (e.g. `TSGVProcessor.video_processor`).
+        num_frames: T.
+        sampling: "uniform" or "random".
+        backend: decoder, see `read_frames`.
+        seed: with a seed, the jitter of an item depends only on (seed, epoch, video and query ids); call
+            `set_epoch` each epoch (`EpochCallback` does it for the Trainer). Without, it draws from torch's RNG.
     """
 
-    def __init__(self, video_processor, num_frames: int, sampling: str = "uniform", backend: str = "auto"):
+    def __init__(
+        self,
+        video_processor,
+        num_frames: int,
+        sampling: str = "uniform",
+        backend: str = "auto",
+        seed: int | None = None,
+    ):
         self.video_processor = video_processor
         self.num_frames = num_frames
         self.sampling = sampling
         self.backend = backend
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def _rng(self, batch: dict, i: int) -> np.random.Generator:
+        if self.seed is None:
+            return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        return item_rng(self.seed, self.epoch, f"{batch['video_id'][i]}/{batch['query_ids'][i][:1]}")
 
     def __call__(self, batch: dict) -> dict:
         pixel_values, frame_times_s = [], []
-        for path, duration_s in zip(batch["video_path"], batch["duration_s"]):
+        for i, (path, duration_s) in enumerate(zip(batch["video_path"], batch["duration_s"])):
             if path is None:
                 raise VideoDecodeError("this dataset has no video paths: load it with video_dir=...")
-            # numpy seed drawn from torch's generator, which the Trainer / DataLoader seed per worker
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+            rng = self._rng(batch, i) if self.sampling == "random" else None
             video = read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s)
-            frames = self.video_processor([torch.from_numpy(video.frames)], return_tensors="pt")["pixel_values"][
-                0
-            ]  # (T, 3, H, W)
-            pixel_values.append(frames)
+            frames = self.video_processor([torch.from_numpy(video.frames)], return_tensors="pt")["pixel_values"][0]
+            pixel_values.append(frames)  # (T, 3, H, W)
             frame_times_s.append(torch.from_numpy(video.times_s))
         return {**batch, "pixel_values": pixel_values, "frame_times_s": frame_times_s}
 
@@ -493,6 +522,7 @@ class VideoCentricCollator:
         max_text_length: tokens per sentence.
         num_windows: pad `labels` to this many windows per query (a fixed shape, so evaluation batches concatenate);
             default: the most in the batch.
+        seed: with a seed, the queries sampled for a video depend only on (seed, epoch, video id); see `set_epoch`.
     """
 
     def __init__(
@@ -501,6 +531,7 @@ class VideoCentricCollator:
         max_queries_per_video: int | None = None,
         max_text_length: int = 64,
         num_windows: int | None = None,
+        seed: int | None = None,
     ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
@@ -508,17 +539,25 @@ class VideoCentricCollator:
         self.max_queries_per_video = max_queries_per_video
         self.max_text_length = max_text_length
         self.num_windows = num_windows
+        self.seed = seed
+        self.epoch = 0
 
-    def select_queries(self, num_queries: int) -> list[int]:
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def select_queries(self, num_queries: int, video_id: str = "") -> list[int]:
         """Indices of the queries kept for one video (all, or a sample without replacement, in original order)."""
-        if self.max_queries_per_video is None or num_queries <= self.max_queries_per_video:
+        cap = self.max_queries_per_video
+        if cap is None or num_queries <= cap:
             return list(range(num_queries))
-        return sorted(torch.randperm(num_queries)[: self.max_queries_per_video].tolist())
+        if self.seed is None:
+            return sorted(torch.randperm(num_queries)[:cap].tolist())
+        return sorted(item_rng(self.seed, self.epoch, video_id).permutation(num_queries)[:cap].tolist())
 
     def __call__(self, features: list[dict]) -> dict:
         sentences, windows, video_index = [], [], []
         for v, feature in enumerate(features):
-            for q in self.select_queries(len(feature["sentences"])):
+            for q in self.select_queries(len(feature["sentences"]), str(feature.get("video_id", ""))):
                 sentences.append(feature["sentences"][q])
                 windows.append(
                     [[s / feature["duration_s"], e / feature["duration_s"]] for s, e in feature["spans_s"][q]]
@@ -563,6 +602,7 @@ class QueryCentricCollator(VideoCentricCollator):
 
 __all__ = [
     "FORMATS",
+    "item_rng",
     "AnnotationStats",
     "read_annotations",
     "load_annotations",

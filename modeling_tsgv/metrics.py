@@ -139,4 +139,34 @@ def fit_prior_span(windows_norm: Sequence, grid_step: float = 0.02, objective: s
     return float(start), float(end)
 
 
-__all__ = ["temporal_iou", "grounding_metrics", "per_query_best_iou", "load_evaluate_metric", "fit_prior_span"]
+def prior_baseline(train_rows, test_rows) -> tuple[tuple[float, float], dict[str, float]]:
+    """Fit the prior span on training rows and score it on test rows.
+
+    Args: rows with `duration_s` and `spans_s` (per query, a list of [start_s, end_s] windows), as
+        `modeling_tsgv.data.read_annotations` returns them or a `datasets.Dataset` of them yields.
+    Returns: ((start, end) normalised, `grounding_metrics` of the prior on the test queries that have windows).
+    """
+    windows = [
+        [[s / r["duration_s"], e / r["duration_s"]] for s, e in query]
+        for r in train_rows
+        for query in r["spans_s"]
+        if query
+    ]
+    start, end = fit_prior_span(windows)
+    predictions, references = [], []
+    for row in test_rows:
+        for query in row["spans_s"]:
+            if query:
+                predictions.append([(start * row["duration_s"], end * row["duration_s"])])
+                references.append(query)
+    return (start, end), grounding_metrics(predictions, references)
+
+
+__all__ = [
+    "temporal_iou",
+    "grounding_metrics",
+    "per_query_best_iou",
+    "load_evaluate_metric",
+    "fit_prior_span",
+    "prior_baseline",
+]

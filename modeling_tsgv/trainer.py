@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
 from .metrics import grounding_metrics
@@ -71,6 +71,17 @@ def compute_grounding_metrics(eval_pred) -> dict[str, float]:
     metrics = grounding_metrics([q["spans_s"] for q in queries], [q["windows_s"] for q in queries])
     metrics["num_queries"] = float(len(queries))
     return metrics
+
+
+class EpochCallback(TrainerCallback):
+    """Tells seeded data pieces (FrameTransform, collators: anything with `set_epoch`) which epoch starts."""
+
+    def __init__(self, *targets):
+        self.targets = targets
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        for target in self.targets:
+            target.set_epoch(int(state.epoch or 0))
 
 
 class TSGVTrainer(Trainer):
@@ -144,4 +155,4 @@ class TSGVTrainer(Trainer):
         return True
 
 
-__all__ = ["TSGVTrainer", "pack_video_major", "unpack_predictions", "compute_grounding_metrics"]
+__all__ = ["TSGVTrainer", "EpochCallback", "pack_video_major", "unpack_predictions", "compute_grounding_metrics"]
