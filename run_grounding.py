@@ -91,6 +91,13 @@ class ModelArguments:
     head_layers: int = field(default=2, metadata={"help": "Fusion layers."})
     max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
     nms_threshold: float | None = field(default=0.5, metadata={"help": "Decoding NMS IoU threshold (None: off)."})
+    pretrain_backbone_steps: int = field(
+        default=300,
+        metadata={
+            "help": "Stage 1 for random-init backbones on the synthetic world: steps of clip classification "
+            "pretraining (modeling_tsgv.pretraining) before grounding; 0 skips it."
+        },
+    )
 
 
 @dataclass
@@ -175,7 +182,7 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
     return splits, roles["eval"]
 
 
-def build_model(model_args: ModelArguments, training_args) -> TSGVForGrounding:
+def build_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> TSGVForGrounding:
     """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE + text encoder, or random-init sizes."""
     overrides = {
         "backbone_tuning": model_args.backbone_tuning,
@@ -204,12 +211,38 @@ def build_model(model_args: ModelArguments, training_args) -> TSGVForGrounding:
             image_size=model_args.image_size or 64,
             num_frames=model_args.clip_frames or 8,
         )
-        # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
-        video = VideoMAEModel._from_config(backbone)
+        if model_args.pretrain_backbone_steps > 0 and data_args.dataset == "synthetic":
+            video = pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args)
+        else:
+            # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
+            video = VideoMAEModel._from_config(backbone)
         model_args_sizes = {}
     else:
         model_args_sizes = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
     return TSGVForGrounding.from_backbones(video=video, text=text, **model_args_sizes, **overrides)
+
+
+def pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args) -> VideoMAEModel:
+    """Stage 1: clip classification on the synthetic world's training events (see modeling_tsgv.pretraining)."""
+    from modeling_tsgv.pretraining import pretrain_backbone_on_clips
+
+    folder = data_args.synthetic_dir
+    with open(os.path.join(folder, "meta.json")) as f:
+        vocabulary = json.load(f)["vocabulary"]
+    processor = TSGVProcessor.from_text_encoder(text, image_size=backbone.image_size)
+    classifier = pretrain_backbone_on_clips(
+        backbone,
+        os.path.join(folder, "annotations", "train.jsonl"),
+        folder,
+        vocabulary,
+        processor.video_processor,
+        num_frames=model_args.num_frames,
+        output_dir=os.path.join(training_args.output_dir, "stage1"),
+        max_steps=model_args.pretrain_backbone_steps,
+        seed=training_args.seed,
+        num_workers=training_args.dataloader_num_workers,
+    )
+    return classifier.videomae
 
 
 def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
@@ -277,7 +310,7 @@ def main(argv=None, callbacks=None):
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
 
     # ---- model and processor ---------------------------------------------------------------------------------
-    model = build_model(model_args, training_args)
+    model = build_model(model_args, data_args, training_args)
     logger.info(model.trainable_parameters_report())
     text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
     processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)

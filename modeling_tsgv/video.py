@@ -38,8 +38,10 @@ class VideoFrames:
     backend: str
 
 
-def sample_times_s(duration_s: float, num_frames: int, sampling: str = "uniform", rng=None) -> np.ndarray:
-    """Target times for `num_frames` frames over [0, duration_s).
+def sample_times_s(
+    duration_s: float, num_frames: int, sampling: str = "uniform", rng=None, start_s: float = 0.0
+) -> np.ndarray:
+    """Target times for `num_frames` frames over [start_s, start_s + duration_s).
 
     "uniform": centres of `num_frames` equal segments, (k + 0.5) / T * duration. "random": one uniformly random time
     inside each segment (temporal jitter for training; order is kept). Returns (T,) float64 seconds.
@@ -54,7 +56,7 @@ def sample_times_s(duration_s: float, num_frames: int, sampling: str = "uniform"
         offsets = (rng if rng is not None else np.random.default_rng()).random(num_frames)
     else:
         raise ValueError(f"sampling must be 'uniform' or 'random', got {sampling!r}")
-    return (np.arange(num_frames) + offsets) / num_frames * duration_s
+    return start_s + (np.arange(num_frames) + offsets) / num_frames * duration_s
 
 
 def _shown_at(frame_starts_s: np.ndarray, targets_s: np.ndarray) -> np.ndarray:
@@ -62,7 +64,9 @@ def _shown_at(frame_starts_s: np.ndarray, targets_s: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(frame_starts_s, targets_s, side="right") - 1, 0, len(frame_starts_s) - 1)
 
 
-def _read_decord(path: str, num_frames: int, sampling: str, rng, duration_s: float | None) -> VideoFrames:
+def _read_decord(
+    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
+) -> VideoFrames:
     import decord
 
     reader = decord.VideoReader(path, num_threads=1)
@@ -70,7 +74,7 @@ def _read_decord(path: str, num_frames: int, sampling: str, rng, duration_s: flo
         raise VideoDecodeError(f"{path}: the video stream holds no frames")
     stamps = reader.get_frame_timestamp(np.arange(len(reader)))  # (N, 2) start/end seconds per frame
     duration = float(duration_s or stamps[-1, 1])
-    index = _shown_at(stamps[:, 0], sample_times_s(duration, num_frames, sampling, rng))
+    index = _shown_at(stamps[:, 0], sample_times_s(duration, num_frames, sampling, rng, start_s))
     frames = reader.get_batch(index).asnumpy()
     return VideoFrames(frames, stamps[index, 0].astype(np.float64), duration, "decord")
 
@@ -83,7 +87,9 @@ def _pyav_duration_s(container, stream) -> float | None:
     return None
 
 
-def _read_pyav(path: str, num_frames: int, sampling: str, rng, duration_s: float | None) -> VideoFrames:
+def _read_pyav(
+    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
+) -> VideoFrames:
     """Decode forward, seeking only across long gaps, so frames of one GOP are never decoded twice (a naive seek per
     frame re-decodes whole GOPs and is ~2x slower than decord on long-GOP files)."""
     import av
@@ -96,7 +102,7 @@ def _read_pyav(path: str, num_frames: int, sampling: str, rng, duration_s: float
         duration = float(duration_s or _pyav_duration_s(container, stream) or 0.0)
         if duration <= 0:
             raise VideoDecodeError(f"{path}: cannot tell the video's duration")
-        targets = sample_times_s(duration, num_frames, sampling, rng)
+        targets = sample_times_s(duration, num_frames, sampling, rng, start_s)
         rate = float(stream.average_rate or 25)
         seek_gap_s = max(2.0, 64 / rate)  # beyond this, seeking to the keyframe beats decoding through
         frames, times = [], []
@@ -122,7 +128,9 @@ def _read_pyav(path: str, num_frames: int, sampling: str, rng, duration_s: float
     return VideoFrames(np.stack(frames), np.asarray(times, dtype=np.float64), duration, "pyav")
 
 
-def _read_torchcodec(path: str, num_frames: int, sampling: str, rng, duration_s: float | None) -> VideoFrames:
+def _read_torchcodec(
+    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
+) -> VideoFrames:
     from torchcodec.decoders import VideoDecoder
 
     decoder = VideoDecoder(path, seek_mode="exact", dimension_order="NHWC")
@@ -131,7 +139,7 @@ def _read_torchcodec(path: str, num_frames: int, sampling: str, rng, duration_s:
     if duration <= 0:
         raise VideoDecodeError(f"{path}: cannot tell the video's duration")
     end_s = metadata.end_stream_seconds or duration
-    targets = np.minimum(sample_times_s(duration, num_frames, sampling, rng), np.nextafter(end_s, 0))
+    targets = np.minimum(sample_times_s(duration, num_frames, sampling, rng, start_s), np.nextafter(end_s, 0))
     batch = decoder.get_frames_played_at(seconds=targets.tolist())
     return VideoFrames(batch.data.numpy(), batch.pts_seconds.numpy().astype(np.float64), duration, "torchcodec")
 
@@ -146,8 +154,9 @@ def read_frames(
     backend: str = "auto",
     rng: np.random.Generator | None = None,
     duration_s: float | None = None,
+    start_s: float = 0.0,
 ) -> VideoFrames:
-    """Read `num_frames` frames sampled by time over the whole video.
+    """Read `num_frames` frames sampled by time over the whole video (or over [start_s, start_s + duration_s)).
 
     Args:
         path: video file.
@@ -157,6 +166,7 @@ def read_frames(
         rng: numpy Generator for "random" sampling.
         duration_s: the time axis to sample over (e.g. the annotation's duration); default: the file's own duration.
             Targets past the last frame get the last frame.
+        start_s: start of the sampled window (with `duration_s` as its length), for clips out of a longer video.
     Returns:
         `VideoFrames` with frames (T, H, W, 3) uint8 and their presentation times (T,) in seconds.
     Raises:
@@ -171,7 +181,7 @@ def read_frames(
     errors = []
     for name in order:
         try:
-            return _READERS[name](path, num_frames, sampling, rng, duration_s)
+            return _READERS[name](path, num_frames, sampling, rng, duration_s, start_s)
         except ImportError as err:
             if backend != "auto":
                 raise ImportError(f"backend {name!r} is not installed: {err}") from err
