@@ -92,7 +92,7 @@ class ModelArguments:
     max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
     nms_threshold: float | None = field(default=0.5, metadata={"help": "Decoding NMS IoU threshold (None: off)."})
     pretrain_backbone_steps: int = field(
-        default=300,
+        default=0,
         metadata={
             "help": "Stage 1 for random-init backbones on the synthetic world: steps of clip classification "
             "pretraining (modeling_tsgv.pretraining) before grounding; 0 skips it."
@@ -150,6 +150,7 @@ class GroundingTrainingArguments(TrainingArguments):
     greater_is_better: bool | None = field(default=True)
     logging_steps: float = field(default=10)
     dataloader_num_workers: int = field(default=2)
+    log_level: str = field(default="info", metadata={"help": "Main-process log level (replicas: log_level_replica)."})
 
 
 # ---------------------------------------------------------------------------------------------------------------------

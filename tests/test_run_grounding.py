@@ -10,9 +10,8 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import REPO_ROOT
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(REPO_ROOT))
 import run_grounding  # noqa: E402
@@ -183,3 +182,12 @@ def test_deepspeed_on_two_cpu_ranks_trains_and_saves_a_loadable_model(world, tmp
     assert all(t.numel() > 0 for t in saved.values())  # ZeRO-3 gathered full weights on save
     assert any(k.startswith("adapters.") for k in saved)
     assert model.config.backbone_tuning == "scada"
+    # the frozen pretrained text encoder came through zero.Init partitioning untouched (no re-initialisation)
+    from transformers import AutoModel
+
+    from modeling_tsgv import default_text_encoder_path
+
+    reference = AutoModel.from_pretrained(default_text_encoder_path()).state_dict()
+    for name, tensor in reference.items():
+        if f"text_model.{name}" in saved:
+            assert torch.equal(saved[f"text_model.{name}"], tensor), name
