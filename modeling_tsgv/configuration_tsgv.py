@@ -42,6 +42,10 @@ class TSGVConfig(PreTrainedConfig):
             Frames per backbone clip (16 for pretrained VideoMAE). Written into `backbone_config.num_frames`.
         image_size (`int`, *optional*):
             Frame height = width in pixels. Written into `backbone_config.image_size`.
+        spatial_pooling (`str`, *optional*, defaults to `"sentence"`):
+            How the spatial tokens of each time step become one vector: `"mean"`, or `"sentence"` (attention weights
+            from the sentence embedding, so a step's vector describes the object the sentence names). The sentence
+            query starts at zero, so a fresh `"sentence"` pooling is exactly the mean.
         head_hidden_size (`int`, *optional*, defaults to 256):
             Width of the cross-modal fusion and of the prediction heads.
         head_layers (`int`, *optional*, defaults to 2):
@@ -98,6 +102,7 @@ class TSGVConfig(PreTrainedConfig):
     num_frames: int = 32
     clip_frames: int | None = None
     image_size: int | None = None
+    spatial_pooling: str = "sentence"
     head_hidden_size: int = 256
     head_layers: int = 2
     head_num_heads: int = 4
@@ -136,6 +141,8 @@ class TSGVConfig(PreTrainedConfig):
         """Raise a ValueError naming the field when the configuration cannot describe a working model."""
         if self.backbone_tuning not in BACKBONE_TUNING_MODES:
             raise ValueError(f"backbone_tuning must be one of {BACKBONE_TUNING_MODES}, got {self.backbone_tuning!r}")
+        if self.spatial_pooling not in ("mean", "sentence"):
+            raise ValueError(f"spatial_pooling must be 'mean' or 'sentence', got {self.spatial_pooling!r}")
         num_layers = self.backbone_config.num_hidden_layers
         for name in ("scada_layers", "partial_layers"):
             bad = [i for i in getattr(self, name) if not 0 <= i < num_layers]

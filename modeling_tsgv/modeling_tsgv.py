@@ -103,6 +103,26 @@ class ScadaAdapter(nn.Module):
         return hidden + self.up(h).view_as(hidden)
 
 
+class SentenceSpatialPool(nn.Module):
+    """Pools the spatial tokens of each time step with attention weights computed from the sentence embedding.
+
+    weights = softmax_hw(<k(token), q(sentence)> / sqrt(D)); `q` starts at zero, so a fresh pool is the plain mean.
+    """
+
+    def __init__(self, config: TSGVConfig):
+        super().__init__()
+        width = config.backbone_config.hidden_size
+        self.key = nn.Linear(width, width)
+        self.query = nn.Linear(config.text_config.hidden_size, width)
+
+    def forward(self, tokens: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
+        """tokens (B_q, L_t, hw, D), sentence (B_q, D_text) -> (B_q, L_t, D)."""
+        query = self.query(sentence)[:, None, :, None]  # (B_q, 1, D, 1)
+        logits = (self.key(tokens) @ query).squeeze(-1) / math.sqrt(tokens.shape[-1])  # (B_q, L_t, hw)
+        weights = logits.softmax(dim=-1)
+        return (weights[..., None] * tokens).sum(2)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Grounding head: cross-modal fusion + anchor-free dense prediction
 # ---------------------------------------------------------------------------------------------------------------------
@@ -250,7 +270,7 @@ class TSGVPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = ("video", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["ScadaAdapter", "TSGVGroundingHead"]
+    _no_split_modules = ["ScadaAdapter", "SentenceSpatialPool", "TSGVGroundingHead"]
     _supports_sdpa = True
 
     @classmethod
@@ -269,6 +289,9 @@ class TSGVPreTrainedModel(PreTrainedModel):
         if isinstance(module, ScadaAdapter):
             init.zeros_(module.up.weight)  # identity at start: a fresh SCADA model computes the plain backbone
             init.zeros_(module.up.bias)
+        elif isinstance(module, SentenceSpatialPool):
+            init.zeros_(module.query.weight)  # uniform weights at start: the plain spatial mean
+            init.zeros_(module.query.bias)
         elif isinstance(module, TSGVGroundingHead):
             prior = self.config.score_prior
             init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
@@ -294,6 +317,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         use_scada = config.backbone_tuning == "scada"
         # adapters keyed by block index, beside the untouched backbone (its state-dict keys stay plain VideoMAE)
         self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
+        self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
         self.head = TSGVGroundingHead(config)
         self.post_init()
         self.apply_backbone_tuning()
@@ -363,6 +387,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             self.text_model.pooler.requires_grad_(False)  # unused (we mean-pool tokens); DDP rejects unused trainables
         self.adapters.requires_grad_(True)
         self.head.requires_grad_(True)
+        if self.spatial_pool is not None:
+            self.spatial_pool.requires_grad_(True)
 
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
@@ -457,10 +483,16 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
         batch = hidden.shape[0] // clips  # B_q after a gather, else B_v
         dim = hidden.shape[-1]
-        pooled = hidden.view(batch, clips, steps_per_clip, -1, dim).mean(3)  # (B, C, t, D): mean over space
-        pooled = pooled.reshape(batch, clips * steps_per_clip, dim)  # (B, L_t, D)
-        if first_query_block is None:
-            pooled = pooled[query_video_index]  # query-independent backbone: fan out after pooling (cheapest)
+        tokens = hidden.view(batch, clips, steps_per_clip, -1, dim)  # (B, C, t, hw, D)
+        tokens = tokens.reshape(batch, clips * steps_per_clip, -1, dim)  # (B, L_t, hw, D)
+        if self.spatial_pool is None:
+            pooled = tokens.mean(2)  # (B, L_t, D)
+            if first_query_block is None:
+                pooled = pooled[query_video_index]  # query-independent backbone: fan out after pooling (cheapest)
+        else:
+            if first_query_block is None:
+                tokens = tokens[query_video_index]  # (B_q, L_t, hw, D)
+            pooled = self.spatial_pool(tokens, sentence)  # (B_q, L_t, D)
         assert pooled.shape[0] == batch_q
         return pooled
 
@@ -587,4 +619,11 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         return torch.stack(out_spans), torch.stack(out_scores)
 
 
-__all__ = ["TSGVForGrounding", "TSGVPreTrainedModel", "TSGVGroundingOutput", "ScadaAdapter", "TSGVGroundingHead"]
+__all__ = [
+    "TSGVForGrounding",
+    "TSGVPreTrainedModel",
+    "TSGVGroundingOutput",
+    "ScadaAdapter",
+    "SentenceSpatialPool",
+    "TSGVGroundingHead",
+]

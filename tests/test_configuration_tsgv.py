@@ -44,6 +44,7 @@ def test_flat_fields_write_through_to_the_backbone_and_round_trip(tmp_path):
         ({"scada_temporal_kernel": 2}, "scada_temporal_kernel must be odd"),
         ({"nms_threshold": 0.0}, "nms_threshold must be in"),
         ({"head_hidden_size": 30, "head_num_heads": 4}, "divisible by head_num_heads"),
+        ({"spatial_pooling": "max"}, "spatial_pooling must be 'mean' or 'sentence'"),
     ],
 )
 def test_invalid_settings_name_the_field(overrides, message):

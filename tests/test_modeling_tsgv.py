@@ -10,13 +10,16 @@ from modeling_tsgv.modeling_tsgv import assign_targets, diou_loss_1d
 
 
 def make_model(seed=0, perturb_adapters=True, **overrides) -> TSGVForGrounding:
-    """A tiny model; `perturb_adapters` makes the zero-initialised `up` projections non-zero, so queries matter."""
+    """A tiny model; `perturb_adapters` makes the zero-initialised `up` projections (and the sentence query of the
+    spatial pooling) non-zero, so queries matter."""
     torch.manual_seed(seed)
     model = TSGVForGrounding(tiny_config(**overrides))
     if perturb_adapters:
         with torch.no_grad():
             for adapter in model.adapters.values():
                 adapter.up.weight.normal_(std=0.5)
+            if model.spatial_pool is not None:
+                model.spatial_pool.query.weight.normal_(std=0.5)
     return model.eval()
 
 
@@ -299,3 +302,12 @@ def test_decoding_applies_temporal_nms():
 def test_config_hidden_size_reports_the_video_width():
     config = tiny_config()
     assert config.hidden_size == 32 and config.text_config.hidden_size == 24
+
+
+def test_mean_pooling_and_frozen_backbone_fan_out_after_pooling():
+    model = make_model(backbone_tuning="frozen", spatial_pooling="mean")
+    assert model.spatial_pool is None and len(model.adapters) == 0
+    top = CallCounter(model.video_model.encoder.layer[3])
+    out = model(**tiny_batch(num_videos=1, queries_per_video=3))
+    assert top.batch_sizes == [2]  # the whole backbone ran once for the video (2 clips), not once per query
+    torch.testing.assert_close(out.video_hidden_states[0], out.video_hidden_states[2])  # same video, same features
