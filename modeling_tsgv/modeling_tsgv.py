@@ -312,6 +312,12 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     def __init__(self, config: TSGVConfig, video_model: PreTrainedModel | None = None, text_model=None):
         super().__init__(config)
+        for part in (video_model, text_model):
+            # a model handed in was initialised (or loaded) by its own constructor: our post_init must not touch it.
+            # Under ZeRO-3 with several ranks, `_from_config` leaves part of its modules unflagged on ranks > 0, and
+            # re-initialising their partitioned (empty) weights fails, e.g. BERT's `weight[padding_idx]`.
+            for module in part.modules() if part is not None else ():
+                module._is_hf_initialized = True
         self.video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
         self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
         use_scada = config.backbone_tuning == "scada"
