@@ -77,6 +77,7 @@ def main():
     parser.add_argument("--batch_size", type=int, default=2, help="videos per device and step (2 queries each)")
     parser.add_argument("--num_frames", type=int, default=32)
     parser.add_argument("--cpu", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="bf16 also on CPU (always on with a GPU)")
     parser.add_argument("--output_dir", default=os.path.join(tempfile.gettempdir(), "tsgv_zero3_check"))
     args = parser.parse_args()
     image_size = 64 if args.size == "tiny" else 224
@@ -90,7 +91,7 @@ def main():
         logging_steps=1,
         save_strategy="no",
         report_to="none",
-        bf16=not args.cpu,
+        bf16=args.bf16 or not args.cpu,
         use_cpu=args.cpu,
         activation_checkpointing=True,
         remove_unused_columns=False,

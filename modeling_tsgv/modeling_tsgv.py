@@ -367,7 +367,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             text = AutoModel.from_pretrained(text)
         attention = (video.config._attn_implementation, text.config._attn_implementation)
         config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
-        model = cls(config, video_model=video, text_model=text)
+        # `_from_config` builds our own modules under ZeRO-3's zero.Init when DeepSpeed ZeRO-3 is configured, so they
+        # are partitioned and cast (e.g. to bf16) like the parts; otherwise it is a plain constructor call
+        model = cls._from_config(config, video_model=video, text_model=text)
         # the composite's __init__ resets the (shared) sub-configs' attention choice; keep what the parts loaded with
         video.config._attn_implementation, text.config._attn_implementation = attention
         return model
@@ -398,8 +400,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in self.parameters())
+        sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in self.parameters()]  # ZeRO-3: full size
+        trainable = sum(n for n, needs_grad in sizes if needs_grad)
+        total = sum(n for n, _ in sizes)
         return (
             f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
         )
