@@ -90,8 +90,9 @@ def _pyav_duration_s(container, stream) -> float | None:
 def _read_pyav(
     path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
 ) -> VideoFrames:
-    """Decode forward, seeking only across long gaps, so frames of one GOP are never decoded twice (a naive seek per
-    frame re-decodes whole GOPs and is ~2x slower than decord on long-GOP files)."""
+    """Decode forward, and seek only when the next target lies more than one keyframe interval ahead, so frames of one
+    GOP are never decoded twice (a naive seek per frame re-decodes whole GOPs on long-GOP files) while short-GOP files
+    still skip what lies between targets. The keyframe interval is learnt from the keyframes seen while decoding."""
     import av
 
     with av.open(path) as container:
@@ -103,12 +104,11 @@ def _read_pyav(
         if duration <= 0:
             raise VideoDecodeError(f"{path}: cannot tell the video's duration")
         targets = sample_times_s(duration, num_frames, sampling, rng, start_s)
-        rate = float(stream.average_rate or 25)
-        seek_gap_s = max(2.0, 64 / rate)  # beyond this, seeking to the keyframe beats decoding through
+        keyframes_s = set()  # keyframe times seen so far
         frames, times = [], []
         decoder, current, pending = None, None, None  # current: last frame shown at or before the previous target
         for target in targets:
-            if decoder is None or target - (current.time if current is not None else -np.inf) > seek_gap_s:
+            if decoder is None or target - (current.time if current is not None else -np.inf) > _gop_s(keyframes_s):
                 container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
                 decoder, current, pending = container.decode(stream), None, None
             while True:
@@ -116,6 +116,8 @@ def _read_pyav(
                 pending = None
                 if frame is None:  # end of stream: the last frame stays on screen
                     break
+                if frame.key_frame and frame.time is not None:
+                    keyframes_s.add(round(frame.time, 4))
                 if frame.time is not None and frame.time > target:
                     pending = frame  # keep it for the next target
                     break
@@ -126,6 +128,13 @@ def _read_pyav(
             frames.append(chosen.to_ndarray(format="rgb24"))
             times.append(chosen.time)
     return VideoFrames(np.stack(frames), np.asarray(times, dtype=np.float64), duration, "pyav")
+
+
+def _gop_s(keyframes_s: set, default_s: float = 2.0) -> float:
+    """Keyframe interval (seconds) estimated from the keyframe times seen: the smallest gap between two of them."""
+    if len(keyframes_s) < 2:
+        return default_s
+    return float(np.diff(sorted(keyframes_s)).min())
 
 
 def _read_torchcodec(
