@@ -175,7 +175,7 @@ def _parse_tacos(path: Path):
 def _parse_jsonl(path: Path):
     """tsgv's generic JSON Lines, one query per line:
     `{"video_id", "sentence", "start_s", "end_s"}` or `"windows_s": [[s, e], ...]`; optional `"duration_s"`,
-    `"video_path"` (relative to `video_dir`, else to the file's folder) and `"query_id"`."""
+    `"video_path"` (relative to `video_dir`) and `"query_id"`."""
     with open(path, encoding="utf-8") as f:
         for line_number, line in enumerate(f, 1):
             if not line.strip():
@@ -310,10 +310,7 @@ def read_annotations(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"annotation file not found: {path}")
-    if video_dir is None and format == "jsonl":
-        video_dir_path = path.parent if _jsonl_has_video_paths(path) else None
-    else:
-        video_dir_path = None if video_dir is None else Path(video_dir)
+    video_dir_path = None if video_dir is None else Path(video_dir)
     if video_dir_path is not None and not video_dir_path.is_dir():
         raise FileNotFoundError(f"video_dir not found: {video_dir_path}")
     duration_table = load_durations(durations)
@@ -383,15 +380,6 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
     row["sentences"].append(sentence)
     row["query_ids"].append(query.query_id)
     row["spans_s"].append(windows)
-
-
-def _jsonl_has_video_paths(path: Path) -> bool:
-    with open(path, encoding="utf-8") as f:
-        first = next((line for line in f if line.strip()), "")
-    try:
-        return "video_path" in json.loads(first)
-    except ValueError:
-        return False
 
 
 DATASET_FEATURES = datasets.Features(
