@@ -194,3 +194,37 @@ def test_deepspeed_on_two_cpu_ranks_trains_and_saves_a_loadable_model(world, tmp
         if f"text_model.{name}" in saved:
             stored = saved[f"text_model.{name}"]
             assert torch.equal(stored, tensor.to(stored.dtype)), name  # bf16 runs save bf16 weights
+
+
+def test_real_charades_sta_annotations_with_generated_stand_in_videos(shared_data, tmp_path):
+    """The README's Charades-STA recipe on the real annotation files; the first 3 test videos exist as generated
+    stand-ins (real durations from the Charades CSV), every other video is reported missing and skipped."""
+    import csv
+
+    import numpy as np
+    from conftest import write_test_video
+
+    sta = shared_data / "charades_sta"
+    lines = (sta / "charades_sta_test.txt").read_text().splitlines()
+    video_ids = list(dict.fromkeys(line.split()[0] for line in lines))[:3]
+    with open(sta / "Charades_v1_test.csv", newline="") as f:
+        lengths = {row["id"]: float(row["length"]) for row in csv.DictReader(f)}
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for video_id in video_ids:  # 4 frames per second over the real duration
+        write_test_video(videos / f"{video_id}.mp4", np.arange(0, lengths[video_id], 0.25), size=(32, 32))
+    args = [
+        "--dataset", "charades-sta", "--train_file", str(sta / "charades_sta_test.txt"),
+        "--test_file", str(sta / "charades_sta_test.txt"), "--video_dir", str(videos),
+        "--durations", str(sta / "Charades_v1_train.csv"), str(sta / "Charades_v1_test.csv"),
+        "--video_model", "tiny", "--image_size", "32", "--clip_frames", "4", "--num_frames", "8",
+        "--head_hidden_size", "32", "--scada_bottleneck", "8", "--max_steps", "2", "--eval_strategy", "no",
+        "--save_strategy", "no", "--load_best_model_at_end", "False", "--per_device_train_batch_size", "2",
+        "--dataloader_num_workers", "0", "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    metrics = run_grounding.main(args)
+    expected = sum(1 for line in lines if line.split()[0] in video_ids)
+    assert metrics["test_num_queries"] == expected
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions_test.jsonl").read_text().splitlines()]
+    assert {p["video_id"] for p in predictions} == set(video_ids)
+    assert all(p["duration_s"] == lengths[p["video_id"]] for p in predictions)
