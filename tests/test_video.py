@@ -1,12 +1,32 @@
 """read_frames on real mp4 files made here: sampling by time, variable frame rate, backends agree, clear errors."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 from conftest import frame_number, write_test_video
 
 from modeling_tsgv.video import VideoDecodeError, read_frames, sample_times_s, video_duration_s
 
-BACKENDS = ["decord", "pyav"]
+
+def _torchcodec_usable() -> bool:
+    """torchcodec imports only where the system FFmpeg libraries are installed (not in a pip-only install)."""
+    if importlib.util.find_spec("torchcodec") is None:
+        return False
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except (ImportError, OSError, RuntimeError):
+        return False
+    return True
+
+
+BACKENDS = [
+    "decord",
+    "pyav",
+    pytest.param(
+        "torchcodec", marks=pytest.mark.skipif(not _torchcodec_usable(), reason="torchcodec needs system FFmpeg libs")
+    ),
+]
 
 
 @pytest.fixture(scope="module")
