@@ -87,6 +87,7 @@ class ModelArguments:
         default=None,
         metadata={"help": "Frame size (default: 64 for random-init sizes, the checkpoint's for pretrained)."},
     )
+    spatial_pooling: str = field(default="sentence", metadata={"help": "mean | sentence (sentence-weighted tokens)."})
     head_hidden_size: int = field(default=256, metadata={"help": "Fusion / head width."})
     head_layers: int = field(default=2, metadata={"help": "Fusion layers."})
     max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
@@ -192,6 +193,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, training_a
         "scada_temporal_kernel": model_args.scada_temporal_kernel,
         "train_text_encoder": model_args.train_text_encoder,
         "num_frames": model_args.num_frames,
+        "spatial_pooling": model_args.spatial_pooling,
         "head_hidden_size": model_args.head_hidden_size,
         "head_layers": model_args.head_layers,
         "max_spans": model_args.max_spans,
@@ -217,10 +219,10 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, training_a
         else:
             # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
             video = VideoMAEModel._from_config(backbone)
-        model_args_sizes = {}
+        size_overrides = {}
     else:
-        model_args_sizes = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
-    return TSGVForGrounding.from_backbones(video=video, text=text, **model_args_sizes, **overrides)
+        size_overrides = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
+    return TSGVForGrounding.from_backbones(video=video, text=text, **size_overrides, **overrides)
 
 
 def pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args) -> VideoMAEModel:
