@@ -484,16 +484,19 @@ class FrameTransform:
         return item_rng(self.seed, self.epoch, f"{batch['video_id'][i]}/{batch['query_ids'][i][:1]}")
 
     def __call__(self, batch: dict) -> dict:
-        pixel_values, frame_times_s = [], []
+        videos = []
         for i, (path, duration_s) in enumerate(zip(batch["video_path"], batch["duration_s"])):
             if path is None:
                 raise VideoDecodeError("this dataset has no video paths: load it with video_dir=...")
             rng = self._rng(batch, i) if self.sampling == "random" else None
-            video = read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s)
-            frames = self.video_processor([torch.from_numpy(video.frames)], return_tensors="pt")["pixel_values"][0]
-            pixel_values.append(frames)  # (T, 3, H, W)
-            frame_times_s.append(torch.from_numpy(video.times_s))
-        return {**batch, "pixel_values": pixel_values, "frame_times_s": frame_times_s}
+            videos.append(read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s))
+        # one processor call for the whole batch of videos: (B, T, 3, H, W)
+        pixel_values = self.video_processor([torch.from_numpy(v.frames) for v in videos], return_tensors="pt")
+        return {
+            **batch,
+            "pixel_values": list(pixel_values["pixel_values"]),
+            "frame_times_s": [torch.from_numpy(v.times_s) for v in videos],
+        }
 
 
 class VideoCentricCollator:

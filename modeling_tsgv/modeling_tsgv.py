@@ -4,9 +4,9 @@ The path a batch takes (shapes: B_v videos, B_q queries, C clips per video, F fr
 D backbone width, L_t time steps per video, S text tokens, K spans per query):
 
     pixel_values (B_v, C*F, 3, H, W) -> clips (B_v*C, F, 3, H, W) -> VideoMAE embeddings (B_v*C, N, D)
-    blocks below the first SCADA block: once per video                  (B_v*C, N, D)
-    gather by query_video_index, then SCADA blocks: once per query       (B_q*C, N, D)
-    spatial mean pool                                                    (B_q, L_t, D)
+    blocks up to the first SCADA block: once per video                  (B_v*C, N, D)
+    gather by query_video_index, then adapters and later blocks: per query (B_q*C, N, D)
+    spatial pool (mean, or weighted by the sentence)                    (B_q, L_t, D)
     fusion with text tokens, per-step score + distances to start/end     (B_q, L_t), (B_q, L_t, 2)
     decoding (1-D NMS, top-K)                                            pred_spans (B_q, K, 2) in [0, 1]
 """
@@ -447,7 +447,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         """Backbone features per query.
 
         Args:
-            pixel_values: (B_v, T, 3, H, W) normalised frames, T = config.num_frames... or any multiple of clip_frames.
+            pixel_values: (B_v, T, 3, H, W) normalised frames; T a multiple of clip_frames (usually config.num_frames).
             sentence: (B_q, D_text) pooled sentence embeddings (used by SCADA adapters; may be None without them).
             query_video_index: (B_q,) long, video of each query.
         Returns:
