@@ -9,6 +9,9 @@ D backbone width, L_t time steps per video, S text tokens, K spans per query):
     spatial pool (mean, or weighted by the sentence)                    (B_q, L_t, D)
     fusion with text tokens, per-step score + distances to start/end     (B_q, L_t), (B_q, L_t, 2)
     decoding (1-D NMS, top-K)                                            pred_spans (B_q, K, 2) in [0, 1]
+
+`forward` = `encode_video` (the query-independent blocks, once per video) + `ground` (everything per query), so
+inference can encode a video once and ground any number of queries against it, in one call or in chunks.
 """
 
 import math
@@ -258,9 +261,50 @@ def normalize_labels(labels: torch.Tensor) -> torch.Tensor:
     return labels.float()
 
 
+def rank_spans(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold: float | None):
+    """Rank candidate spans: 1-D NMS, then the best `k`.
+
+    Args:
+        spans: (N, 2) candidate (start, end), any time unit (normalised time or seconds); scores: (N,) confidences.
+        k: spans to return (at most N). nms_threshold: temporal-IoU threshold, None for no suppression.
+    Returns:
+        spans (k, 2) and scores (k,), best first. When NMS keeps fewer than k, the suppressed candidates fill the
+        remaining slots in score order, their scores capped at the last kept one, so scores stay non-increasing
+        (recall@k then counts k distinct-as-possible spans, as the field's evaluators expect).
+    """
+    order = scores.argsort(descending=True)
+    if nms_threshold is not None:
+        # a 1-D span (s, e) as the box (s, 0, e, 1): the boxes' 2-D IoU equals the spans' temporal IoU
+        zeros, ones = torch.zeros_like(scores), torch.ones_like(scores)
+        boxes = torch.stack([spans[:, 0], zeros, spans[:, 1], ones], -1)  # (N, 4)
+        keep = nms(boxes, scores, nms_threshold)
+        suppressed = torch.ones_like(scores, dtype=torch.bool)
+        suppressed[keep] = False
+        order = torch.cat([keep, order[suppressed[order]]])
+    chosen = order[:k]
+    return spans[chosen], torch.cummin(scores[chosen], dim=0).values
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TSGVVideoStates:
+    """Query-independent backbone states of B_v videos, from [`TSGVForGrounding.encode_video`].
+
+    Attributes:
+        hidden_states: (B_v*C, N, D) tokens after the blocks every query shares (C clips per video, N tokens per clip).
+        num_videos: B_v.
+        clips: C, clips per video.
+        steps_per_clip: time steps per clip (clip_frames / tubelet_size).
+    """
+
+    hidden_states: torch.Tensor
+    num_videos: int
+    clips: int
+    steps_per_clip: int
 
 
 class TSGVPreTrainedModel(PreTrainedModel):
@@ -432,26 +476,45 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return tokens, sentence
 
-    def _block(self, index: int, hidden: torch.Tensor, sentence, gather_index, steps_per_clip: int) -> torch.Tensor:
-        """Backbone block `index`, then (per query) the gather and the block's adapter, if any."""
-        hidden = self.video_model.encoder.layer[index](hidden)
-        if gather_index is not None:
-            hidden = hidden[gather_index]  # (B_v*C, N, D) -> (B_q*C, N, D)
-        if str(index) in self.adapters:
+    def _block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
+        """Backbone block `index` (unless `backbone=False`), then its adapter when it has one and `sentence` is given.
+
+        hidden (B*C, N, D) -> (B*C, N, D); sentence (B, D_text) or None (query-independent stage: no adapter)."""
+        if backbone:
+            hidden = self.video_model.encoder.layer[index](hidden)
+        if sentence is not None and str(index) in self.adapters:
             hidden = self.adapters[str(index)](hidden, sentence, steps_per_clip)
         return hidden
 
-    def forward_features(
-        self, pixel_values: torch.Tensor, sentence: torch.Tensor | None, query_video_index: torch.Tensor
-    ) -> torch.Tensor:
-        """Backbone features per query.
+    def _run_block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
+        """`_block`, under activation checkpointing when it is on and the block (or its input) needs a gradient."""
+        layer = self.video_model.encoder.layer[index] if backbone else None
+        adapter = self.adapters[str(index)] if sentence is not None and str(index) in self.adapters else None
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        if checkpointing and (
+            hidden.requires_grad
+            or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
+        ):
+            return self._gradient_checkpointing_func(self._block, index, hidden, sentence, steps_per_clip, backbone)
+        return self._block(index, hidden, sentence, steps_per_clip, backbone)
+
+    @property
+    def first_query_block(self) -> int | None:
+        """Index of the first backbone block with a SCADA adapter (None without adapters).
+
+        Blocks 0..first_query_block run once per video; the adapter of that block and everything above run per query.
+        """
+        return min(int(i) for i in self.adapters) if len(self.adapters) else None
+
+    def encode_video(self, pixel_values: torch.Tensor) -> TSGVVideoStates:
+        """The query-independent part of the backbone, run once per video however many queries it has.
 
         Args:
             pixel_values: (B_v, T, 3, H, W) normalised frames; T a multiple of clip_frames (usually config.num_frames).
-            sentence: (B_q, D_text) pooled sentence embeddings (used by SCADA adapters; may be None without them).
-            query_video_index: (B_q,) long, video of each query.
         Returns:
-            (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
+            `TSGVVideoStates`: tokens after blocks 0..first_query_block (after all blocks and the final layernorm when
+            the model has no adapters), (B_v*C, N, D). Pass them to `query_features` (or `ground`) with any number of
+            queries, in one call or in chunks.
         """
         batch_v, num_frames, channels, height, width = pixel_values.shape
         clip_frames, tubelet = self.config.clip_frames, self.config.backbone_config.tubelet_size
@@ -465,30 +528,43 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             )
         clips = num_frames // clip_frames
         steps_per_clip = clip_frames // tubelet
-        batch_q = query_video_index.shape[0]
-        # token (b, c) of the per-query batch comes from token (video(b), c) of the per-video batch
-        gather_index = (query_video_index[:, None] * clips + torch.arange(clips, device=pixel_values.device)).reshape(
-            -1
-        )
-
         frames = pixel_values.reshape(batch_v * clips, clip_frames, channels, height, width)  # (B_v*C, F, 3, H, W)
         hidden = self.video_model.embeddings(frames, None)  # (B_v*C, N, D)
-        first_query_block = min(int(i) for i in self.adapters) if len(self.adapters) else None
-        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        for index, layer in enumerate(self.video_model.encoder.layer):
-            gather = gather_index if index == first_query_block else None
-            adapter = self.adapters[str(index)] if str(index) in self.adapters else None
-            needs_grad = hidden.requires_grad or any(
-                p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters()
-            )
-            if checkpointing and needs_grad:
-                hidden = self._gradient_checkpointing_func(
-                    self._block, index, hidden, sentence, gather, steps_per_clip
-                )
-            else:
-                hidden = self._block(index, hidden, sentence, gather, steps_per_clip)
-        if self.video_model.layernorm is not None:
+        first = self.first_query_block
+        last_shared = first if first is not None else len(self.video_model.encoder.layer) - 1
+        for index in range(last_shared + 1):
+            hidden = self._run_block(index, hidden, None, steps_per_clip)
+        if first is None and self.video_model.layernorm is not None:
             hidden = self.video_model.layernorm(hidden)
+        return TSGVVideoStates(hidden, batch_v, clips, steps_per_clip)
+
+    def query_features(
+        self, video_states: TSGVVideoStates, sentence: torch.Tensor | None, query_video_index: torch.Tensor
+    ) -> torch.Tensor:
+        """The per-query part of the backbone: adapters from the first SCADA block on, then spatial pooling.
+
+        Args:
+            video_states: output of `encode_video` for B_v videos.
+            sentence: (B_q, D_text) pooled sentence embeddings (may be None without adapters and sentence pooling).
+            query_video_index: (B_q,) long, video of each query, in [0, B_v).
+        Returns:
+            (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
+        """
+        clips, steps_per_clip = video_states.clips, video_states.steps_per_clip
+        hidden = video_states.hidden_states  # (B_v*C, N, D)
+        batch_q = query_video_index.shape[0]
+        first = self.first_query_block
+        if sentence is None and (first is not None or self.spatial_pool is not None):
+            raise ValueError("this model conditions the backbone or its pooling on the sentence: pass `sentence`")
+        if first is not None:
+            # token (b, c) of the per-query batch comes from token (video(b), c) of the per-video batch
+            gather_index = query_video_index[:, None] * clips + torch.arange(clips, device=hidden.device)
+            hidden = hidden[gather_index.reshape(-1)]  # (B_v*C, N, D) -> (B_q*C, N, D)
+            hidden = self._run_block(first, hidden, sentence, steps_per_clip, backbone=False)  # its adapter only
+            for index in range(first + 1, len(self.video_model.encoder.layer)):
+                hidden = self._run_block(index, hidden, sentence, steps_per_clip)
+            if self.video_model.layernorm is not None:
+                hidden = self.video_model.layernorm(hidden)
 
         batch = hidden.shape[0] // clips  # B_q after a gather, else B_v
         dim = hidden.shape[-1]
@@ -496,14 +572,28 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         tokens = tokens.reshape(batch, clips * steps_per_clip, -1, dim)  # (B, L_t, hw, D)
         if self.spatial_pool is None:
             pooled = tokens.mean(2)  # (B, L_t, D)
-            if first_query_block is None:
+            if first is None:
                 pooled = pooled[query_video_index]  # query-independent backbone: fan out after pooling (cheapest)
         else:
-            if first_query_block is None:
+            if first is None:
                 tokens = tokens[query_video_index]  # (B_q, L_t, hw, D)
             pooled = self.spatial_pool(tokens, sentence)  # (B_q, L_t, D)
         assert pooled.shape[0] == batch_q
         return pooled
+
+    def forward_features(
+        self, pixel_values: torch.Tensor, sentence: torch.Tensor | None, query_video_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Backbone features per query: `encode_video` (once per video) then `query_features` (per query).
+
+        Args:
+            pixel_values: (B_v, T, 3, H, W) normalised frames; T a multiple of clip_frames (usually config.num_frames).
+            sentence: (B_q, D_text) pooled sentence embeddings (used by SCADA adapters; may be None without them).
+            query_video_index: (B_q,) long, video of each query.
+        Returns:
+            (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
+        """
+        return self.query_features(self.encode_video(pixel_values), sentence, query_video_index)
 
     def forward(
         self,
@@ -530,7 +620,28 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         Returns:
             [`TSGVGroundingOutput`].
         """
-        batch_v = pixel_values.shape[0]
+        return self.ground(self.encode_video(pixel_values), input_ids, attention_mask, query_video_index, labels)
+
+    def ground(
+        self,
+        video_states: TSGVVideoStates,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        query_video_index: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TSGVGroundingOutput:
+        r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
+
+        Calling `ground` several times on the same `video_states` (e.g. chunks of a long query list) gives the same
+        result per query as one call with all queries: the query-independent blocks are not run again.
+
+        Args:
+            video_states: `encode_video(pixel_values)` of B_v videos.
+            input_ids / attention_mask (`(B_q, S)`), query_video_index (`(B_q,)`), labels: as in `forward`.
+        Returns:
+            [`TSGVGroundingOutput`].
+        """
+        batch_v = video_states.num_videos
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if query_video_index is None:
@@ -544,7 +655,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
 
         text_tokens, sentence = self.encode_text(input_ids, attention_mask)
-        video = self.forward_features(pixel_values, sentence, query_video_index)  # (B_q, L_t, D)
+        video = self.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
         step_logits, step_offsets = self.head(video, text_tokens, attention_mask)
         step_logits = step_logits.float()
 
@@ -603,33 +714,16 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         k = min(max_spans or self.config.max_spans, step_logits.shape[1])
         scores = step_logits.float().sigmoid()  # (B_q, L_t)
         spans = offsets_to_spans(step_offsets.float())  # (B_q, L_t, 2)
-        out_spans, out_scores = [], []
-        for query_spans, query_scores in zip(spans, scores):
-            order = query_scores.argsort(descending=True)
-            if self.config.nms_threshold is not None:
-                # a 1-D span (s, e) as the box (s, 0, e, 1): the boxes' 2-D IoU equals the spans' temporal IoU
-                boxes = torch.stack(
-                    [
-                        query_spans[:, 0],
-                        torch.zeros_like(query_scores),
-                        query_spans[:, 1],
-                        torch.ones_like(query_scores),
-                    ],
-                    -1,
-                )
-                keep = nms(boxes, query_scores, self.config.nms_threshold)
-                suppressed = torch.ones_like(query_scores, dtype=torch.bool)
-                suppressed[keep] = False
-                order = torch.cat([keep, order[suppressed[order]]])
-            chosen = order[:k]
-            ranked = torch.cummin(query_scores[chosen], dim=0).values
-            out_spans.append(query_spans[chosen])
-            out_scores.append(ranked)
-        return torch.stack(out_spans), torch.stack(out_scores)
+        ranked = [
+            rank_spans(q_spans, q_scores, k, self.config.nms_threshold) for q_spans, q_scores in zip(spans, scores)
+        ]
+        return torch.stack([r[0] for r in ranked]), torch.stack([r[1] for r in ranked])
 
 
 __all__ = [
     "TSGVForGrounding",
+    "TSGVVideoStates",
+    "rank_spans",
     "TSGVPreTrainedModel",
     "TSGVGroundingOutput",
     "ScadaAdapter",

@@ -311,3 +311,26 @@ def test_mean_pooling_and_frozen_backbone_fan_out_after_pooling():
     out = model(**tiny_batch(num_videos=1, queries_per_video=3))
     assert top.batch_sizes == [2]  # the whole backbone ran once for the video (2 clips), not once per query
     torch.testing.assert_close(out.video_hidden_states[0], out.video_hidden_states[2])  # same video, same features
+
+
+def test_ground_in_query_chunks_reuses_the_shared_blocks():
+    model = make_model()
+    layers = model.video_model.encoder.layer
+    batch = tiny_batch(num_videos=2, queries_per_video=3)
+    together = model(**batch)
+    shared = CallCounter(layers[model.first_query_block])
+    states = model.encode_video(batch["pixel_values"])
+    chunks = [
+        model.ground(
+            states,
+            batch["input_ids"][part],
+            batch["attention_mask"][part],
+            batch["query_video_index"][part],
+        )
+        for part in (slice(0, 2), slice(2, 5), slice(5, 6))
+    ]
+    assert shared.batch_sizes == [4]  # 2 videos x 2 clips, once, whatever the number of `ground` calls
+    torch.testing.assert_close(torch.cat([c.step_logits for c in chunks]), together.step_logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(torch.cat([c.pred_spans for c in chunks]), together.pred_spans, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="pass `sentence`"):
+        model.query_features(states, None, batch["query_video_index"])
