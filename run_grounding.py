@@ -30,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import datasets
+import numpy as np
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
 
@@ -315,6 +316,9 @@ def main(argv=None, callbacks=None):
     # ---- model and processor ---------------------------------------------------------------------------------
     model = build_model(model_args, data_args, training_args)
     logger.info(model.trainable_parameters_report())
+    if "train" in splits:
+        # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
+        model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))
     text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
     processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
     num_windows = max(

@@ -70,6 +70,10 @@ class TSGVConfig(PreTrainedConfig):
             Spans returned per query after decoding (capped by the number of time steps).
         nms_threshold (`float`, *optional*, defaults to 0.5):
             Temporal-IoU threshold of the 1-D NMS at decoding; `None` turns NMS off (spans ranked by score alone).
+        inference_window_s (`float`, *optional*, defaults to 150.0):
+            Longest stretch of video (seconds) the inference pipeline grounds in one pass of `num_frames` frames; longer
+            videos are covered by overlapping windows of at most this length. `run_grounding.py` sets it to the 95th
+            percentile of the training videos' durations, so each window looks like a training video.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Std of the normal init of the layers tsgv adds (adapters, head).
     """
@@ -115,6 +119,7 @@ class TSGVConfig(PreTrainedConfig):
     focal_gamma: float = 2.0
     max_spans: int = 5
     nms_threshold: float | None = 0.5
+    inference_window_s: float = 150.0
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -171,6 +176,8 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(f"max_spans must be >= 1, got {self.max_spans}")
         if self.nms_threshold is not None and not 0.0 < self.nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be in (0, 1] or None, got {self.nms_threshold}")
+        if not self.inference_window_s > 0:
+            raise ValueError(f"inference_window_s must be > 0 seconds, got {self.inference_window_s}")
         if not 0.0 < self.score_prior < 1.0:
             raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
 

@@ -8,7 +8,9 @@ whose presentation time is <= t), so variable-frame-rate files map correctly; fr
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -64,21 +66,6 @@ def _shown_at(frame_starts_s: np.ndarray, targets_s: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(frame_starts_s, targets_s, side="right") - 1, 0, len(frame_starts_s) - 1)
 
 
-def _read_decord(
-    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
-) -> VideoFrames:
-    import decord
-
-    reader = decord.VideoReader(path, num_threads=1)
-    if len(reader) == 0:
-        raise VideoDecodeError(f"{path}: the video stream holds no frames")
-    stamps = reader.get_frame_timestamp(np.arange(len(reader)))  # (N, 2) start/end seconds per frame
-    duration = float(duration_s or stamps[-1, 1])
-    index = _shown_at(stamps[:, 0], sample_times_s(duration, num_frames, sampling, rng, start_s))
-    frames = reader.get_batch(index).asnumpy()
-    return VideoFrames(frames, stamps[index, 0].astype(np.float64), duration, "decord")
-
-
 def _pyav_duration_s(container, stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -87,29 +74,105 @@ def _pyav_duration_s(container, stream) -> float | None:
     return None
 
 
-def _read_pyav(
-    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
-) -> VideoFrames:
-    """Decode forward, and seek only when the next target lies more than one keyframe interval ahead, so frames of one
-    GOP are never decoded twice (a naive seek per frame re-decodes whole GOPs on long-GOP files) while short-GOP files
-    still skip what lies between targets. The keyframe interval is learnt from the keyframes seen while decoding."""
-    import av
+def _gop_s(keyframes_s: set, default_s: float = 2.0) -> float:
+    """Keyframe interval (seconds) estimated from the keyframe times seen: the smallest gap between two of them."""
+    if len(keyframes_s) < 2:
+        return default_s
+    return float(np.diff(sorted(keyframes_s)).min())
 
-    with av.open(path) as container:
-        if not container.streams.video:
-            raise VideoDecodeError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        duration = float(duration_s or _pyav_duration_s(container, stream) or 0.0)
-        if duration <= 0:
-            raise VideoDecodeError(f"{path}: cannot tell the video's duration")
-        targets = sample_times_s(duration, num_frames, sampling, rng, start_s)
+
+class VideoSource:
+    """An open video from which frames are read at increasing target times, streaming (one decoder, kept open).
+
+    Attributes:
+        path: the file. backend: "decord", "pyav" or "torchcodec".
+        duration_s: the file's duration in seconds as its backend reports it (None when unknown).
+
+    Use as a context manager, or call `close()`. Subclasses implement `_open` and `frames_at`.
+    """
+
+    backend = ""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.duration_s: float | None = None
+        self._open()
+
+    def _open(self):
+        raise NotImplementedError
+
+    def frames_at(self, times_s) -> Iterator[tuple[np.ndarray, float]]:
+        """Yield, for each target time (seconds, non-decreasing), the frame shown then: ((H, W, 3) uint8 RGB, its
+        presentation time in seconds). Targets before the first frame get the first frame, targets past the last frame
+        get the last one. Frames are decoded lazily, as the caller iterates."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release the decoder."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _DecordSource(VideoSource):
+    backend = "decord"
+    chunk = 16  # frames per get_batch call: decord is fastest in batches, and memory stays bounded
+
+    def _open(self):
+        import decord
+
+        try:  # decord prints its own multi-line error for a file FFmpeg cannot open: let PyAV say so, quietly
+            import av
+
+            av.open(self.path).close()
+        except ImportError:
+            pass
+        self._reader = decord.VideoReader(self.path, num_threads=1)
+        if len(self._reader) == 0:
+            raise VideoDecodeError(f"{self.path}: the video stream holds no frames")
+        self._stamps = self._reader.get_frame_timestamp(np.arange(len(self._reader)))  # (N, 2) start/end seconds
+        self.duration_s = float(self._stamps[-1, 1])
+
+    def frames_at(self, times_s):
+        index = _shown_at(self._stamps[:, 0], np.asarray(times_s, dtype=np.float64))
+        for first in range(0, len(index), self.chunk):
+            part = index[first : first + self.chunk]
+            frames = self._reader.get_batch(part).asnumpy()  # (n, H, W, 3)
+            yield from zip(frames, self._stamps[part, 0].astype(np.float64).tolist())
+
+    def close(self):
+        self._reader = None
+
+
+class _PyAVSource(VideoSource):
+    """Decodes forward, and seeks only when the next target lies more than one keyframe interval ahead, so frames of
+    one GOP are never decoded twice (a naive seek per frame re-decodes whole GOPs on long-GOP files) while short-GOP
+    files still skip what lies between targets. The keyframe interval is learnt from the keyframes seen while
+    decoding."""
+
+    backend = "pyav"
+
+    def _open(self):
+        import av
+
+        self._container = av.open(self.path)
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoDecodeError(f"{self.path}: no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.duration_s = _pyav_duration_s(self._container, self._stream)
+
+    def frames_at(self, times_s):
+        container, stream = self._container, self._stream
         keyframes_s = set()  # keyframe times seen so far
-        frames, times = [], []
         decoder, current, pending = None, None, None  # current: last frame shown at or before the previous target
-        for target in targets:
+        for target in np.asarray(times_s, dtype=np.float64).tolist():
             if decoder is None or target - (current.time if current is not None else -np.inf) > _gop_s(keyframes_s):
-                container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+                container.seek(int(max(target, 0.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
                 decoder, current, pending = container.decode(stream), None, None
             while True:
                 frame = pending if pending is not None else next(decoder, None)
@@ -124,36 +187,79 @@ def _read_pyav(
                 current = frame
             chosen = current if current is not None else pending  # the first frame may start after the target
             if chosen is None:
-                raise VideoDecodeError(f"{path}: no frame could be decoded near {target:.2f} s")
-            frames.append(chosen.to_ndarray(format="rgb24"))
-            times.append(chosen.time)
-    return VideoFrames(np.stack(frames), np.asarray(times, dtype=np.float64), duration, "pyav")
+                raise VideoDecodeError(f"{self.path}: no frame could be decoded near {target:.2f} s")
+            yield chosen.to_ndarray(format="rgb24"), float(chosen.time)
+
+    def close(self):
+        self._container.close()
 
 
-def _gop_s(keyframes_s: set, default_s: float = 2.0) -> float:
-    """Keyframe interval (seconds) estimated from the keyframe times seen: the smallest gap between two of them."""
-    if len(keyframes_s) < 2:
-        return default_s
-    return float(np.diff(sorted(keyframes_s)).min())
+class _TorchcodecSource(VideoSource):
+    backend = "torchcodec"
+    chunk = 16
+
+    def _open(self):
+        from torchcodec.decoders import VideoDecoder
+
+        self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
+        metadata = self._decoder.metadata
+        self.duration_s = metadata.duration_seconds
+        self._end_s = metadata.end_stream_seconds or self.duration_s
+
+    def frames_at(self, times_s):
+        targets = np.asarray(times_s, dtype=np.float64)
+        if self._end_s:
+            targets = np.minimum(targets, np.nextafter(self._end_s, 0))
+        for first in range(0, len(targets), self.chunk):
+            batch = self._decoder.get_frames_played_at(seconds=targets[first : first + self.chunk].tolist())
+            yield from zip(batch.data.numpy(), batch.pts_seconds.numpy().astype(np.float64).tolist())
+
+    def close(self):
+        self._decoder = None
 
 
-def _read_torchcodec(
-    path: str, num_frames: int, sampling: str, rng, duration_s: float | None, start_s: float
-) -> VideoFrames:
-    from torchcodec.decoders import VideoDecoder
-
-    decoder = VideoDecoder(path, seek_mode="exact", dimension_order="NHWC")
-    metadata = decoder.metadata
-    duration = float(duration_s or metadata.duration_seconds or 0.0)
-    if duration <= 0:
-        raise VideoDecodeError(f"{path}: cannot tell the video's duration")
-    end_s = metadata.end_stream_seconds or duration
-    targets = np.minimum(sample_times_s(duration, num_frames, sampling, rng, start_s), np.nextafter(end_s, 0))
-    batch = decoder.get_frames_played_at(seconds=targets.tolist())
-    return VideoFrames(batch.data.numpy(), batch.pts_seconds.numpy().astype(np.float64), duration, "torchcodec")
+_SOURCES = {"decord": _DecordSource, "pyav": _PyAVSource, "torchcodec": _TorchcodecSource}
 
 
-_READERS = {"decord": _read_decord, "pyav": _read_pyav, "torchcodec": _read_torchcodec}
+def _backend_order(path: str, backend: str) -> list[str]:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not os.path.isfile(path):
+        raise VideoDecodeError(f"{path}: video file not found")
+    return ["decord", "pyav"] if backend == "auto" else [backend]
+
+
+def _try_backends(path: str, backend: str, attempt):
+    """Run `attempt(backend_name)` for each backend in order until one succeeds; one VideoDecodeError if all fail."""
+    errors = []
+    for name in _backend_order(path, backend):
+        try:
+            return attempt(name)
+        except ImportError as err:
+            if backend != "auto":
+                raise ImportError(f"backend {name!r} is not installed: {err}") from err
+            errors.append(f"{name}: not installed")
+        except VideoDecodeError:
+            raise
+        except Exception as err:  # decoder libraries raise many types for a bad file; we report them as one
+            errors.append(f"{name}: {type(err).__name__}: {err}")
+            logger.debug("%s failed on %s: %s", name, path, err)
+    raise VideoDecodeError(f"{path}: cannot decode video ({'; '.join(errors)})")
+
+
+def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoSource:
+    """Open a video for streaming reads at increasing times (see `VideoSource.frames_at`).
+
+    Args:
+        path: video file. backend: "auto" (decord, then PyAV if decord is missing or cannot open the file), "decord",
+            "pyav" or "torchcodec".
+    Returns:
+        an open `VideoSource` (a context manager).
+    Raises:
+        VideoDecodeError naming the path when the file is missing, unreadable or holds no video.
+    """
+    path = os.fspath(path)
+    return _try_backends(path, backend, lambda name: _SOURCES[name](path))
 
 
 def read_frames(
@@ -182,25 +288,17 @@ def read_frames(
         VideoDecodeError naming the path when the file is missing, unreadable or holds no video.
     """
     path = os.fspath(path)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
-    order = ["decord", "pyav"] if backend == "auto" else [backend]
-    errors = []
-    for name in order:
-        try:
-            return _READERS[name](path, num_frames, sampling, rng, duration_s, start_s)
-        except ImportError as err:
-            if backend != "auto":
-                raise ImportError(f"backend {name!r} is not installed: {err}") from err
-            errors.append(f"{name}: not installed")
-        except VideoDecodeError:
-            raise
-        except Exception as err:  # decoder libraries raise many types for a bad file; we report them as one
-            errors.append(f"{name}: {type(err).__name__}: {err}")
-            logger.debug("%s failed on %s: %s", name, path, err)
-    raise VideoDecodeError(f"{path}: cannot decode video ({'; '.join(errors)})")
+
+    def attempt(name: str) -> VideoFrames:
+        with _SOURCES[name](path) as source:
+            duration = float(duration_s or source.duration_s or 0.0)
+            if duration <= 0:
+                raise VideoDecodeError(f"{path}: cannot tell the video's duration")
+            targets_s = sample_times_s(duration, num_frames, sampling, rng, start_s)
+            frames, times_s = zip(*source.frames_at(targets_s))
+        return VideoFrames(np.stack(frames), np.asarray(times_s, dtype=np.float64), duration, name)
+
+    return _try_backends(path, backend, attempt)
 
 
 def video_duration_s(path: str | os.PathLike) -> float:
@@ -222,4 +320,76 @@ def video_duration_s(path: str | os.PathLike) -> float:
     return duration
 
 
-__all__ = ["VideoDecodeError", "VideoFrames", "read_frames", "sample_times_s", "video_duration_s", "BACKENDS"]
+def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: str | os.PathLike) -> int:
+    """Write the part [start_s, end_s) of a video to `out_path` as an H.264 mp4 (video only; audio is not copied).
+
+    Frames are re-encoded, so the cut is frame-accurate (a stream copy could only cut at keyframes); each frame keeps
+    its own timing relative to start_s (variable frame rates survive), and the frame on screen at start_s opens the
+    clip. Odd frame sizes are cropped by one pixel (H.264 in yuv420p needs even sizes).
+
+    Returns:
+        the number of frames written.
+    Raises:
+        VideoDecodeError naming the file when it is missing or unreadable, ValueError when end_s <= start_s.
+    """
+    import av
+
+    path, out_path = os.fspath(path), os.fspath(out_path)
+    if not end_s > start_s:
+        raise ValueError(f"{path}: clip end {end_s:.3f} s must come after its start {start_s:.3f} s")
+    if not os.path.isfile(path):
+        raise VideoDecodeError(f"{path}: video file not found")
+    written = 0
+    try:
+        with av.open(path) as source:
+            if not source.streams.video:
+                raise VideoDecodeError(f"{path}: no video stream")
+            stream = source.streams.video[0]
+            width, height = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
+            with av.open(out_path, "w") as target:
+                out = target.add_stream("libx264", rate=stream.average_rate or Fraction(25))
+                out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+                out.codec_context.time_base = Fraction(1, 1000)  # pts in milliseconds since start_s
+                source.seek(int(max(start_s, 0.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
+                previous, last_pts = None, -1
+
+                def write(frame, time_s):
+                    nonlocal written, last_pts
+                    pts = round(max(time_s - start_s, 0.0) * 1000)
+                    if pts <= last_pts:  # two frames within one millisecond: keep the first
+                        return
+                    image = frame.reformat(width=width, height=height, format="yuv420p")
+                    image.pts, image.time_base, last_pts = pts, Fraction(1, 1000), pts
+                    target.mux(out.encode(image))
+                    written += 1
+
+                for frame in source.decode(stream):
+                    if frame.time is None:
+                        continue
+                    if frame.time >= end_s:
+                        break
+                    if frame.time <= start_s:
+                        previous = frame  # the frame on screen at start_s, once decoding reaches it
+                        continue
+                    if previous is not None:
+                        write(previous, start_s)
+                        previous = None
+                    write(frame, frame.time)
+                if previous is not None:
+                    write(previous, start_s)
+                target.mux(out.encode())
+    except av.error.FFmpegError as err:
+        raise VideoDecodeError(f"{path}: cannot cut [{start_s:.2f}, {end_s:.2f}) s ({err})") from err
+    return written
+
+
+__all__ = [
+    "VideoDecodeError",
+    "VideoFrames",
+    "VideoSource",
+    "open_video",
+    "read_frames",
+    "sample_times_s",
+    "video_duration_s",
+    "BACKENDS",
+]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT
@@ -72,8 +73,18 @@ def test_default_job_pipeline_trains_evaluates_and_saves(world, tmp_path):
 
     from modeling_tsgv import TSGVForGrounding, TSGVProcessor
 
-    assert isinstance(AutoModel.from_pretrained(out), TSGVForGrounding)
+    model = AutoModel.from_pretrained(out)
+    assert isinstance(model, TSGVForGrounding)
     assert isinstance(AutoProcessor.from_pretrained(out), TSGVProcessor)
+    train = [json.loads(line) for line in (world / "annotations" / "train.jsonl").read_text().splitlines()]
+    durations = list({q["video_id"]: q["duration_s"] for q in train}.values())
+    assert model.config.inference_window_s == float(np.ceil(np.percentile(durations, 95)))
+    # ... and the output folder is what the inference pipeline loads
+    from transformers import pipeline
+
+    pipe = pipeline("temporal-sentence-grounding", model=str(out), device="cpu")
+    spans = pipe(str(world / f"videos/{first['video_id']}.mp4"), queries=first["query"], top_k=3)
+    assert [s["start"] for s in spans] == pytest.approx([s for s, _, _ in first["pred_spans_s"][:3]], abs=1e-3)
     # a model card with Hub metadata and the results table
     from huggingface_hub import ModelCard
 

@@ -94,3 +94,14 @@ def test_unreadable_files_raise_one_clear_error(tmp_path):
         video_duration_s(empty)
     with pytest.raises(ValueError, match="backend must be one of"):
         read_frames(garbage, 4, backend="opencv")
+
+
+def test_cut_clip_rejects_bad_requests(tmp_path):
+    from modeling_tsgv.video import cut_clip
+
+    video = write_test_video(tmp_path / "v.mp4", np.arange(0, 4, 0.5))
+    with pytest.raises(ValueError, match="must come after its start"):
+        cut_clip(video, 2.0, 2.0, tmp_path / "c.mp4")
+    with pytest.raises(VideoDecodeError, match="missing.mp4: video file not found"):
+        cut_clip(tmp_path / "missing.mp4", 0.0, 1.0, tmp_path / "c.mp4")
+    assert cut_clip(video, 1.2, 2.6, tmp_path / "c.mp4") == 4  # frames shown at 1.0 (on screen at 1.2), 1.5, 2.0, 2.5

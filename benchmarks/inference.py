@@ -1,0 +1,201 @@
+"""Inference cost of the grounding pipeline: multi-query reuse, where the time goes, and memory on long videos.
+
+    python benchmarks/inference.py                               # ViT-B, 224 px, 32 frames, 1 / 4 / 16 queries
+    python benchmarks/inference.py --first_adapter 3 6 9          # how the shared / per-query split moves
+    python benchmarks/inference.py --size vit-s --memory          # peak memory: 1-minute vs 30-minute video
+
+A random-init VideoMAE of the chosen size (timings do not depend on the weights) with SCADA adapters on blocks
+first_adapter..last and the offline MiniLM text encoder, run through `pipeline("temporal-sentence-grounding")` on a
+generated H.264 video. Each row is one pipeline call (or the sum of several), split as the pipeline reports it
+(`last_timings_s`): decoding (+ resize / normalise), shared blocks (embeddings and the blocks up to the first adapter,
+once per clip), per-query (text encoder, adapter blocks, pooling, head, all queries). Prints markdown tables.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from transformers import VideoMAEConfig, VideoMAEModel
+
+from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.pipeline_tsgv import TemporalSentenceGroundingPipeline, plan_windows
+
+SIZES = {  # width, blocks, heads, mlp (as run_grounding.BACKBONE_SIZES)
+    "tiny": (128, 4, 4, 512),
+    "vit-s": (384, 12, 6, 1536),
+    "vit-b": (768, 12, 12, 3072),
+    "vit-l": (1024, 24, 16, 4096),
+}
+QUERIES = [
+    f"the {colour} {thing} {action}"
+    for colour, thing, action in zip(
+        ["red", "blue", "green", "white"] * 4,
+        ["ball", "square", "star", "person", "cup", "door", "dog", "car"] * 2,
+        ["rolls to the left", "jumps twice", "spins slowly", "walks in", "falls over", "opens", "sits down", "stops"]
+        * 2,
+    )
+]
+
+
+def write_video(path: str, duration_s: float, fps: int, size=(240, 320)) -> str:
+    """An H.264 mp4 of a bright square moving over a dark gradient (compresses well, decodes like real video)."""
+    import av
+
+    height, width = size
+    background = np.linspace(20, 80, width, dtype=np.uint8)[None, :, None].repeat(height, 0).repeat(3, 2)
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index in range(int(duration_s * fps)):
+            frame = background.copy()
+            x = int((index * 3) % (width - 40))
+            y = int((height - 40) * (0.5 + 0.4 * np.sin(index / fps)))
+            frame[y : y + 40, x : x + 40] = 230
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())
+    return path
+
+
+def build_pipeline(size: str, image_size: int, num_frames: int, first_adapter: int | None, window_s: float):
+    """A random-init tsgv model with MiniLM, wrapped in the grounding pipeline (no files written)."""
+    width, blocks, heads, mlp = SIZES[size]
+    backbone = VideoMAEModel(
+        VideoMAEConfig(
+            hidden_size=width,
+            num_hidden_layers=blocks,
+            num_attention_heads=heads,
+            intermediate_size=mlp,
+            image_size=image_size,
+            num_frames=16,
+        )
+    )
+    first = blocks // 2 if first_adapter is None else first_adapter
+    model = TSGVForGrounding.from_backbones(
+        video=backbone,
+        text=default_text_encoder_path(),
+        num_frames=num_frames,
+        scada_layers=list(range(first, blocks)),
+        inference_window_s=window_s,
+    )
+    processor = TSGVProcessor.from_text_encoder(default_text_encoder_path(), image_size=image_size)
+    return TemporalSentenceGroundingPipeline(model=model.eval(), processor=processor, device="cpu")
+
+
+def timed(pipe, video: str, queries: list[str], calls: int) -> dict:
+    """Sum of `last_timings_s` over `calls` pipeline calls, each with `queries`."""
+    total = {"decode": 0.0, "shared": 0.0, "per_query": 0.0, "total": 0.0}
+    for _ in range(calls):
+        pipe(video, queries=queries)
+        for key in total:
+            total[key] += pipe.last_timings_s[key]
+    return total
+
+
+def row(label: str, t: dict) -> str:
+    return f"| {label} | {t['decode']:.2f} | {t['shared']:.2f} | {t['per_query']:.2f} | {t['total']:.2f} |"
+
+
+HEADER = "| queries x calls | decoding (s) | shared blocks (s) | per-query (s) | total (s) |\n|---|---|---|---|---|"
+
+
+def reuse_table(args, video: str):
+    for first in args.first_adapter or [None]:
+        pipe = build_pipeline(args.size, args.image_size, args.num_frames, first, args.window_s)
+        blocks = SIZES[args.size][1]
+        first_block = pipe.model.first_query_block
+        print(
+            f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
+            f" (blocks 0..{first_block} shared), {args.duration_s:.0f} s video, torch threads {torch.get_num_threads()}"
+        )
+        timed(pipe, video, QUERIES[:1], 1)  # warm-up
+        print(HEADER)
+        results = {}
+        for count in args.queries:
+            results[count] = timed(pipe, video, QUERIES[:count], 1)
+            print(row(f"{count} x 1", results[count]), flush=True)
+        most = max(args.queries)
+        if not args.skip_single_calls:
+            singles = timed(pipe, video, QUERIES[:1], most)
+            print(row(f"1 x {most}", singles))
+            ratio = results[most]["total"] / singles["total"]
+            print(
+                f"\n{most} queries in one call: {results[most]['total']:.2f} s = {ratio:.2f} x the {most} one-query "
+                f"calls ({singles['total']:.2f} s); target <= 0.5: {'met' if ratio <= 0.5 else 'NOT met'}"
+            )
+
+
+MEMORY_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {bench!r})
+import inference as bench
+pipe = bench.build_pipeline({size!r}, {image_size}, {num_frames}, None, {window_s})
+loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+start = time.perf_counter()
+pipe({video!r}, queries=bench.QUERIES[:4])
+print(json.dumps({{"wall_s": time.perf_counter() - start, "loaded_mb": loaded_mb,
+                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def memory_table(args, folder: str):
+    """Peak RSS of a fresh process grounding 4 queries in a 1-minute and a 30-minute video."""
+    print(
+        f"\nmemory: {args.size}, {args.image_size} px, {args.num_frames} frames per window of <= {args.window_s:.0f} s,"
+        " 4 queries, 320x240 10 fps H.264, one fresh process per video"
+    )
+    print("| video | windows | frames decoded | wall (s) | RSS after loading (MB) | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|")
+    for minutes in (1, 30):
+        video = write_video(os.path.join(folder, f"memory_{minutes}min.mp4"), 60 * minutes, fps=10)
+        plan = plan_windows(60.0 * minutes, args.num_frames, args.window_s, 0.5, 16)
+        code = MEMORY_CHILD.format(
+            bench=os.path.dirname(os.path.abspath(__file__)),
+            size=args.size,
+            image_size=args.image_size,
+            num_frames=args.num_frames,
+            window_s=args.window_s,
+            video=video,
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"| {minutes} min | {plan.num_windows} | {plan.num_grid_frames} | {result['wall_s']:.1f} | "
+            f"{result['loaded_mb']:.0f} | {result['peak_mb']:.0f} |",
+            flush=True,
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="vit-b", choices=sorted(SIZES))
+    parser.add_argument("--image_size", type=int, default=224)
+    parser.add_argument("--num_frames", type=int, default=32)
+    parser.add_argument("--queries", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--first_adapter", type=int, nargs="+", help="first SCADA block (default: half way)")
+    parser.add_argument("--duration_s", type=float, default=60.0, help="length of the timing video")
+    parser.add_argument("--window_s", type=float, default=150.0, help="the model's inference_window_s")
+    parser.add_argument("--skip_single_calls", action="store_true", help="skip the 16 one-query calls")
+    parser.add_argument("--memory", action="store_true", help="measure peak memory on 1- and 30-minute videos")
+    args = parser.parse_args()
+    if max(args.queries) > len(QUERIES):
+        parser.error(f"at most {len(QUERIES)} queries")
+    with tempfile.TemporaryDirectory() as folder:
+        if args.memory:
+            memory_table(args, folder)
+            return
+        start = time.perf_counter()
+        video = write_video(os.path.join(folder, "timing.mp4"), args.duration_s, fps=30)
+        print(f"wrote a {args.duration_s:.0f} s 320x240 30 fps video in {time.perf_counter() - start:.1f} s")
+        reuse_table(args, video)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""TemporalSentenceGroundingPipeline: `pipeline("temporal-sentence-grounding", model=...)` for video files.
+
+    >>> import modeling_tsgv  # registers the task with transformers
+    >>> from transformers import pipeline
+    >>> pipe = pipeline("temporal-sentence-grounding", model="path/to/tsgv-model")
+    >>> pipe("kitchen.mp4", queries=["the person opens the fridge", "the person sits down"], top_k=5)
+    [[{'start': 12.4, 'end': 18.8, 'score': 0.81}, ...], [...]]
+
+How a call runs, per video:
+1. The video is opened once and frames are read on a uniform time grid, streaming: each frame is decoded once and
+   resized / normalised once (`modeling_tsgv.video.open_video`).
+2. A video no longer than `window_s` is one window sampled exactly as in training (`num_frames` frames over the whole
+   video). A longer video is covered by overlapping windows of `num_frames` grid frames (by default half a window
+   apart), the grid stretched a little so the windows tile [0, duration] exactly. Only one window's frames are held
+   at a time, so a 30-minute video needs no more memory than a 1-minute one.
+3. Per window, the query-independent backbone blocks (`TSGVForGrounding.encode_video`) run once, however many queries
+   are asked; clips shared with the previous window are not encoded again. The per-query part (`ground`) runs on
+   chunks of `query_batch_size` queries.
+4. Every time step of every window proposes a span with a score (the step's foreground probability, an absolute
+   number, so scores are comparable across windows); spans are moved to seconds, 1-D NMS runs over the whole video,
+   and the best `top_k` are returned.
+"""
+
+import math
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import huggingface_hub
+import numpy as np
+import torch
+from transformers import AutoModel, VideoMAEVideoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.base import ChunkPipeline
+
+from .modeling_tsgv import TSGVForGrounding, TSGVVideoStates, offsets_to_spans, rank_spans
+from .processing_tsgv import TSGVProcessor
+from .video import VideoDecodeError, open_video
+
+TASK = "temporal-sentence-grounding"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
+
+
+class ModelFolderError(ValueError):
+    """A model path that cannot be a tsgv model (missing, no config.json, another model type); names the path."""
+
+
+def check_model_folder(path: str | os.PathLike) -> None:
+    """Fail fast, in one line naming `path`, when a local model folder is missing or holds no tsgv model.
+
+    An "org/name" that is no local path passes unchecked as a Hub id (unless HF_HUB_OFFLINE is set):
+    `from_pretrained` reports its problems.
+    Raises:
+        ModelFolderError.
+    """
+    import json
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        if HUB_ID.fullmatch(path) and not huggingface_hub.constants.HF_HUB_OFFLINE:
+            return  # an "org/name" Hub id: from_pretrained decides
+        raise ModelFolderError(f"{path}: model folder not found")
+    if not os.path.isdir(path):
+        raise ModelFolderError(f"{path}: not a folder (a tsgv model is a folder with config.json and weights)")
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        raise ModelFolderError(f"{path}: no config.json, so not a saved model folder")
+    try:
+        with open(config_file) as f:
+            model_type = json.load(f).get("model_type")
+    except (OSError, ValueError) as err:
+        raise ModelFolderError(f"{config_file}: unreadable config ({err})") from err
+    if model_type != "tsgv":
+        raise ModelFolderError(f"{path}: not a tsgv model (config.json has model_type {model_type!r})")
+
+
+@dataclass
+class WindowPlan:
+    """How a video of `duration_s` seconds is covered by windows of `num_frames` frames on one uniform time grid.
+
+    Grid frame i (0-based) is sampled at (i + 0.5) * frame_step_s seconds; window k holds grid frames
+    [k * hop_frames, k * hop_frames + num_frames). The windows tile [0, duration_s] exactly.
+    """
+
+    duration_s: float
+    num_frames: int
+    hop_frames: int
+    num_windows: int
+    frame_step_s: float
+
+    @property
+    def num_grid_frames(self) -> int:
+        """Frames decoded for the whole video (each once)."""
+        return self.num_frames + (self.num_windows - 1) * self.hop_frames
+
+    @property
+    def window_length_s(self) -> float:
+        """Length of every window in seconds (<= the requested window_s)."""
+        return self.num_frames * self.frame_step_s
+
+    def window_start_s(self, window_index: int) -> float:
+        """Start of window `window_index` in seconds."""
+        return window_index * self.hop_frames * self.frame_step_s
+
+    def frame_times_s(self) -> np.ndarray:
+        """(num_grid_frames,) sampling times of the grid frames, seconds."""
+        return (np.arange(self.num_grid_frames) + 0.5) * self.frame_step_s
+
+
+def plan_windows(
+    duration_s: float, num_frames: int, window_s: float, overlap: float = 0.5, align_frames: int = 1
+) -> WindowPlan:
+    """Cover a video with windows of `num_frames` frames each at most `window_s` seconds long.
+
+    Args:
+        duration_s: the video's duration, seconds.
+        num_frames: frames per window (the model's config.num_frames).
+        window_s: longest window, seconds; a video no longer than this is one window of num_frames frames over the
+            whole video (exactly the training-time sampling).
+        overlap: fraction of a window shared with the next one, in [0, 1). With 0.5 any moment up to half a window
+            long lies whole inside some window.
+        align_frames: the hop between windows is a multiple of this (the backbone's clip length, so whole clips are
+            shared between windows and encoded once; else its tubelet size, so time steps line up).
+    Returns:
+        `WindowPlan`.
+    """
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be > 0, got {duration_s}")
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0 seconds, got {window_s}")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"window_overlap must be in [0, 1), got {overlap}")
+    if duration_s <= window_s:
+        return WindowPlan(duration_s, num_frames, num_frames, 1, duration_s / num_frames)
+    hop_frames = round(num_frames * (1.0 - overlap) / align_frames) * align_frames
+    hop_frames = min(max(hop_frames, align_frames), num_frames)
+    nominal_step_s = window_s / num_frames
+    num_windows = 1 + math.ceil((duration_s / nominal_step_s - num_frames) / hop_frames - 1e-9)
+    frame_step_s = duration_s / (num_frames + (num_windows - 1) * hop_frames)
+    return WindowPlan(duration_s, num_frames, hop_frames, num_windows, frame_step_s)
+
+
+class TemporalSentenceGroundingPipeline(ChunkPipeline):
+    """Ground sentences in video files: `pipe(video, queries=..., top_k=5)` -> spans in seconds, best first.
+
+    Inputs (first argument):
+        - a video path: `pipe("v.mp4", queries=["a", "b"])` -> one list of spans per query;
+          `pipe("v.mp4", queries="a")` -> one list of spans.
+        - a dict `{"video": path, "queries": [...] or "..."}` (queries per video).
+        - a list of paths and/or dicts -> a list with one result per video, in order; a generator -> a generator.
+    Call parameters (also accepted when the pipeline is built):
+        queries (`str` or `list[str]`): sentences for every video given as a path.
+        top_k (`int`, defaults to 5): spans per query.
+        window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
+        window_overlap (`float`, defaults to 0.5): fraction of a window shared with the next.
+        query_batch_size (`int`, defaults to 16): queries per forward pass of the per-query blocks.
+        nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
+            suppressed; `None` turns NMS off.
+        return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
+            scores (`times_s`, `step_scores`) and `duration_s`, for plotting.
+        backend (`str`, defaults to "auto"): video decoder ("auto", "decord", "pyav", "torchcodec").
+    Returns:
+        per query, a list of `{"start": s, "end": e, "score": p}` (seconds; score in [0, 1]), best first.
+    Raises:
+        `VideoDecodeError` (missing or unreadable video), `ValueError` (empty query), both naming the video.
+
+    After each call, `last_timings_s` holds the seconds spent on decoding (+ resizing), the shared blocks, the
+    per-query part (text encoder, upper blocks, head) and in total.
+    """
+
+    _load_processor = None  # optional: a folder saved by run_grounding holds the TSGVProcessor
+    _load_tokenizer = None  # fallback when only a tokenizer was saved
+    _load_image_processor = _load_video_processor = _load_feature_extractor = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.model, TSGVForGrounding):
+            name = getattr(self.model, "name_or_path", "") or type(self.model).__name__
+            raise ModelFolderError(
+                f"{name}: not a tsgv model (model_type {getattr(self.model.config, 'model_type', None)!r})"
+            )
+        if self.processor is None:
+            if self.tokenizer is None:
+                raise ModelFolderError(
+                    f"{self.model.name_or_path}: no processor or tokenizer saved beside the model "
+                    "(save a TSGVProcessor with processor.save_pretrained, as run_grounding.py does)"
+                )
+            size = self.model.config.image_size
+            video_processor = VideoMAEVideoProcessor(
+                size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True
+            )
+            self.processor = TSGVProcessor(video_processor, self.tokenizer)
+        self.model.eval()
+        self._clip_cache: dict[int, torch.Tensor] = {}
+        self.last_timings_s: dict[str, float] = {}
+
+    def _sanitize_parameters(
+        self,
+        queries=None,
+        top_k=None,
+        window_s=None,
+        window_overlap=None,
+        query_batch_size=None,
+        nms_threshold="unset",
+        return_timeline=None,
+        backend=None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise TypeError(f"unknown argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
+        preprocess, forward, postprocess = {}, {}, {}
+        if queries is not None:
+            preprocess["queries"] = queries
+        if window_s is not None:
+            preprocess["window_s"] = float(window_s)
+        if window_overlap is not None:
+            preprocess["window_overlap"] = float(window_overlap)
+        if backend is not None:
+            preprocess["backend"] = backend
+        if query_batch_size is not None:
+            if int(query_batch_size) < 1:
+                raise ValueError(f"query_batch_size must be >= 1, got {query_batch_size}")
+            forward["query_batch_size"] = int(query_batch_size)
+        if top_k is not None:
+            if int(top_k) < 1:
+                raise ValueError(f"top_k must be >= 1, got {top_k}")
+            postprocess["top_k"] = int(top_k)
+        if nms_threshold != "unset":
+            postprocess["nms_threshold"] = nms_threshold
+        if return_timeline is not None:
+            postprocess["return_timeline"] = bool(return_timeline)
+        return preprocess, forward, postprocess
+
+    # ------------------------------------------------------------------ calling
+
+    def __call__(self, inputs, **kwargs):
+        """See the class docstring. One video at a time, windows streamed (the DataLoader machinery of other
+        pipelines would batch our per-window outputs by their first axis, which here is queries, not items)."""
+        for name in ("batch_size", "num_workers"):
+            if kwargs.pop(name, None) not in (None, 1, 0):
+                raise ValueError(
+                    f"{name} is not used by the {TASK} pipeline: it batches the queries of a video itself "
+                    "(query_batch_size) and streams each video's windows"
+                )
+        pre, fwd, post = self._sanitize_parameters(**kwargs)
+        pre, fwd, post = (
+            {**self._preprocess_params, **pre},
+            {**self._forward_params, **fwd},
+            {**self._postprocess_params, **post},
+        )
+        if isinstance(inputs, (str, os.PathLike, dict)):
+            return self.run_single(inputs, pre, fwd, post)
+        if isinstance(inputs, (list, tuple)):
+            return [self.run_single(item, pre, fwd, post) for item in inputs]
+        if isinstance(inputs, Iterable):
+            return (self.run_single(item, pre, fwd, post) for item in inputs)
+        raise TypeError(f"expected a video path, a {{'video', 'queries'}} dict or a list of them, got {type(inputs)}")
+
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        """Ground the queries of one video: stream its windows through the model, then merge (see module docstring)."""
+        self.last_timings_s = timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0}
+        start = time.perf_counter()
+        outputs = []
+        windows = self.preprocess(inputs, **preprocess_params)
+        while True:
+            tick = time.perf_counter()
+            model_inputs = next(windows, None)
+            timings["decode"] += time.perf_counter() - tick
+            if model_inputs is None:
+                break
+            outputs.append(self.forward(model_inputs, **forward_params))
+        result = self.postprocess(outputs, **postprocess_params)
+        timings["total"] = time.perf_counter() - start
+        return result
+
+    # ------------------------------------------------------------------ the three stages
+
+    def preprocess(self, inputs, queries=None, window_s=None, window_overlap=0.5, backend="auto"):
+        """Yield one model input per window: pixel_values (1, T, 3, H, W) in the model's dtype, the tokenised queries
+        and the window's place in the video. The video is decoded once, streaming."""
+        if isinstance(inputs, dict):
+            unknown = set(inputs) - {"video", "queries"}
+            if "video" not in inputs or unknown:
+                raise ValueError(f"an input dict needs the keys 'video' and 'queries' (got {sorted(inputs)})")
+            video, queries = inputs["video"], inputs.get("queries", queries)
+        else:
+            video = inputs
+        video = os.fspath(video)
+        single = isinstance(queries, str)
+        sentences = [queries] if single else list(queries or [])
+        if not sentences:
+            raise ValueError(f"{video}: no query given (pass queries=['...'])")
+        for position, sentence in enumerate(sentences):
+            if not isinstance(sentence, str) or not sentence.strip():
+                raise ValueError(f"{video}: query {position} is empty: every query needs words")
+        config = self.model.config
+        text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
+
+        with open_video(video, backend) as source:
+            if not source.duration_s or source.duration_s <= 0:
+                raise VideoDecodeError(f"{video}: cannot tell the video's duration")
+            clip_frames = config.clip_frames
+            align = clip_frames if config.num_frames // clip_frames >= 2 else config.backbone_config.tubelet_size
+            plan = plan_windows(
+                source.duration_s, config.num_frames, window_s or config.inference_window_s, window_overlap, align
+            )
+            frames = source.frames_at(plan.frame_times_s())
+            buffer = []  # processed frames (3, H, W) of the current window
+            for window_index in range(plan.num_windows):
+                needed = plan.num_frames if window_index == 0 else plan.hop_frames
+                try:
+                    group = [next(frames)[0] for _ in range(needed)]
+                except StopIteration as err:
+                    raise VideoDecodeError(f"{video}: the decoder returned fewer frames than asked") from err
+                except VideoDecodeError:
+                    raise
+                except Exception as err:  # decoder libraries raise many types for a broken file; report it as one
+                    raise VideoDecodeError(f"{video}: cannot decode video ({type(err).__name__}: {err})") from err
+                pixels = self.processor(videos=[np.stack(group)])["pixel_values"][0]  # (needed, 3, H, W)
+                buffer = buffer[needed:] if window_index else []
+                buffer.extend(pixels)
+                yield {
+                    "pixel_values": torch.stack(buffer)[None].to(self.dtype),  # (1, T, 3, H, W)
+                    "input_ids": text["input_ids"],
+                    "attention_mask": text["attention_mask"],
+                    "video": video,
+                    "queries": sentences,
+                    "single_query": single,
+                    "window_index": window_index,
+                    "frame_start": window_index * plan.hop_frames,
+                    "plan": plan,
+                    "is_last": window_index == plan.num_windows - 1,
+                }
+
+    def _video_states(self, pixel_values: torch.Tensor, frame_start: int) -> TSGVVideoStates:
+        """encode_video for one window, reusing the clips the previous window shared with it (the query-independent
+        blocks see one clip at a time, so a clip's states do not depend on the window around it)."""
+        clip_frames = self.model.config.clip_frames
+        clips = pixel_values.shape[1] // clip_frames
+        starts = [frame_start + c * clip_frames for c in range(clips)]
+        if frame_start == 0:
+            self._clip_cache = {}
+        missing = [c for c, s in enumerate(starts) if s not in self._clip_cache]
+        steps_per_clip = clip_frames // self.model.config.backbone_config.tubelet_size
+        if missing:
+            frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
+            states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
+            for j, c in enumerate(missing):
+                self._clip_cache[starts[c]] = states.hidden_states[j]
+        hidden = torch.stack([self._clip_cache[s] for s in starts])  # (C, N, D)
+        self._clip_cache = {s: self._clip_cache[s] for s in starts}  # keep only what the next window may share
+        return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
+
+    def _forward(self, model_inputs, query_batch_size: int = 16):
+        timings = self.last_timings_s
+        tick = time.perf_counter()
+        states = self._video_states(model_inputs["pixel_values"], model_inputs["frame_start"])
+        self._synchronize()
+        timings["shared"] = timings.get("shared", 0.0) + time.perf_counter() - tick
+        tick = time.perf_counter()
+        input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
+        logits, offsets = [], []
+        for first in range(0, input_ids.shape[0], query_batch_size):
+            part = slice(first, first + query_batch_size)
+            out = self.model.ground(
+                states,
+                input_ids[part],
+                attention_mask[part],
+                torch.zeros(input_ids[part].shape[0], dtype=torch.long, device=input_ids.device),
+            )
+            logits.append(out.step_logits.float())
+            offsets.append(out.step_offsets.float())
+        self._synchronize()
+        timings["per_query"] = timings.get("per_query", 0.0) + time.perf_counter() - tick
+        keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
+        return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
+            k: model_inputs[k] for k in keep
+        }
+
+    def _synchronize(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def postprocess(self, model_outputs, top_k: int = 5, nms_threshold="config", return_timeline: bool = False):
+        """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query."""
+        if nms_threshold == "config":
+            nms_threshold = self.model.config.nms_threshold
+        first = model_outputs[0]
+        plan: WindowPlan = first["plan"]
+        tubelet = self.model.config.backbone_config.tubelet_size
+        spans_s, scores, step_index = [], [], []
+        for window in model_outputs:
+            start_s = plan.window_start_s(window["window_index"])
+            spans = offsets_to_spans(window["step_offsets"]).double()  # (B_q, L_t, 2) window-normalised
+            spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
+            scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
+            num_steps = window["step_logits"].shape[1]
+            step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
+        spans_s, scores, step_index = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(step_index)
+
+        results = []
+        for query, query_spans, query_scores in zip(first["queries"], spans_s, scores):
+            k = min(top_k, query_spans.shape[0])
+            best_spans, best_scores = rank_spans(query_spans, query_scores, k, nms_threshold)
+            spans = [
+                {"start": float(s), "end": float(e), "score": float(p)}
+                for (s, e), p in zip(best_spans.tolist(), best_scores.tolist())
+            ]
+            if not return_timeline:
+                results.append(spans)
+                continue
+            # a step seen by several windows gets the highest score any of them gave it
+            num_steps = int(step_index.max()) + 1
+            step_scores = torch.zeros(num_steps, dtype=torch.float64).scatter_reduce(
+                0, step_index, query_scores, reduce="amax", include_self=False
+            )
+            times_s = (torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s
+            results.append(
+                {
+                    "query": query,
+                    "spans": spans,
+                    "times_s": times_s.tolist(),
+                    "step_scores": step_scores.tolist(),
+                    "duration_s": plan.duration_s,
+                }
+            )
+        return results[0] if first["single_query"] else results
+
+
+def register_pipeline() -> None:
+    """Register the task with transformers (idempotent); `import modeling_tsgv` calls it."""
+    if TASK not in PIPELINE_REGISTRY.supported_tasks:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK, pipeline_class=TemporalSentenceGroundingPipeline, pt_model=AutoModel, type="multimodal"
+        )
+
+
+__all__ = [
+    "TASK",
+    "ModelFolderError",
+    "TemporalSentenceGroundingPipeline",
+    "WindowPlan",
+    "check_model_folder",
+    "plan_windows",
+    "register_pipeline",
+]

@@ -1,0 +1,115 @@
+"""tsgv-ground: table, JSON, plot, clips and one-line errors, on generated videos with a tiny saved model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import frame_number, tiny_config, write_test_video
+from PIL import Image
+
+from modeling_tsgv import TSGVForGrounding, TSGVProcessor
+from modeling_tsgv.cli import main
+from modeling_tsgv.visualization import plot_size_px
+
+QUERIES = ["a red ball rolls left", "the blue square jumps"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, minilm_path):
+    torch.manual_seed(0)
+    config = tiny_config(inference_window_s=20.0)
+    config.text_config.vocab_size = 30522
+    path = tmp_path_factory.mktemp("model")
+    TSGVForGrounding(config).save_pretrained(path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """40 s, 4 frames per second, frame k grey 8k (so a decoded frame tells its number)."""
+    return str(write_test_video(tmp_path_factory.mktemp("v") / "walk.mp4", np.arange(0, 40, 0.25)))
+
+
+def test_table_lists_every_query_and_its_spans(model_dir, video, capsys):
+    assert main([video, *QUERIES, "--model", model_dir, "--top-k", "3"]) == 0
+    out = capsys.readouterr().out
+    for query in QUERIES:
+        assert f'"{query}"' in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit() and len(line.split()) == 5]
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 1, 2, 3]
+    for _, start, end, length, score in rows:
+        assert 0 <= float(start) <= float(end) <= 40.0
+        assert float(length) == pytest.approx(float(end) - float(start), abs=0.011)
+        assert 0 <= float(score) <= 1
+
+
+def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
+    plot, clips = tmp_path / "timeline.png", tmp_path / "clips"
+    code = main([video, *QUERIES, "--model", model_dir, "--json", "--plot", str(plot), "--clip", str(clips)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["duration_s"] == pytest.approx(40.0, abs=0.3)
+    assert [q["query"] for q in report["queries"]] == QUERIES
+    assert all(len(q["spans"]) == 5 for q in report["queries"])
+
+    assert Image.open(plot).size == plot_size_px(len(QUERIES)) == (1200, 70 + 120 + 130 * 2)
+
+    for entry in report["queries"]:
+        best = entry["spans"][0]
+        assert os.path.dirname(entry["clip"]) == str(clips)
+        with av.open(entry["clip"]) as container:
+            frames = [(f.time, frame_number(f.to_ndarray(format="rgb24"))) for f in container.decode(video=0)]
+        # frame k of the source is shown from k/4 s: the clip opens with the frame on screen at the span's start
+        first_frame = int(np.floor(best["start"] * 4 + 1e-6))
+        assert frames[0] == (0.0, first_frame % 32)
+        expected = int(np.ceil(best["end"] * 4 - 1e-6)) - first_frame
+        assert len(frames) == expected
+        assert frames[-1][0] == pytest.approx((first_frame + len(frames) - 1) / 4 - best["start"], abs=2e-3)
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["{tmp}/missing.mp4", "q"], 1, "{tmp}/missing.mp4: video file not found"),
+        (["{video}", "q", "  "], 2, "{video}: query 2 is empty"),
+        (["{broken}", "q"], 1, "{broken}: cannot decode video"),
+        (["{video}", "q", "--model", "{tmp}/no_model"], 1, "{tmp}/no_model: model folder not found"),
+        (["{video}", "q", "--model", "{minilm}"], 1, "{minilm}: not a tsgv model"),
+        (["{video}", "q", "--model", "{tmp}"], 1, "{tmp}: no config.json"),
+        (["{video}", "q", "--top-k", "0"], 2, "--top-k must be >= 1"),
+    ],
+)
+def test_errors_are_one_line_with_a_non_zero_exit(
+    model_dir, video, minilm_path, tmp_path, capsys, args, code, message
+):
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    names = {"tmp": str(tmp_path), "video": video, "broken": str(broken), "minilm": minilm_path}
+    argv = [a.format(**names) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", model_dir]
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert err.startswith("tsgv-ground: error: ") and message.format(**names) in err, err
+
+
+def test_installed_console_script(model_dir, video):
+    """The `tsgv-ground` entry point from setup.cfg (and `python -m modeling_tsgv.cli`) runs end to end."""
+    script = os.path.join(os.path.dirname(sys.executable), "tsgv-ground")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", "modeling_tsgv.cli"]
+    done = subprocess.run(
+        [*command, video, QUERIES[0], "--model", model_dir, "--json", "--top-k", "2"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["queries"][0]["spans"]) == 2

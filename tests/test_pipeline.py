@@ -1,0 +1,237 @@
+"""The inference pipeline: registration, spans in seconds, multi-query reuse, long videos, errors."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, write_test_video
+from transformers import pipeline
+
+from modeling_tsgv import TSGVForGrounding, TSGVProcessor
+from modeling_tsgv.pipeline_tsgv import (
+    TASK,
+    ModelFolderError,
+    TemporalSentenceGroundingPipeline,
+    WindowPlan,
+    check_model_folder,
+    plan_windows,
+)
+from modeling_tsgv.video import VideoDecodeError, read_frames
+
+QUERIES = ["a red ball rolls left", "the blue square jumps", "someone waves", "a green star spins", "it stops"]
+WINDOW_S = 20.0  # the tiny model's inference window
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, minilm_path):
+    """A tiny random tsgv model saved with its processor (MiniLM's tokenizer, 32-pixel frames)."""
+    torch.manual_seed(0)
+    config = tiny_config(inference_window_s=WINDOW_S)
+    config.text_config.vocab_size = 30522  # MiniLM's tokenizer
+    path = tmp_path_factory.mktemp("model")
+    TSGVForGrounding(config).save_pretrained(path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """A 12 s video (one window) and a 95 s one (several windows), 2 frames per second."""
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        "short": write_test_video(folder / "short.mp4", np.arange(0, 12, 0.5)),
+        "long": write_test_video(folder / "long.mp4", np.arange(0, 95, 0.5)),
+    }
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir):
+    return pipeline(TASK, model=str(model_dir), device="cpu")
+
+
+def test_registered_task_returns_spans_in_seconds_matching_the_model(pipe, videos):
+    assert isinstance(pipe, TemporalSentenceGroundingPipeline)
+    spans = pipe(videos["short"], queries=QUERIES[0], top_k=3)  # one string -> one list
+    assert [set(s) for s in spans] == [{"start", "end", "score"}] * 3
+    scores = [s["score"] for s in spans]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 <= s["start"] <= s["end"] <= 11.75 for s in spans)  # 24 frames, the last shown until 12.0 s
+
+    # a one-window video goes through exactly the training-time path: same frames, same decoding, then seconds
+    model, processor = pipe.model, pipe.processor
+    frames = read_frames(videos["short"], model.config.num_frames)
+    inputs = processor(videos=[frames.frames], text=[QUERIES[0]])
+    with torch.no_grad():
+        outputs = model(**inputs)
+    expected = processor.post_process_grounding(outputs, [frames.duration_s])[0]
+    for got, want in zip(spans, expected):
+        assert got["start"] == pytest.approx(want["start"], abs=1e-4)
+        assert got["end"] == pytest.approx(want["end"], abs=1e-4)
+        assert got["score"] == pytest.approx(want["score"], abs=1e-5)
+
+
+@pytest.mark.parametrize("video", ["short", "long"])
+def test_many_queries_in_one_call_equal_one_query_at_a_time(pipe, videos, video):
+    together = pipe(videos[video], queries=QUERIES, top_k=4, query_batch_size=2)  # 3 chunks of queries
+    assert len(together) == len(QUERIES)
+    for query, spans in zip(QUERIES, together):
+        alone = pipe(videos[video], queries=[query], top_k=4)[0]
+        assert len(alone) == len(spans) == 4
+        for got, want in zip(spans, alone):
+            assert got == pytest.approx(want, abs=1e-4)
+    assert together[0] != together[1]  # the queries give different answers, so the equality is not vacuous
+
+
+def test_shared_blocks_run_once_per_clip_however_many_queries(pipe, videos):
+    layer = pipe.model.video_model.encoder.layer[pipe.model.first_query_block]
+    seen = []
+    handle = layer.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
+    try:
+        for count in (1, 5):
+            seen.clear()
+            pipe(videos["long"], queries=QUERIES[:count])
+            plan = plan_windows(94.5, 8, WINDOW_S, 0.5, align_frames=4)
+            # every clip of the frame grid is encoded once, windows share clips, queries share everything
+            assert sum(seen) == plan.num_grid_frames // 4, (count, seen)
+    finally:
+        handle.remove()
+    timings = pipe.last_timings_s
+    assert set(timings) == {"decode", "shared", "per_query", "total"}
+    assert timings["total"] >= timings["decode"] + timings["shared"] + timings["per_query"] - 1e-6
+
+
+def test_window_plan_tiles_the_video():
+    one = plan_windows(12.0, 32, 60.0)
+    assert (one.num_windows, one.frame_step_s) == (1, 12.0 / 32)  # training-time sampling: T frames over the video
+    np.testing.assert_allclose(one.frame_times_s(), (np.arange(32) + 0.5) / 32 * 12.0)
+
+    plan = plan_windows(1800.0, 32, 60.0, overlap=0.5, align_frames=16)
+    assert plan.hop_frames == 16 and plan.window_length_s <= 60.0
+    last_end_s = plan.window_start_s(plan.num_windows - 1) + plan.window_length_s
+    assert last_end_s == pytest.approx(1800.0)  # the windows end exactly with the video
+    assert plan.num_grid_frames * plan.frame_step_s == pytest.approx(1800.0)
+    # any moment up to half a window long lies whole inside some window
+    rng = np.random.default_rng(0)
+    for start_s in rng.uniform(0, 1800 - plan.window_length_s / 2, 200):
+        end_s = start_s + plan.window_length_s / 2
+        starts = np.array([plan.window_start_s(k) for k in range(plan.num_windows)])
+        assert ((starts <= start_s + 1e-9) & (starts + plan.window_length_s >= end_s - 1e-9)).any()
+    with pytest.raises(ValueError, match="window_overlap"):
+        plan_windows(100.0, 32, 60.0, overlap=1.0)
+
+
+def test_long_video_is_streamed_one_window_at_a_time(pipe, videos, monkeypatch):
+    import modeling_tsgv.pipeline_tsgv as module
+
+    pulled = []
+    real_open = module.open_video
+
+    def counting_open(path, backend="auto"):
+        source = real_open(path, backend)
+        frames_at = source.frames_at
+
+        def counted(times_s):
+            for item in frames_at(times_s):
+                pulled.append(1)
+                yield item
+
+        source.frames_at = counted
+        return source
+
+    monkeypatch.setattr(module, "open_video", counting_open)
+    windows = pipe.preprocess(videos["long"], queries=["a"], backend="pyav")
+    first = next(windows)
+    assert len(pulled) == 8  # only the first window's frames have been decoded
+    second = next(windows)
+    assert len(pulled) == 12  # then only the hop
+    assert first["pixel_values"].shape == second["pixel_values"].shape == (1, 8, 3, 32, 32)
+    torch.testing.assert_close(first["pixel_values"][0, 4:], second["pixel_values"][0, :4])  # shared frames
+    rest = list(windows)
+    assert len(pulled) == first["plan"].num_grid_frames and rest[-1]["is_last"]
+
+
+def test_candidates_merge_across_windows_in_seconds(pipe):
+    """Two windows propose the same moment in absolute time: NMS over the video keeps it once, in seconds."""
+    plan = WindowPlan(duration_s=40.0, num_frames=8, hop_frames=4, num_windows=2, frame_step_s=40.0 / 12)
+    window_s = plan.window_length_s  # 26.67 s; window 1 starts at 13.33 s
+    logits = torch.full((1, 4), -6.0)
+    outputs = []
+    for index, (step, start_norm, end_norm) in enumerate([(3, 0.75, 0.9), (1, 0.25, 0.4)]):
+        offsets = torch.full((1, 4, 2), 0.01)
+        centre = (step + 0.5) / 4
+        offsets[0, step] = torch.tensor([centre - start_norm, end_norm - centre])
+        step_logits = logits.clone()
+        step_logits[0, step] = 2.0 + index  # the second window is a bit more sure
+        outputs.append(
+            {
+                "step_logits": step_logits,
+                "step_offsets": offsets,
+                "queries": ["q"],
+                "single_query": True,
+                "window_index": index,
+                "frame_start": index * 4,
+                "plan": plan,
+            }
+        )
+    spans = pipe.postprocess(outputs, top_k=2, nms_threshold=0.5)
+    best = spans[0]
+    assert best["start"] == pytest.approx(plan.window_start_s(1) + 0.25 * window_s, abs=1e-6)  # 20.0 s
+    assert best["end"] == pytest.approx(plan.window_start_s(1) + 0.4 * window_s, abs=1e-6)
+    assert best["score"] == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item())
+    assert 0.75 * window_s == pytest.approx(best["start"])  # window 0 proposed the same seconds...
+    assert spans[1]["score"] < 0.01  # ...and was suppressed: the runner-up is a background step
+
+
+def test_batch_of_videos_and_per_video_queries(pipe, videos):
+    results = pipe([videos["short"], {"video": videos["long"], "queries": "someone waves"}], queries=QUERIES[:2])
+    assert len(results) == 2
+    assert results[0] == pipe(videos["short"], queries=QUERIES[:2])
+    assert results[1] == pipe(videos["long"], queries="someone waves")
+
+
+def test_timeline_covers_the_whole_video(pipe, videos):
+    timeline = pipe(videos["long"], queries=["a"], return_timeline=True)[0]
+    assert set(timeline) == {"query", "spans", "times_s", "step_scores", "duration_s"}
+    assert timeline["duration_s"] == pytest.approx(94.5, abs=0.1)
+    times = np.asarray(timeline["times_s"])
+    assert len(times) == len(timeline["step_scores"]) and np.all(np.diff(times) > 0)
+    assert times[0] < 5 and times[-1] > 90
+    assert all(0 <= s <= 1 for s in timeline["step_scores"])
+
+
+def test_dtype_and_a_folder_with_only_a_tokenizer(model_dir, videos, tmp_path, minilm_path):
+    bf16 = pipeline(TASK, model=str(model_dir), device="cpu", dtype=torch.bfloat16)
+    assert bf16.model.dtype == torch.bfloat16
+    spans = bf16(videos["short"], queries="a red ball rolls left", top_k=2)
+    assert len(spans) == 2 and all(0 <= s["start"] <= s["end"] <= 12 for s in spans)
+
+    # a model folder with a tokenizer but no processor: frames are prepared from the config's image size
+    model = TSGVForGrounding.from_pretrained(model_dir)
+    model.save_pretrained(tmp_path)
+    TSGVProcessor.from_pretrained(model_dir).tokenizer.save_pretrained(tmp_path)
+    plain = pipeline(TASK, model=str(tmp_path), device="cpu")
+    full = pipeline(TASK, model=str(model_dir), device="cpu")
+    query = "a red ball rolls left"
+    assert plain(videos["short"], queries=query) == pytest.approx(full(videos["short"], queries=query))
+
+
+def test_errors_name_the_problem_and_the_path(pipe, videos, tmp_path, minilm_path):
+    with pytest.raises(VideoDecodeError, match="missing.mp4: video file not found"):
+        pipe(str(tmp_path / "missing.mp4"), queries="a")
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    with pytest.raises(VideoDecodeError, match="broken.mp4: cannot decode video"):
+        pipe(str(broken), queries="a")
+    with pytest.raises(ValueError, match=r"short.mp4: query 1 is empty"):
+        pipe(videos["short"], queries=["a", "  "])
+    with pytest.raises(ValueError, match="no query given"):
+        pipe(videos["short"])
+    with pytest.raises(ModelFolderError, match="not a tsgv model"):
+        pipeline(TASK, model=minilm_path, device="cpu")
+    with pytest.raises(ModelFolderError, match=r"not a tsgv model \(config.json has model_type 'bert'\)"):
+        check_model_folder(minilm_path)
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        check_model_folder(tmp_path)
+    with pytest.raises(ModelFolderError, match="model folder not found"):
+        check_model_folder(tmp_path / "nothing")
+    with pytest.raises(TypeError, match="unknown argument"):
+        pipe(videos["short"], queries="a", topk=3)
