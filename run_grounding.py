@@ -436,6 +436,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         num_frames=cfg.num_frames,
         image_size=cfg.image_size,
         clip_frames=cfg.clip_frames,
+        inference_window_s=f"{cfg.inference_window_s:g}",
         dataset_description=dataset_name,
         results_table=table,
         model_path=training_args.output_dir,

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window-s", type=float, help="window length for long videos (default: the model's)")
     parser.add_argument("--window-overlap", type=float, default=0.5, help="overlap of consecutive windows")
     parser.add_argument("--query-batch-size", type=int, default=16, help="queries per forward pass")
-    parser.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav", "torchcodec"])
+    parser.add_argument(
+        "--backend", default="pyav", choices=["pyav", "decord", "torchcodec", "auto"], help="video decoder"
+    )
     return parser
 
 

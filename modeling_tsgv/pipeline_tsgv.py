@@ -160,7 +160,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
             scores (`times_s`, `step_scores`) and `duration_s`, for plotting.
-        backend (`str`, defaults to "auto"): video decoder ("auto", "decord", "pyav", "torchcodec").
+        backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = decord then
+            PyAV). PyAV is the default here because it streams in constant memory: grounding 4 queries
+            in a 30-minute video peaked at 1433 MB with PyAV (1410 MB for a 1-minute one) and 2604 MB with decord
+            (`benchmarks/inference.py --size vit-s --memory`).
     Returns:
         per query, a list of `{"start": s, "end": e, "score": p}` (seconds; score in [0, 1]), best first.
     Raises:
@@ -277,7 +280,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
 
     # ------------------------------------------------------------------ the three stages
 
-    def preprocess(self, inputs, queries=None, window_s=None, window_overlap=0.5, backend="auto"):
+    def preprocess(self, inputs, queries=None, window_s=None, window_overlap=0.5, backend="pyav"):
         """Yield one model input per window: pixel_values (1, T, 3, H, W) in the model's dtype, the tokenised queries
         and the window's place in the video. The video is decoded once, streaming."""
         if isinstance(inputs, dict):

@@ -25,7 +25,7 @@ def plot_grounding(
     out_path: str | os.PathLike,
     num_thumbnails: int = 8,
     max_spans: int = 3,
-    backend: str = "auto",
+    backend: str = "pyav",
 ) -> str:
     """Draw the video's timeline: a strip of thumbnails placed at their times, then one row per query with the
     per-time-step scores and its top spans (shaded, best darkest, labelled with rank and score).

@@ -92,6 +92,7 @@ def test_default_job_pipeline_trains_evaluates_and_saves(world, tmp_path):
     assert card.data.pipeline_tag == "video-text-to-text" and card.data.library_name == "tsgv"
     assert {r.dataset_split for r in card.data.eval_results} == {"test", "test_novel"}
     assert "| test (prior) |" in card.text and "python run_grounding.py" in card.text
+    assert f"longer than {model.config.inference_window_s:g} s" in card.text and "{{" not in card.text
 
 
 KILL_AT_STEP_SCRIPT = """
