@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 import torch
-from transformers import VideoMAEConfig, VideoMAEModel
+from transformers import AutoConfig, AutoModel, VideoMAEConfig, VideoMAEModel
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
 from modeling_tsgv.pipeline_tsgv import TemporalSentenceGroundingPipeline, plan_windows
@@ -64,8 +64,18 @@ def write_video(path: str, duration_s: float, fps: int, size=(240, 320)) -> str:
     return path
 
 
-def build_pipeline(size: str, image_size: int, num_frames: int, first_adapter: int | None, window_s: float):
-    """A random-init tsgv model with MiniLM, wrapped in the grounding pipeline (no files written)."""
+def build_pipeline(
+    size: str,
+    image_size: int,
+    num_frames: int,
+    first_adapter: int | None,
+    window_s: float,
+    text_model: str | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+):
+    """A random-init tsgv model with MiniLM (or `text_model`: a folder with weights, or with only config + tokenizer
+    for a random-init text encoder of that shape), wrapped in the grounding pipeline (no files written)."""
     width, blocks, heads, mlp = SIZES[size]
     backbone = VideoMAEModel(
         VideoMAEConfig(
@@ -78,15 +88,19 @@ def build_pipeline(size: str, image_size: int, num_frames: int, first_adapter: i
         )
     )
     first = blocks // 2 if first_adapter is None else first_adapter
+    text_model = text_model or default_text_encoder_path()
+    has_weights = any(name.endswith((".safetensors", ".bin")) for name in os.listdir(text_model))
+    text = text_model if has_weights else AutoModel.from_config(AutoConfig.from_pretrained(text_model))
     model = TSGVForGrounding.from_backbones(
         video=backbone,
-        text=default_text_encoder_path(),
+        text=text,
         num_frames=num_frames,
         scada_layers=list(range(first, blocks)),
         inference_window_s=window_s,
     )
-    processor = TSGVProcessor.from_text_encoder(default_text_encoder_path(), image_size=image_size)
-    return TemporalSentenceGroundingPipeline(model=model.eval(), processor=processor, device="cpu")
+    processor = TSGVProcessor.from_text_encoder(text_model, image_size=image_size)
+    model = model.to(getattr(torch, dtype)).eval()
+    return TemporalSentenceGroundingPipeline(model=model, processor=processor, device=device)
 
 
 def timed(pipe, video: str, queries: list[str], calls: int, query_batch_size: int = 16) -> dict:
@@ -108,13 +122,15 @@ HEADER = "| queries x calls | decoding (s) | shared blocks (s) | per-query (s) |
 
 def reuse_table(args, video: str):
     for first in args.first_adapter or [None]:
-        pipe = build_pipeline(args.size, args.image_size, args.num_frames, first, args.window_s)
+        pipe = build_pipeline(
+            args.size, args.image_size, args.num_frames, first, args.window_s, args.text_model, args.device, args.dtype
+        )
         blocks = SIZES[args.size][1]
         first_block = pipe.model.first_query_block
         print(
             f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
             f" (blocks 0..{first_block} shared), {args.duration_s:.0f} s video, query_batch_size {args.query_batch_size},"
-            f" torch threads {torch.get_num_threads()}"
+            f" {args.device} {args.dtype}, torch threads {torch.get_num_threads()}"
         )
         timed(pipe, video, QUERIES[:1], 1)  # warm-up
         print(HEADER)
@@ -140,11 +156,13 @@ MEMORY_CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {bench!r})
 import inference as bench
-pipe = bench.build_pipeline({size!r}, {image_size}, {num_frames}, None, {window_s})
+pipe = bench.build_pipeline({size!r}, {image_size}, {num_frames}, None, {window_s}, {text_model!r}, {device!r}, {dtype!r})
 loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 pipe({video!r}, queries=bench.QUERIES[:4])
-print(json.dumps({{"wall_s": time.perf_counter() - start, "loaded_mb": loaded_mb,
+import torch
+gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+print(json.dumps({{"wall_s": time.perf_counter() - start, "loaded_mb": loaded_mb, "gpu_peak_mb": gpu_mb,
                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
@@ -155,8 +173,8 @@ def memory_table(args, folder: str):
         f"\nmemory: {args.size}, {args.image_size} px, {args.num_frames} frames per window of <= {args.window_s:.0f} s,"
         " 4 queries, 320x240 10 fps H.264, one fresh process per video"
     )
-    print("| video | windows | frames decoded | wall (s) | RSS after loading (MB) | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|")
+    print("| video | windows | frames decoded | wall (s) | RSS after loading (MB) | peak RSS (MB) | peak GPU (MB) |")
+    print("|---|---|---|---|---|---|---|")
     for minutes in (1, 30):
         video = write_video(os.path.join(folder, f"memory_{minutes}min.mp4"), 60 * minutes, fps=10)
         plan = plan_windows(60.0 * minutes, args.num_frames, args.window_s, 0.5, 16)
@@ -166,13 +184,16 @@ def memory_table(args, folder: str):
             image_size=args.image_size,
             num_frames=args.num_frames,
             window_s=args.window_s,
+            text_model=args.text_model,
+            device=args.device,
+            dtype=args.dtype,
             video=video,
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"| {minutes} min | {plan.num_windows} | {plan.num_grid_frames} | {result['wall_s']:.1f} | "
-            f"{result['loaded_mb']:.0f} | {result['peak_mb']:.0f} |",
+            f"{result['loaded_mb']:.0f} | {result['peak_mb']:.0f} | {result['gpu_peak_mb']:.0f} |",
             flush=True,
         )
 
@@ -187,6 +208,11 @@ def main():
     parser.add_argument("--duration_s", type=float, default=60.0, help="length of the timing video")
     parser.add_argument("--window_s", type=float, default=150.0, help="the model's inference_window_s")
     parser.add_argument("--query_batch_size", type=int, default=16, help="queries per forward pass")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--text_model", help="text encoder folder (default: offline MiniLM); config-only = random init"
+    )
     parser.add_argument("--skip_single_calls", action="store_true", help="skip the 16 one-query calls")
     parser.add_argument("--memory", action="store_true", help="measure peak memory on 1- and 30-minute videos")
     args = parser.parse_args()
