@@ -60,6 +60,8 @@ def check_arguments(args) -> None:
         raise CommandError(f"--top-k must be >= 1, got {args.top_k}", EXIT_USAGE)
     if args.window_s is not None and not args.window_s > 0:
         raise CommandError(f"--window-s must be > 0 seconds, got {args.window_s}", EXIT_USAGE)
+    if args.query_batch_size < 1:
+        raise CommandError(f"--query-batch-size must be >= 1, got {args.query_batch_size}", EXIT_USAGE)
     if not 0 <= args.window_overlap < 1:
         raise CommandError(f"--window-overlap must be in [0, 1), got {args.window_overlap}", EXIT_USAGE)
     if not os.path.isfile(args.video):
@@ -106,8 +108,8 @@ def format_table(video: str, timelines: list[dict], timings_s: dict, clips: list
             lines.append(
                 f"  {rank:>4}  {span['start']:>9.2f}  {span['end']:>9.2f}  {length:>10.2f}  {span['score']:>6.3f}"
             )
-        if clips and clips[index - 1]:
-            lines.append(f"  clip: {clips[index - 1]}")
+        if clips:
+            lines.append(f"  clip: {clips[index - 1] or 'none (the best span is empty)'}")
     if plot:
         lines.append("")
         lines.append(f"plot: {plot}")
@@ -142,13 +144,17 @@ def run(args) -> str:
             os.makedirs(args.clip, exist_ok=True)
             for index, timeline in enumerate(timelines, start=1):
                 best = timeline["spans"][0]
+                if best["end"] - best["start"] < 1e-3:
+                    clips.append(None)  # an empty span has no frames to cut
+                    continue
                 path = clip_path(args.clip, args.video, index, best)
-                clips.append(path if cut_clip(args.video, best["start"], best["end"], path) else None)
+                cut_clip(args.video, best["start"], best["end"], path)
+                clips.append(path)
         if args.plot:
             from .visualization import plot_grounding
 
             plot_grounding(args.video, timelines, args.plot, backend=args.backend)
-    except (VideoDecodeError, ValueError, OSError) as err:
+    except (VideoDecodeError, ValueError, OSError, ImportError) as err:
         raise CommandError(str(err)) from err
 
     if args.json:

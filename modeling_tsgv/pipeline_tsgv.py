@@ -21,6 +21,7 @@ How a call runs, per video:
    and the best `top_k` are returned.
 """
 
+import itertools
 import math
 import os
 import re
@@ -40,6 +41,7 @@ from .processing_tsgv import TSGVProcessor
 from .video import VideoDecodeError, open_video
 
 TASK = "temporal-sentence-grounding"
+MAX_OPEN_CALLS = 8  # clip caches kept for calls still running (threads); older ones are dropped (recomputed if needed)
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
 
 
@@ -59,7 +61,8 @@ def check_model_folder(path: str | os.PathLike) -> None:
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        if HUB_ID.fullmatch(path) and not huggingface_hub.constants.HF_HUB_OFFLINE:
+        local_parent = os.path.exists(path.split("/")[0])  # "runs/my-model" with a local runs/: a mistyped folder
+        if HUB_ID.fullmatch(path) and not local_parent and not huggingface_hub.constants.HF_HUB_OFFLINE:
             return  # an "org/name" Hub id: from_pretrained decides
         raise ModelFolderError(f"{path}: model folder not found")
     if not os.path.isdir(path):
@@ -119,8 +122,9 @@ def plan_windows(
         num_frames: frames per window (the model's config.num_frames).
         window_s: longest window, seconds; a video no longer than this is one window of num_frames frames over the
             whole video (exactly the training-time sampling).
-        overlap: fraction of a window shared with the next one, in [0, 1). With 0.5 any moment up to half a window
-            long lies whole inside some window.
+        overlap: the least fraction of a window shared with the next one, in [0, 1). With 0.5 any moment up to half
+            a window long lies whole inside some window. The hop is then shrunk as far as the fewest windows allow,
+            so every window is as close to window_s as the tiling permits.
         align_frames: the hop between windows is a multiple of this (the backbone's clip length, so whole clips are
             shared between windows and encoded once; else its tubelet size, so time steps line up).
     Returns:
@@ -134,12 +138,28 @@ def plan_windows(
         raise ValueError(f"window_overlap must be in [0, 1), got {overlap}")
     if duration_s <= window_s:
         return WindowPlan(duration_s, num_frames, num_frames, 1, duration_s / num_frames)
-    hop_frames = round(num_frames * (1.0 - overlap) / align_frames) * align_frames
-    hop_frames = min(max(hop_frames, align_frames), num_frames)
-    nominal_step_s = window_s / num_frames
-    num_windows = 1 + math.ceil((duration_s / nominal_step_s - num_frames) / hop_frames - 1e-9)
+    # the largest hop (a multiple of align_frames) that keeps at least the requested overlap
+    max_hop = min(math.floor(num_frames * (1.0 - overlap) / align_frames + 1e-9) * align_frames, num_frames)
+    if max_hop < 1:
+        raise ValueError(
+            f"window_overlap {overlap} leaves less than {align_frames} new frames per window of {num_frames}: "
+            f"use at most {1 - align_frames / num_frames:g}"
+        )
+    grid_frames = duration_s / (window_s / num_frames)  # frames the video needs at the nominal frame step
+    num_windows = 1 + math.ceil((grid_frames - num_frames) / max_hop - 1e-9)
+    # the fewest windows, then the smallest hop that still covers the video, so windows stay close to window_s
+    hop_frames = math.ceil((grid_frames - num_frames) / (num_windows - 1) / align_frames - 1e-9) * align_frames
     frame_step_s = duration_s / (num_frames + (num_windows - 1) * hop_frames)
     return WindowPlan(duration_s, num_frames, hop_frames, num_windows, frame_step_s)
+
+
+def window_alignment(config, overlap: float) -> int:
+    """Frames the hop between windows is a multiple of: the clip length when that still allows `overlap` (then whole
+    clips are shared by neighbouring windows and encoded once), else the tubelet size (time steps still line up)."""
+    clip_frames, tubelet = config.clip_frames, config.backbone_config.tubelet_size
+    if config.num_frames // clip_frames >= 2 and math.floor(config.num_frames * (1 - overlap) / clip_frames + 1e-9):
+        return clip_frames
+    return tubelet
 
 
 class TemporalSentenceGroundingPipeline(ChunkPipeline):
@@ -196,7 +216,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             )
             self.processor = TSGVProcessor(video_processor, self.tokenizer)
         self.model.eval()
-        self._clip_cache: dict[int, torch.Tensor] = {}
+        # per call (so calls from several threads never mix): clip states shared with the next window, and timings
+        self._calls = itertools.count()
+        self._clip_cache: dict[int, dict[int, torch.Tensor]] = {}
+        self._timings: dict[int, dict[str, float]] = {}
         self.last_timings_s: dict[str, float] = {}
 
     def _sanitize_parameters(
@@ -263,19 +286,27 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
 
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         """Ground the queries of one video: stream its windows through the model, then merge (see module docstring)."""
-        self.last_timings_s = timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0}
+        timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0}
         start = time.perf_counter()
-        outputs = []
+        outputs, call = [], None
         windows = self.preprocess(inputs, **preprocess_params)
-        while True:
-            tick = time.perf_counter()
-            model_inputs = next(windows, None)
-            timings["decode"] += time.perf_counter() - tick
-            if model_inputs is None:
-                break
-            outputs.append(self.forward(model_inputs, **forward_params))
-        result = self.postprocess(outputs, **postprocess_params)
+        try:
+            while True:
+                tick = time.perf_counter()
+                model_inputs = next(windows, None)
+                timings["decode"] += time.perf_counter() - tick
+                if model_inputs is None:
+                    break
+                call = model_inputs["call"]
+                self._timings[call] = timings  # `_forward` adds the model's share
+                outputs.append(self.forward(model_inputs, **forward_params))
+            result = self.postprocess(outputs, **postprocess_params)
+        finally:
+            windows.close()  # closes the video even when the model failed on a window
+            self._clip_cache.pop(call, None)
+            self._timings.pop(call, None)
         timings["total"] = time.perf_counter() - start
+        self.last_timings_s = timings
         return result
 
     # ------------------------------------------------------------------ the three stages
@@ -300,14 +331,17 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 raise ValueError(f"{video}: query {position} is empty: every query needs words")
         config = self.model.config
         text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
+        call = next(self._calls)  # keys this video's clip cache and timings, so concurrent calls never mix
 
         with open_video(video, backend) as source:
             if not source.duration_s or source.duration_s <= 0:
                 raise VideoDecodeError(f"{video}: cannot tell the video's duration")
-            clip_frames = config.clip_frames
-            align = clip_frames if config.num_frames // clip_frames >= 2 else config.backbone_config.tubelet_size
             plan = plan_windows(
-                source.duration_s, config.num_frames, window_s or config.inference_window_s, window_overlap, align
+                source.duration_s,
+                config.num_frames,
+                window_s or config.inference_window_s,
+                window_overlap,
+                window_alignment(config, window_overlap),
             )
             frames = source.frames_at(plan.frame_times_s())
             buffer = []  # processed frames (3, H, W) of the current window
@@ -334,34 +368,37 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                     "window_index": window_index,
                     "frame_start": window_index * plan.hop_frames,
                     "plan": plan,
+                    "call": call,
                     "is_last": window_index == plan.num_windows - 1,
                 }
 
-    def _video_states(self, pixel_values: torch.Tensor, frame_start: int) -> TSGVVideoStates:
-        """encode_video for one window, reusing the clips the previous window shared with it (the query-independent
-        blocks see one clip at a time, so a clip's states do not depend on the window around it)."""
+    def _video_states(self, pixel_values: torch.Tensor, frame_start: int, call: int) -> TSGVVideoStates:
+        """encode_video for one window, reusing the clips the previous window of the same call shared with it (the
+        query-independent blocks see one clip at a time, so a clip's states do not depend on the window around it)."""
         clip_frames = self.model.config.clip_frames
         clips = pixel_values.shape[1] // clip_frames
-        starts = [frame_start + c * clip_frames for c in range(clips)]
-        if frame_start == 0:
-            self._clip_cache = {}
-        missing = [c for c, s in enumerate(starts) if s not in self._clip_cache]
+        starts = [frame_start + c * clip_frames for c in range(clips)]  # grid frame index of each clip's first frame
+        cache = self._clip_cache.get(call, {})
+        missing = [c for c, s in enumerate(starts) if s not in cache]
         steps_per_clip = clip_frames // self.model.config.backbone_config.tubelet_size
         if missing:
             frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
             states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
             for j, c in enumerate(missing):
-                self._clip_cache[starts[c]] = states.hidden_states[j]
-        hidden = torch.stack([self._clip_cache[s] for s in starts])  # (C, N, D)
-        self._clip_cache = {s: self._clip_cache[s] for s in starts}  # keep only what the next window may share
+                cache[starts[c]] = states.hidden_states[j]
+        hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
+        self._clip_cache[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
+        while len(self._clip_cache) > MAX_OPEN_CALLS:  # calls driven by hand, without run_single's clean-up
+            self._clip_cache.pop(next(iter(self._clip_cache)))
         return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
 
     def _forward(self, model_inputs, query_batch_size: int = 16):
-        timings = self.last_timings_s
+        call = model_inputs["call"]
+        timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # run_single registers its dict
         tick = time.perf_counter()
-        states = self._video_states(model_inputs["pixel_values"], model_inputs["frame_start"])
+        states = self._video_states(model_inputs["pixel_values"], model_inputs["frame_start"], call)
         self._synchronize()
-        timings["shared"] = timings.get("shared", 0.0) + time.perf_counter() - tick
+        timings["shared"] += time.perf_counter() - tick
         tick = time.perf_counter()
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
         logits, offsets = [], []
@@ -376,7 +413,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             logits.append(out.step_logits.float())
             offsets.append(out.step_offsets.float())
         self._synchronize()
-        timings["per_query"] = timings.get("per_query", 0.0) + time.perf_counter() - tick
+        timings["per_query"] += time.perf_counter() - tick
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
         return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
             k: model_inputs[k] for k in keep
@@ -448,4 +485,5 @@ __all__ = [
     "check_model_folder",
     "plan_windows",
     "register_pipeline",
+    "window_alignment",
 ]

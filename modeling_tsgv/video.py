@@ -6,6 +6,7 @@ default of a pip-only install). Every backend picks, for each target time t, the
 whose presentation time is <= t), so variable-frame-rate files map correctly; frame index / fps is never assumed.
 """
 
+import itertools
 import logging
 import os
 from collections.abc import Iterator
@@ -151,7 +152,7 @@ class _PyAVSource(VideoSource):
     """Decodes forward, and seeks only when the next target lies more than one keyframe interval ahead, so frames of
     one GOP are never decoded twice (a naive seek per frame re-decodes whole GOPs on long-GOP files) while short-GOP
     files still skip what lies between targets. The keyframe interval is learnt from the keyframes seen while
-    decoding."""
+    decoding. Times are relative to the stream's first timestamp (as decord and players count them)."""
 
     backend = "pyav"
 
@@ -164,34 +165,79 @@ class _PyAVSource(VideoSource):
             raise VideoDecodeError(f"{self.path}: no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
-        self.duration_s = _pyav_duration_s(self._container, self._stream)
+        self._start_s = _pyav_start_s(self._stream)
+        self.duration_s = _pyav_duration_s(self._container, self._stream) or _pyav_scan_duration_s(
+            self._container, self._stream, self._start_s
+        )
 
     def frames_at(self, times_s):
-        container, stream = self._container, self._stream
+        stream, start_s = self._stream, self._start_s
         keyframes_s = set()  # keyframe times seen so far
+
+        def time_of(frame):
+            return None if frame.time is None else frame.time - start_s
+
         decoder, current, pending = None, None, None  # current: last frame shown at or before the previous target
         for target in np.asarray(times_s, dtype=np.float64).tolist():
-            if decoder is None or target - (current.time if current is not None else -np.inf) > _gop_s(keyframes_s):
-                container.seek(int(max(target, 0.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
-                decoder, current, pending = container.decode(stream), None, None
+            if decoder is None or target - (time_of(current) if current is not None else -np.inf) > _gop_s(
+                keyframes_s
+            ):
+                decoder, pending = _pyav_seek(self._container, stream, target, start_s, _gop_s(keyframes_s))
+                current = None
             while True:
                 frame = pending if pending is not None else next(decoder, None)
                 pending = None
                 if frame is None:  # end of stream: the last frame stays on screen
                     break
                 if frame.key_frame and frame.time is not None:
-                    keyframes_s.add(round(frame.time, 4))
-                if frame.time is not None and frame.time > target:
+                    keyframes_s.add(round(time_of(frame), 4))
+                if frame.time is not None and time_of(frame) > target:
                     pending = frame  # keep it for the next target
                     break
                 current = frame
             chosen = current if current is not None else pending  # the first frame may start after the target
             if chosen is None:
                 raise VideoDecodeError(f"{self.path}: no frame could be decoded near {target:.2f} s")
-            yield chosen.to_ndarray(format="rgb24"), float(chosen.time)
+            yield chosen.to_ndarray(format="rgb24"), float(time_of(chosen))
 
     def close(self):
         self._container.close()
+
+
+def _pyav_start_s(stream) -> float:
+    """The stream's first timestamp in seconds (0 when unknown): times we report are relative to it."""
+    if stream.start_time is None or stream.time_base is None:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def _pyav_scan_duration_s(container, stream, start_s: float) -> float | None:
+    """Duration from the packets' timestamps, for files whose header has none (some WebM / MKV): demuxes the whole
+    file once without decoding. None when no packet has a timestamp."""
+    end = None
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            packet_end = packet.pts + (packet.duration or 0)
+            end = packet_end if end is None else max(end, packet_end)
+    container.seek(0)
+    return None if end is None else float(end * stream.time_base) - start_s
+
+
+def _pyav_seek(container, stream, target_s: float, start_s: float, gop_s: float):
+    """Seek so that decoding starts at or before `target_s` (relative seconds); returns (decoder, first frame).
+
+    Seeking lands on the keyframe before the target in MP4 / MKV, but in some containers (MPEG-TS) it can land after
+    it; then we seek further back, doubling the distance, until the first frame is at or before the target or we are
+    at the start of the stream."""
+    back_s = 0.0
+    while True:
+        seek_s = max(target_s - back_s, 0.0)
+        container.seek(int((seek_s + start_s) / stream.time_base), stream=stream, backward=True, any_frame=False)
+        decoder = container.decode(stream)
+        first = next(decoder, None)
+        if first is None or first.time is None or first.time - start_s <= target_s + 1e-6 or seek_s == 0.0:
+            return decoder, first
+        back_s = max(2 * back_s, gop_s)
 
 
 class _TorchcodecSource(VideoSource):
@@ -203,16 +249,18 @@ class _TorchcodecSource(VideoSource):
 
         self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
         metadata = self._decoder.metadata
-        self.duration_s = metadata.duration_seconds
-        self._end_s = metadata.end_stream_seconds or self.duration_s
+        self._start_s = float(metadata.begin_stream_seconds or 0.0)  # times we report are relative to it
+        self._end_s = metadata.end_stream_seconds
+        self.duration_s = metadata.duration_seconds or (self._end_s - self._start_s if self._end_s else None)
 
     def frames_at(self, times_s):
-        targets = np.asarray(times_s, dtype=np.float64)
+        targets = np.asarray(times_s, dtype=np.float64) + self._start_s
         if self._end_s:
             targets = np.minimum(targets, np.nextafter(self._end_s, 0))
         for first in range(0, len(targets), self.chunk):
             batch = self._decoder.get_frames_played_at(seconds=targets[first : first + self.chunk].tolist())
-            yield from zip(batch.data.numpy(), batch.pts_seconds.numpy().astype(np.float64).tolist())
+            times = batch.pts_seconds.numpy().astype(np.float64) - self._start_s
+            yield from zip(batch.data.numpy(), times.tolist())
 
     def close(self):
         self._decoder = None
@@ -325,12 +373,14 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
 
     Frames are re-encoded, so the cut is frame-accurate (a stream copy could only cut at keyframes); each frame keeps
     its own timing relative to start_s (variable frame rates survive), and the frame on screen at start_s opens the
-    clip. Odd frame sizes are cropped by one pixel (H.264 in yuv420p needs even sizes).
+    clip. Times count from the stream's first timestamp, as `read_frames` reports them. Odd frame sizes lose their last
+    row / column (H.264 in yuv420p needs even sizes); nothing is resampled.
 
     Returns:
         the number of frames written.
     Raises:
-        VideoDecodeError naming the file when it is missing or unreadable, ValueError when end_s <= start_s.
+        VideoDecodeError naming the file when it is missing or unreadable; ValueError when end_s <= start_s or no
+        frame lies in [start_s, end_s) (then no file is left behind).
     """
     import av
 
@@ -345,12 +395,16 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
             if not source.streams.video:
                 raise VideoDecodeError(f"{path}: no video stream")
             stream = source.streams.video[0]
+            offset_s = _pyav_start_s(stream)  # start_s / end_s count from the stream's first timestamp
+            duration_s = _pyav_duration_s(source, stream)
+            if duration_s is not None and start_s >= duration_s:
+                raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s (the video ends first)")
             width, height = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
             with av.open(out_path, "w") as target:
                 out = target.add_stream("libx264", rate=stream.average_rate or Fraction(25))
                 out.width, out.height, out.pix_fmt = width, height, "yuv420p"
                 out.codec_context.time_base = Fraction(1, 1000)  # pts in milliseconds since start_s
-                source.seek(int(max(start_s, 0.0) / stream.time_base), stream=stream, backward=True, any_frame=False)
+                decoder, first = _pyav_seek(source, stream, max(start_s, 0.0), offset_s, 2.0)
                 previous, last_pts = None, -1
 
                 def write(frame, time_s):
@@ -358,28 +412,35 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
                     pts = round(max(time_s - start_s, 0.0) * 1000)
                     if pts <= last_pts:  # two frames within one millisecond: keep the first
                         return
-                    image = frame.reformat(width=width, height=height, format="yuv420p")
+                    if frame.width != width or frame.height != height:  # odd size: crop, do not resample
+                        pixels = frame.to_ndarray(format="rgb24")[:height, :width]
+                        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                    image = frame.reformat(format="yuv420p")
                     image.pts, image.time_base, last_pts = pts, Fraction(1, 1000), pts
                     target.mux(out.encode(image))
                     written += 1
 
-                for frame in source.decode(stream):
+                for frame in itertools.chain([first] if first is not None else [], decoder):
                     if frame.time is None:
                         continue
-                    if frame.time >= end_s:
+                    time_s = frame.time - offset_s
+                    if time_s >= end_s:
                         break
-                    if frame.time <= start_s:
+                    if time_s <= start_s:
                         previous = frame  # the frame on screen at start_s, once decoding reaches it
                         continue
                     if previous is not None:
                         write(previous, start_s)
                         previous = None
-                    write(frame, frame.time)
+                    write(frame, time_s)
                 if previous is not None:
                     write(previous, start_s)
                 target.mux(out.encode())
     except av.error.FFmpegError as err:
         raise VideoDecodeError(f"{path}: cannot cut [{start_s:.2f}, {end_s:.2f}) s ({err})") from err
+    if written == 0:
+        os.remove(out_path)
+        raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s")
     return written
 
 

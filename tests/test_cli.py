@@ -83,6 +83,7 @@ def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
         (["{video}", "q", "--model", "{minilm}"], 1, "{minilm}: not a tsgv model"),
         (["{video}", "q", "--model", "{tmp}"], 1, "{tmp}: no config.json"),
         (["{video}", "q", "--top-k", "0"], 2, "--top-k must be >= 1"),
+        (["{video}", "q", "--query-batch-size", "0"], 2, "--query-batch-size must be >= 1"),
     ],
 )
 def test_errors_are_one_line_with_a_non_zero_exit(

@@ -14,6 +14,7 @@ from modeling_tsgv.pipeline_tsgv import (
     WindowPlan,
     check_model_folder,
     plan_windows,
+    window_alignment,
 )
 from modeling_tsgv.video import VideoDecodeError, read_frames
 
@@ -99,6 +100,44 @@ def test_shared_blocks_run_once_per_clip_however_many_queries(pipe, videos):
     assert timings["total"] >= timings["decode"] + timings["shared"] + timings["per_query"] - 1e-6
 
 
+def test_cached_clip_states_equal_a_fresh_encoding_of_every_window(pipe, videos):
+    """The clip cache only ever returns the states of the very frames asked for, also with two calls interleaved."""
+    model = pipe.model
+    runs = {call: list(pipe.preprocess(videos[name], queries=["a"])) for call, name in ((101, "long"), (102, "short"))}
+    runs[103] = list(pipe.preprocess(videos["long"], queries=["a"], window_overlap=0.75))  # hop of one clip still
+    order = [(call, i) for i in range(max(map(len, runs.values()))) for call in runs if i < len(runs[call])]
+    with torch.no_grad():
+        for call, index in order:  # windows of the three calls interleaved, as from three threads
+            window = runs[call][index]
+            cached = pipe._video_states(window["pixel_values"], window["frame_start"], call)
+            fresh = model.encode_video(window["pixel_values"])
+            torch.testing.assert_close(cached.hidden_states, fresh.hidden_states, rtol=0, atol=1e-5)
+    assert len(runs[101]) > 2 and len(runs[103]) > len(runs[101])
+    for call in runs:
+        pipe._clip_cache.pop(call)
+
+
+@pytest.mark.parametrize(
+    "duration_s, num_frames, window_s, overlap, align",
+    [
+        (20.01, 32, 20.0, 0.5, 16),  # barely longer than one window
+        (95.0, 48, 20.0, 0.5, 16),  # 3 clips per window: the hop rounds down to keep the overlap
+        (300.0, 32, 60.0, 0.25, 16),
+        (300.0, 32, 60.0, 0.0, 16),
+        (61.0, 16, 10.0, 0.5, 2),  # one clip per window: hop in tubelets
+        (3600.0, 64, 150.0, 0.5, 16),
+    ],
+)
+def test_window_plan_keeps_the_overlap_and_covers_the_video(duration_s, num_frames, window_s, overlap, align):
+    plan = plan_windows(duration_s, num_frames, window_s, overlap, align)
+    assert plan.num_windows >= 2 and plan.hop_frames % align == 0 and 0 < plan.hop_frames <= num_frames
+    assert (num_frames - plan.hop_frames) / num_frames >= overlap - 1e-9  # at least the requested overlap
+    assert 0.6 * window_s <= plan.window_length_s <= window_s + 1e-9
+    assert plan.num_grid_frames * plan.frame_step_s == pytest.approx(duration_s)  # the last window ends the video
+    fewer = plan_windows(duration_s, num_frames, window_s * 1.5, overlap, align)
+    assert fewer.num_windows <= plan.num_windows
+
+
 def test_window_plan_tiles_the_video():
     one = plan_windows(12.0, 32, 60.0)
     assert (one.num_windows, one.frame_step_s) == (1, 12.0 / 32)  # training-time sampling: T frames over the video
@@ -117,6 +156,10 @@ def test_window_plan_tiles_the_video():
         assert ((starts <= start_s + 1e-9) & (starts + plan.window_length_s >= end_s - 1e-9)).any()
     with pytest.raises(ValueError, match="window_overlap"):
         plan_windows(100.0, 32, 60.0, overlap=1.0)
+    with pytest.raises(ValueError, match="use at most 0.9375"):
+        plan_windows(100.0, 32, 60.0, overlap=0.95, align_frames=2)
+    # a tiny model (8 frames, clips of 4): overlap 0.5 keeps whole clips shared, 0.75 needs tubelet steps
+    assert window_alignment(tiny_config(), 0.5) == 4 and window_alignment(tiny_config(), 0.75) == 2
 
 
 def test_long_video_is_streamed_one_window_at_a_time(pipe, videos, monkeypatch):
@@ -211,7 +254,10 @@ def test_dtype_and_a_folder_with_only_a_tokenizer(model_dir, videos, tmp_path, m
     plain = pipeline(TASK, model=str(tmp_path), device="cpu")
     full = pipeline(TASK, model=str(model_dir), device="cpu")
     query = "a red ball rolls left"
-    assert plain(videos["short"], queries=query) == pytest.approx(full(videos["short"], queries=query))
+    for got, want in zip(plain(videos["short"], queries=query), full(videos["short"], queries=query), strict=True):
+        assert [got[k] for k in ("start", "end", "score")] == pytest.approx(
+            [want[k] for k in ("start", "end", "score")]
+        )
 
 
 def test_errors_name_the_problem_and_the_path(pipe, videos, tmp_path, minilm_path):

@@ -105,3 +105,28 @@ def test_cut_clip_rejects_bad_requests(tmp_path):
     with pytest.raises(VideoDecodeError, match="missing.mp4: video file not found"):
         cut_clip(tmp_path / "missing.mp4", 0.0, 1.0, tmp_path / "c.mp4")
     assert cut_clip(video, 1.2, 2.6, tmp_path / "c.mp4") == 4  # frames shown at 1.0 (on screen at 1.2), 1.5, 2.0, 2.5
+
+
+def test_mpeg_ts_and_a_stream_that_does_not_start_at_zero(tmp_path):
+    """Seeks that land after the target (MPEG-TS) are retried further back; times count from the first frame."""
+    ts = write_test_video(tmp_path / "cam.ts", np.arange(0, 20, 0.25))  # frame k at k / 4 s
+    for backend in ("pyav", "decord"):
+        frames = read_frames(ts, 8, backend=backend, duration_s=8.0)
+        assert [frame_number(f) for f in frames.frames] == [2, 6, 10, 14, 18, 22, 26, 30], backend
+
+    late = write_test_video(tmp_path / "late.mp4", np.arange(2.0, 12.0, 0.25))  # first frame at 2.0 s
+    read = {backend: read_frames(late, 8, backend=backend, duration_s=8.0) for backend in ("pyav", "decord")}
+    for backend, frames in read.items():
+        assert [frame_number(f) for f in frames.frames] == [2, 6, 10, 14, 18, 22, 26, 30], backend
+        np.testing.assert_allclose(frames.times_s, np.arange(8) + 0.5, err_msg=backend)
+
+    from modeling_tsgv.video import cut_clip
+
+    assert cut_clip(late, 0.5, 1.5, tmp_path / "c.mp4") == 4  # frames 2..5, shown from 0.5, 0.75, 1.0, 1.25 s
+    import av
+
+    with av.open(str(tmp_path / "c.mp4")) as container:
+        assert [frame_number(f.to_ndarray(format="rgb24")) for f in container.decode(video=0)] == [2, 3, 4, 5]
+    with pytest.raises(ValueError, match="no frame lies in"):
+        cut_clip(late, 50.0, 60.0, tmp_path / "none.mp4")
+    assert not (tmp_path / "none.mp4").exists()
