@@ -10,9 +10,9 @@ How a call runs, per video:
 1. The video is opened once and frames are read on a uniform time grid, streaming: each frame is decoded once and
    resized / normalised once (`modeling_tsgv.video.open_video`).
 2. A video no longer than `window_s` is one window sampled exactly as in training (`num_frames` frames over the whole
-   video). A longer video is covered by overlapping windows of `num_frames` grid frames (by default half a window
-   apart), the grid stretched a little so the windows tile [0, duration] exactly. Only one window's frames are held
-   at a time, so a 30-minute video needs no more memory than a 1-minute one.
+   video). A longer video is covered by windows of `num_frames` grid frames overlapping by at least half a window
+   (`window_overlap`), the grid stretched a little so the windows tile [0, duration] exactly. Only one window's
+   frames are held at a time, so a 30-minute video needs no more memory than a 1-minute one.
 3. Per window, the query-independent backbone blocks (`TSGVForGrounding.encode_video`) run once, however many queries
    are asked; clips shared with the previous window are not encoded again. The per-query part (`ground`) runs on
    chunks of `query_batch_size` queries.
@@ -174,7 +174,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         queries (`str` or `list[str]`): sentences for every video given as a path.
         top_k (`int`, defaults to 5): spans per query.
         window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
-        window_overlap (`float`, defaults to 0.5): fraction of a window shared with the next.
+        window_overlap (`float`, defaults to 0.5): least fraction of a window shared with the next.
         query_batch_size (`int`, defaults to 16): queries per forward pass of the per-query blocks.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
