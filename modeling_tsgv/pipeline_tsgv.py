@@ -381,12 +381,15 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         cache = self._clip_cache.get(call, {})
         missing = [c for c, s in enumerate(starts) if s not in cache]
         steps_per_clip = clip_frames // self.model.config.backbone_config.tubelet_size
-        if missing:
-            frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
-            states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
-            for j, c in enumerate(missing):
-                cache[starts[c]] = states.hidden_states[j]
-        hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
+        if len(missing) == clips:  # first window (or no clip shared): encode it as it is
+            hidden = self.model.encode_video(pixel_values).hidden_states  # (C, N, D)
+            cache = dict(zip(starts, hidden))
+        else:
+            if missing:
+                frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
+                states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
+                cache.update({starts[c]: states.hidden_states[j] for j, c in enumerate(missing)})
+            hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
         self._clip_cache[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
         while len(self._clip_cache) > MAX_OPEN_CALLS:  # calls driven by hand, without run_single's clean-up
             self._clip_cache.pop(next(iter(self._clip_cache)))
