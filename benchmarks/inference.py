@@ -103,7 +103,7 @@ def build_pipeline(
     return TemporalSentenceGroundingPipeline(model=model, processor=processor, device=device)
 
 
-def timed(pipe, video: str, queries: list[str], calls: int, query_batch_size: int = 16) -> dict:
+def timed(pipe, video: str, queries: list[str], calls: int, query_batch_size: int | None = None) -> dict:
     """Sum of `last_timings_s` over `calls` pipeline calls, each with `queries`."""
     total = {"decode": 0.0, "shared": 0.0, "per_query": 0.0, "total": 0.0}
     for _ in range(calls):
@@ -129,7 +129,7 @@ def reuse_table(args, video: str):
         first_block = pipe.model.first_query_block
         print(
             f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
-            f" (blocks 0..{first_block} shared), {args.duration_s:.0f} s video, query_batch_size {args.query_batch_size},"
+            f" (blocks 0..{first_block} shared), {args.duration_s:.0f} s video, query_batch_size {args.query_batch_size or 'default'},"
             f" {args.device} {args.dtype}, torch threads {torch.get_num_threads()}"
         )
         timed(pipe, video, QUERIES[:1], 1)  # warm-up
@@ -207,7 +207,7 @@ def main():
     parser.add_argument("--first_adapter", type=int, nargs="+", help="first SCADA block (default: half way)")
     parser.add_argument("--duration_s", type=float, default=60.0, help="length of the timing video")
     parser.add_argument("--window_s", type=float, default=150.0, help="the model's inference_window_s")
-    parser.add_argument("--query_batch_size", type=int, default=16, help="queries per forward pass")
+    parser.add_argument("--query_batch_size", type=int, help="queries per forward pass (default: the pipeline's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument(

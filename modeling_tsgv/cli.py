@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--window-s", type=float, help="window length for long videos (default: the model's)")
     parser.add_argument("--window-overlap", type=float, default=0.5, help="overlap of consecutive windows")
-    parser.add_argument("--query-batch-size", type=int, default=16, help="queries per forward pass")
+    parser.add_argument("--query-batch-size", type=int, help="queries per forward pass (default: 1 on CPU, 16 on GPU)")
     parser.add_argument(
         "--backend", default="pyav", choices=["pyav", "decord", "torchcodec", "auto"], help="video decoder"
     )
@@ -60,7 +60,7 @@ def check_arguments(args) -> None:
         raise CommandError(f"--top-k must be >= 1, got {args.top_k}", EXIT_USAGE)
     if args.window_s is not None and not args.window_s > 0:
         raise CommandError(f"--window-s must be > 0 seconds, got {args.window_s}", EXIT_USAGE)
-    if args.query_batch_size < 1:
+    if args.query_batch_size is not None and args.query_batch_size < 1:
         raise CommandError(f"--query-batch-size must be >= 1, got {args.query_batch_size}", EXIT_USAGE)
     if not 0 <= args.window_overlap < 1:
         raise CommandError(f"--window-overlap must be in [0, 1), got {args.window_overlap}", EXIT_USAGE)

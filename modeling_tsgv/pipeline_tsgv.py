@@ -175,7 +175,9 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         top_k (`int`, defaults to 5): spans per query.
         window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
         window_overlap (`float`, defaults to 0.5): least fraction of a window shared with the next.
-        query_batch_size (`int`, defaults to 16): queries per forward pass of the per-query blocks.
+        query_batch_size (`int`, *optional*): queries per forward pass of the per-query blocks. Default: 1 on CPU
+            (one query at a time was the fastest per query there: ViT-B, 16 queries, 50.8 s at 1 vs 55-61 s at 4 and
+            16, benchmarks/inference.py), 16 on GPUs.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
@@ -395,7 +397,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             self._clip_cache.pop(next(iter(self._clip_cache)))
         return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
 
-    def _forward(self, model_inputs, query_batch_size: int = 16):
+    def _forward(self, model_inputs, query_batch_size: int | None = None):
         call = model_inputs["call"]
         timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # run_single registers its dict
         tick = time.perf_counter()
@@ -404,6 +406,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         timings["shared"] += time.perf_counter() - tick
         tick = time.perf_counter()
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
+        query_batch_size = query_batch_size or (1 if self.device.type == "cpu" else 16)
         logits, offsets = [], []
         for first in range(0, input_ids.shape[0], query_batch_size):
             part = slice(first, first + query_batch_size)
