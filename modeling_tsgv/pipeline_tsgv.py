@@ -176,8 +176,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
         window_overlap (`float`, defaults to 0.5): least fraction of a window shared with the next.
         query_batch_size (`int`, *optional*): queries per forward pass of the per-query blocks. Default: 1 on CPU
-            (one query at a time was the fastest per query there: ViT-B, 16 queries, 50.8 s at 1 vs 55-61 s at 4 and
-            16, benchmarks/inference.py), 16 on GPUs.
+            (one query at a time was the fastest there: ViT-B, a 16-query call took 54.6-58.7 s at 1 vs 61.0-65.8 s at
+            4 and 62.6-64.2 s at 16, benchmarks/inference.py), 16 on GPUs.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
@@ -185,7 +185,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = decord then
             PyAV). PyAV is the default here because it streams in constant memory: grounding 4 queries
             in a 30-minute video peaked at 1433 MB with PyAV (1410 MB for a 1-minute one) and 2604 MB with decord
-            (`benchmarks/inference.py --size vit-s --memory`).
+            (ViT-S, 4 queries per pass, `benchmarks/inference.py --size vit-s --memory`).
     Returns:
         per query, a list of `{"start": s, "end": e, "score": p}` (seconds; score in [0, 1]), best first.
     Raises:
