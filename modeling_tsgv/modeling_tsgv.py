@@ -629,6 +629,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        decode_spans: bool = True,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -638,6 +639,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         Args:
             video_states: `encode_video(pixel_values)` of B_v videos.
             input_ids / attention_mask (`(B_q, S)`), query_video_index (`(B_q,)`), labels: as in `forward`.
+            decode_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
+                the per-step candidates themselves (the inference pipeline merges them across windows).
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -662,7 +665,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         loss = loss_dict = None
         if labels is not None:
             loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels.to(step_logits.device))
-        pred_spans, pred_scores = self.decode(step_logits, step_offsets)
+        pred_spans = pred_scores = None
+        if decode_spans:
+            pred_spans, pred_scores = self.decode(step_logits, step_offsets)
         return TSGVGroundingOutput(
             loss=loss,
             pred_spans=pred_spans,

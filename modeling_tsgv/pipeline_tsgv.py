@@ -415,6 +415,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 input_ids[part],
                 attention_mask[part],
                 torch.zeros(input_ids[part].shape[0], dtype=torch.long, device=input_ids.device),
+                decode_spans=False,  # postprocess ranks the candidates of all windows together
             )
             logits.append(out.step_logits.float())
             offsets.append(out.step_offsets.float())
@@ -439,39 +440,37 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         spans_s, scores, step_index = [], [], []
         for window in model_outputs:
             start_s = plan.window_start_s(window["window_index"])
-            spans = offsets_to_spans(window["step_offsets"]).double()  # (B_q, L_t, 2) window-normalised
+            spans = offsets_to_spans(window["step_offsets"].double())  # (B_q, L_t, 2) window-normalised
             spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
             scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
             num_steps = window["step_logits"].shape[1]
             step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
         spans_s, scores, step_index = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(step_index)
 
+        if return_timeline:
+            # a step seen by several windows gets the highest score any of them gave it
+            num_steps = int(step_index.max()) + 1
+            step_scores = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64).scatter_reduce(
+                1, step_index.expand_as(scores), scores, reduce="amax", include_self=False
+            )  # (B_q, steps of the whole video)
+            times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s).tolist()
         results = []
-        for query, query_spans, query_scores in zip(first["queries"], spans_s, scores):
+        for index, (query, query_spans, query_scores) in enumerate(zip(first["queries"], spans_s, scores)):
             k = min(top_k, query_spans.shape[0])
             best_spans, best_scores = rank_spans(query_spans, query_scores, k, nms_threshold)
             spans = [
                 {"start": float(s), "end": float(e), "score": float(p)}
                 for (s, e), p in zip(best_spans.tolist(), best_scores.tolist())
             ]
-            if not return_timeline:
-                results.append(spans)
-                continue
-            # a step seen by several windows gets the highest score any of them gave it
-            num_steps = int(step_index.max()) + 1
-            step_scores = torch.zeros(num_steps, dtype=torch.float64).scatter_reduce(
-                0, step_index, query_scores, reduce="amax", include_self=False
-            )
-            times_s = (torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s
-            results.append(
-                {
+            if return_timeline:
+                spans = {
                     "query": query,
                     "spans": spans,
-                    "times_s": times_s.tolist(),
-                    "step_scores": step_scores.tolist(),
+                    "times_s": times_s,
+                    "step_scores": step_scores[index].tolist(),
                     "duration_s": plan.duration_s,
                 }
-            )
+            results.append(spans)
         return results[0] if first["single_query"] else results
 
 
