@@ -326,8 +326,8 @@ def main(argv=None, callbacks=None):
     )  # fixed label width, so evaluation batches concatenate
     train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
     seed = training_args.seed
-    train_collator = train_collator_cls(processor.tokenizer, data_args.max_queries_per_video, seed=seed)
-    eval_collator = VideoCentricCollator(processor.tokenizer, None, num_windows=num_windows)
+    train_collator = train_collator_cls(processor, data_args.max_queries_per_video, seed=seed)
+    eval_collator = VideoCentricCollator(processor, None, num_windows=num_windows)
     transforms = {}
     for split, dataset in splits.items():
         sampling = "random" if split == "train" else "uniform"

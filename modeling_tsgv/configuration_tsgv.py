@@ -54,6 +54,12 @@ class TSGVConfig(PreTrainedConfig):
             Attention heads in the fusion layers.
         head_dropout (`float`, *optional*, defaults to 0.1):
             Dropout in the fusion layers.
+        head_sentence_gating (`bool`, *optional*, defaults to `True`):
+            Multiply each time step's projected features by a projection of the pooled sentence before the fusion
+            layers (a Hadamard-product fusion), besides the cross-attention to the text tokens.
+        sentence_standardization (`bool`, *optional*, defaults to `True`):
+            Standardise the pooled sentence embedding per dimension (running statistics over training batches) before
+            it conditions the adapters, the spatial pooling and the head.
         score_prior (`float`, *optional*, defaults to 0.1):
             Initial foreground probability of every time step (sets the score bias, as in focal-loss detectors).
         loss_focal_weight (`float`, *optional*, defaults to 1.0):
@@ -111,6 +117,8 @@ class TSGVConfig(PreTrainedConfig):
     head_layers: int = 2
     head_num_heads: int = 4
     head_dropout: float = 0.1
+    head_sentence_gating: bool = True
+    sentence_standardization: bool = True
     score_prior: float = 0.1
     loss_focal_weight: float = 1.0
     loss_diou_weight: float = 1.0

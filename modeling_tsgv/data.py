@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 import torch
 
+from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH
 from .video import VideoDecodeError, read_frames, video_duration_s
 
 logger = logging.getLogger(__name__)
@@ -508,9 +509,9 @@ class VideoCentricCollator:
         durations_s (B_v,) seconds; labels (B_q, W, 2) windows in normalised time [0, 1], padded with -100 (W = most
         windows of a query in the batch; label-less queries are all -100; no `labels` when no query has a window).
     Args:
-        tokenizer: the text encoder's tokenizer.
+        text_processor: a `TSGVProcessor` (its tokenizer, and its `max_text_length`, so training truncates sentences
+            exactly as inference does), or a bare tokenizer (then `DEFAULT_MAX_TEXT_LENGTH` tokens).
         max_queries_per_video: cap per video; when a video has more, that many are sampled without replacement.
-        max_text_length: tokens per sentence.
         num_windows: pad `labels` to this many windows per query (a fixed shape, so evaluation batches concatenate);
             default: the most in the batch.
         seed: with a seed, the queries sampled for a video depend only on (seed, epoch, video id); see `set_epoch`.
@@ -518,17 +519,16 @@ class VideoCentricCollator:
 
     def __init__(
         self,
-        tokenizer,
+        text_processor,
         max_queries_per_video: int | None = None,
-        max_text_length: int = 64,
         num_windows: int | None = None,
         seed: int | None = None,
     ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
-        self.tokenizer = tokenizer
+        self.tokenizer = getattr(text_processor, "tokenizer", text_processor)
+        self.max_text_length = getattr(text_processor, "max_text_length", DEFAULT_MAX_TEXT_LENGTH)
         self.max_queries_per_video = max_queries_per_video
-        self.max_text_length = max_text_length
         self.num_windows = num_windows
         self.seed = seed
         self.epoch = 0

@@ -106,6 +106,36 @@ class ScadaAdapter(nn.Module):
         return hidden + self.up(h).view_as(hidden)
 
 
+class SentenceStandardizer(nn.Module):
+    """Standardises pooled sentence embeddings per dimension with running statistics: (s - mean) / std.
+
+    Frozen text encoders give anisotropic embeddings (a large component shared by every sentence, dimensions of very
+    different scales), which makes the projections that read the sentence learn slowly. Statistics are running
+    averages over training batches (the first updates are plain cumulative means, so they settle within a few steps);
+    the same statistics are used in training and evaluation, so a batch of one query behaves like any other. Starts as
+    the identity (mean 0, variance 1).
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.01, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def forward(self, sentence: torch.Tensor) -> torch.Tensor:
+        """sentence (B_q, D_text) -> (B_q, D_text); updates the statistics in training mode."""
+        if self.training and sentence.shape[0] > 1:
+            with torch.no_grad():
+                batch = sentence.detach().float()
+                rate = max(1.0 / float(self.num_batches_tracked + 1), self.momentum)
+                self.running_mean.lerp_(batch.mean(0), rate)
+                self.running_var.lerp_(batch.var(0), rate)
+                self.num_batches_tracked += 1
+        mean, var = self.running_mean.to(sentence.dtype), self.running_var.to(sentence.dtype)
+        return (sentence - mean) * torch.rsqrt(var + self.eps)
+
+
 class SentenceSpatialPool(nn.Module):
     """Pools the spatial tokens of each time step with attention weights computed from the sentence embedding.
 
@@ -174,14 +204,20 @@ class TSGVGroundingHead(nn.Module):
             )
             for _ in range(config.head_layers)
         )
+        # product fusion (as 2D-TAN's Hadamard product): each step's features are gated by the sentence, so a step
+        # can match the sentence with one multiplication instead of an attention pattern learned over many steps
+        self.sentence_gate = nn.Linear(config.text_config.hidden_size, dim) if config.head_sentence_gating else None
         self.norm = nn.LayerNorm(dim)
         self.score = Mlp(dim, dim, 1)
         self.offsets = Mlp(dim, dim, 2)
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
-        """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token -> logits (B_q, L_t), offsets (B_q, L_t, 2)."""
+    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None):
+        """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token, sentence (B_q, D_text) pooled
+        (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2)."""
         steps = video.shape[1]
         x = self.video_proj(video)  # (B_q, L_t, d)
+        if self.sentence_gate is not None:
+            x = x * self.sentence_gate(sentence)[:, None, :]
         x = x + sinusoidal_positions(steps, x.shape[-1], x.device, x.dtype)
         memory = self.text_proj(text)  # (B_q, S, d)
         padding = text_mask == 0
@@ -200,10 +236,12 @@ def step_centers(num_steps: int, device) -> torch.Tensor:
 
 
 def offsets_to_spans(offsets: torch.Tensor) -> torch.Tensor:
-    """offsets (B_q, L_t, 2) distances back/forward from each step centre -> spans (B_q, L_t, 2) clipped to [0, 1]."""
+    """offsets (B_q, L_t, 2) distances back/forward from each step centre -> spans (B_q, L_t, 2) in normalised time.
+
+    Not clipped: a boundary predicted past the video's edge must still get a gradient from the span losses. Decoding
+    clips to [0, 1]."""
     centers = step_centers(offsets.shape[1], offsets.device)[None, :]  # (1, L_t)
-    spans = torch.stack([centers - offsets[..., 0], centers + offsets[..., 1]], dim=-1)
-    return spans.clamp(0.0, 1.0)
+    return torch.stack([centers - offsets[..., 0], centers + offsets[..., 1]], dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -316,6 +354,9 @@ class TSGVPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["ScadaAdapter", "SentenceSpatialPool", "TSGVGroundingHead"]
     _supports_sdpa = True
+    # our loss is a mean over the batch's foreground steps and ignores `num_items_in_batch`: the Trainer must divide it
+    # by the gradient-accumulation steps and must not multiply it by the number of processes
+    accepts_loss_kwargs = False
 
     @classmethod
     def is_custom_code(cls) -> bool:
@@ -369,6 +410,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
         self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
         self.head = TSGVGroundingHead(config)
+        hidden = config.text_config.hidden_size
+        self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
         self.post_init()
         self.apply_backbone_tuning()
 
@@ -602,7 +645,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs,
+        durations_s: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput:
         r"""
         Args:
@@ -616,10 +660,19 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*):
                 Ground-truth (start, end) in normalised time [0, 1]; several windows per query may be given, padded
                 with -100. A query whose windows are all padding contributes no loss.
-            kwargs: other batch entries (e.g. `durations_s`, which the Trainer passes along) are ignored.
+            durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*):
+                Video durations in seconds. Not used by the model (it works in normalised time); accepted because the
+                Trainer hands every batch entry to `forward` and keeps this one for the metrics. There is deliberately
+                no `**kwargs`: with it, the Trainer would treat the loss as normalised by `num_items_in_batch` and
+                stop dividing it by the gradient-accumulation steps (see `accepts_loss_kwargs`).
+            token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*):
+                Accepted so that a tokenizer's output can be passed whole; each query is one sentence (segment 0), so
+                any non-zero entry is an error.
         Returns:
             [`TSGVGroundingOutput`].
         """
+        if token_type_ids is not None and bool(token_type_ids.any()):
+            raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
         return self.ground(self.encode_video(pixel_values), input_ids, attention_mask, query_video_index, labels)
 
     def ground(
@@ -658,8 +711,10 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
 
         text_tokens, sentence = self.encode_text(input_ids, attention_mask)
+        if self.sentence_norm is not None:
+            sentence = self.sentence_norm(sentence)
         video = self.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
-        step_logits, step_offsets = self.head(video, text_tokens, attention_mask)
+        step_logits, step_offsets = self.head(video, text_tokens, attention_mask, sentence)
         step_logits = step_logits.float()
 
         loss = loss_dict = None
@@ -718,7 +773,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         """
         k = min(max_spans or self.config.max_spans, step_logits.shape[1])
         scores = step_logits.float().sigmoid()  # (B_q, L_t)
-        spans = offsets_to_spans(step_offsets.float())  # (B_q, L_t, 2)
+        spans = offsets_to_spans(step_offsets.float()).clamp(0.0, 1.0)  # (B_q, L_t, 2)
         ranked = [
             rank_spans(q_spans, q_scores, k, self.config.nms_threshold) for q_spans, q_scores in zip(spans, scores)
         ]

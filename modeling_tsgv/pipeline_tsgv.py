@@ -440,7 +440,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         spans_s, scores, step_index = [], [], []
         for window in model_outputs:
             start_s = plan.window_start_s(window["window_index"])
-            spans = offsets_to_spans(window["step_offsets"].double())  # (B_q, L_t, 2) window-normalised
+            spans = offsets_to_spans(window["step_offsets"].double()).clamp(0.0, 1.0)  # (B_q, L_t, 2) in the window
             spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
             scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
             num_steps = window["step_logits"].shape[1]

@@ -9,6 +9,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 FALLBACK_TEXT_ENCODER = "distilbert-base-uncased"  # the paper's text encoder; needs the Hub
+DEFAULT_MAX_TEXT_LENGTH = 64  # tokens per sentence, training and inference alike (a processor saves its own value)
 
 
 def default_text_encoder_path() -> str:
@@ -29,13 +30,17 @@ class TSGVProcessor(ProcessorMixin):
         max_text_length (`int`, *optional*, defaults to 64): sentences are truncated to this many tokens.
     """
 
-    def __init__(self, video_processor, tokenizer, max_text_length: int = 64):
+    def __init__(self, video_processor, tokenizer, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH):
         self.max_text_length = max_text_length
         super().__init__(video_processor, tokenizer)
 
     @classmethod
     def from_text_encoder(
-        cls, text_encoder: str | None = None, image_size: int = 224, max_text_length: int = 64, **video_kwargs
+        cls,
+        text_encoder: str | None = None,
+        image_size: int = 224,
+        max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+        **video_kwargs,
     ) -> "TSGVProcessor":
         """Build a processor from a text encoder's tokenizer (path or Hub name; default: offline MiniLM) and a frame size.
 
@@ -89,6 +94,7 @@ class TSGVProcessor(ProcessorMixin):
                     truncation=True,
                     max_length=self.max_text_length,
                     return_tensors=return_tensors,
+                    return_token_type_ids=False,  # one sentence per query: segment ids carry nothing
                 )
             )
             if query_video_index is None:
@@ -144,4 +150,4 @@ class TSGVProcessor(ProcessorMixin):
         return results
 
 
-__all__ = ["TSGVProcessor", "default_text_encoder_path"]
+__all__ = ["TSGVProcessor", "default_text_encoder_path", "DEFAULT_MAX_TEXT_LENGTH"]
