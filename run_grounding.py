@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import datasets
 import numpy as np
+import torch
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
 
@@ -43,7 +44,8 @@ from modeling_tsgv.data import (
     explode_queries,
     read_annotations,
 )
-from modeling_tsgv.metrics import prior_baseline
+from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
+from modeling_tsgv.metrics import prior_baseline, sentence_binding
 from modeling_tsgv.trainer import EpochCallback, TSGVTrainer, compute_grounding_metrics, unpack_predictions
 
 logger = logging.getLogger(__name__)
@@ -112,8 +114,13 @@ class DataArguments:
     durations: list[str] | None = field(
         default=None, metadata={"help": "Duration tables for formats without durations (Charades_v1_*.csv, JSON)."}
     )
-    synthetic_dir: str = field(default="outputs/synthetic", metadata={"help": "Cache folder of the synthetic world."})
-    synthetic_num_videos: int = field(default=500, metadata={"help": "Synthetic videos (all splits together)."})
+    synthetic_preset: str = field(
+        default="easy", metadata={"help": "Look of the synthetic world: easy (default job) | standard (harder)."}
+    )
+    synthetic_dir: str | None = field(
+        default=None, metadata={"help": "Cache folder of the synthetic world (default: outputs/synthetic/<preset>)."}
+    )
+    synthetic_num_videos: int = field(default=1000, metadata={"help": "Synthetic videos (all splits together)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
     max_queries_per_video: int | None = field(default=8, metadata={"help": "Queries sampled per video and step."})
     sampling: str = field(default="video_centric", metadata={"help": "video_centric | query_centric batches."})
@@ -121,6 +128,19 @@ class DataArguments:
     max_train_videos: int | None = field(default=None, metadata={"help": "Use only the first N training videos."})
     max_eval_videos: int | None = field(default=None, metadata={"help": "Use only the first N videos of eval sets."})
     evaluate_only: bool = field(default=False, metadata={"help": "Skip training: evaluate --model_name_or_path."})
+    cache_video_states: str = field(
+        default="auto",
+        metadata={
+            "help": "auto | yes | no: decode (and encode) each training / validation video once and train on the "
+            "cached query-independent backbone states when the blocks below the first adapter are frozen (scada, "
+            "frozen; exact), else on the cached frames (full, partial). auto: when the cache fits "
+            "--cache_video_states_max_gb (states: not with DeepSpeed)."
+        },
+    )
+    cache_video_states_max_gb: float = field(default=4.0, metadata={"help": "Memory cap of the cache for auto."})
+    video_state_variants: int = field(
+        default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
+    )
 
     def __post_init__(self):
         if self.dataset != "synthetic" and self.dataset not in FORMATS:
@@ -129,6 +149,16 @@ class DataArguments:
             raise ValueError(f"--dataset {self.dataset} needs --train_file and/or --test_file")
         if self.sampling not in ("video_centric", "query_centric"):
             raise ValueError(f"--sampling must be video_centric or query_centric, got {self.sampling!r}")
+        if self.cache_video_states not in ("auto", "yes", "no"):
+            raise ValueError(f"--cache_video_states must be auto, yes or no, got {self.cache_video_states!r}")
+        if self.video_state_variants < 1:
+            raise ValueError(f"--video_state_variants must be >= 1, got {self.video_state_variants}")
+        from modeling_tsgv.synthetic import PRESETS
+
+        if self.synthetic_preset not in PRESETS:
+            raise ValueError(f"--synthetic_preset must be one of {', '.join(PRESETS)}, got {self.synthetic_preset!r}")
+        if self.synthetic_dir is None:
+            self.synthetic_dir = os.path.join("outputs", "synthetic", self.synthetic_preset)
 
 
 @dataclass
@@ -163,7 +193,12 @@ def resolve_annotation_files(data_args: DataArguments) -> tuple[dict, dict]:
     if data_args.dataset == "synthetic":
         from modeling_tsgv.synthetic import generate
 
-        generate(data_args.synthetic_dir, num_videos=data_args.synthetic_num_videos, seed=data_args.synthetic_seed)
+        generate(
+            data_args.synthetic_dir,
+            num_videos=data_args.synthetic_num_videos,
+            seed=data_args.synthetic_seed,
+            preset=data_args.synthetic_preset,
+        )
         folder = os.path.join(data_args.synthetic_dir, "annotations")
         splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}
         return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}, {"eval": "val"}
@@ -249,6 +284,29 @@ def pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_
     return classifier.videomae
 
 
+def use_video_state_cache(model, splits: dict, eval_split: str, data_args, training_args) -> bool:
+    """Whether to train on cached encode_video states — or cached frames when encode_video trains (see
+    --cache_video_states); logs the reason when not."""
+    if data_args.cache_video_states == "no":
+        return False
+    reasons = []
+    frames = not can_cache(model)
+    if training_args.deepspeed and not frames:
+        reasons.append("DeepSpeed shards the backbone")
+    if data_args.sampling == "query_centric":
+        reasons.append("query-centric batches decode per query by design")
+    videos = len(splits["train"]) * data_args.video_state_variants + len(splits.get(eval_split, []))
+    size_gb = estimate_bytes(model.config, videos, dtype=torch.float16 if frames else torch.bfloat16, frames=frames)
+    size_gb /= 2**30
+    if data_args.cache_video_states == "auto" and size_gb > data_args.cache_video_states_max_gb:
+        reasons.append(f"it would take {size_gb:.1f} GB (> --cache_video_states_max_gb)")
+    if reasons and data_args.cache_video_states == "yes":
+        raise ValueError("--cache_video_states yes is not possible: " + "; ".join(reasons))
+    if reasons:
+        logger.info("not caching video states: " + "; ".join(reasons))
+    return not reasons
+
+
 def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
     """The prior baseline (best fixed span on train) on each evaluated split, keys `<split>_prior_<metric>`."""
     if "train" not in splits:
@@ -257,6 +315,12 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
     for split in eval_splits:
         (start, end), metrics = prior_baseline(splits["train"], splits[split])
         results.update({f"{split}_prior_{k}": v for k, v in metrics.items()})
+        records = [  # the prior's answer to every query, as predictions_<split>.jsonl would hold it
+            {"video_id": row["video_id"], "gt_windows_s": windows, "pred_spans_s": [[start * d, end * d]]}
+            for row in splits[split]
+            for windows, d in ((w, row["duration_s"]) for w in row["spans_s"])
+        ]
+        results[f"{split}_prior_binding"] = sentence_binding(records)[0]
     results["prior_span_start"], results["prior_span_end"] = start, end
     return results
 
@@ -338,6 +402,34 @@ def main(argv=None, callbacks=None):
         )
         dataset.set_transform(transforms[split])
 
+    # ---- caches: the frozen text encoder's states per sentence, the frozen blocks' states per video ----------
+    if not model.config.train_text_encoder and not training_args.deepspeed:
+        model.enable_text_cache()
+    epoch_targets = [train_collator, *transforms.values()]
+    if (
+        "train" in splits
+        and not data_args.evaluate_only
+        and use_video_state_cache(model, splits, eval_split, data_args, training_args)
+    ):
+        for split, train in (("train", True), (eval_split, False)):
+            if split not in splits or (split == eval_split and split == "train"):
+                continue
+            cache = VideoStatesCache.build(
+                model,
+                splits[split],
+                processor.video_processor,
+                train=train,
+                variants=data_args.video_state_variants,
+                seed=seed,
+                backend=data_args.decode_backend,
+                batch_size=training_args.per_device_eval_batch_size,
+                num_workers=training_args.dataloader_num_workers,
+                # training: bfloat16 states / float16 frames (normalised pixels keep their 8 bits); evaluation exact
+                dtype=(torch.bfloat16 if can_cache(model) else torch.float16) if train else torch.float32,
+            )
+            splits[split].set_transform(cache.transform())
+            epoch_targets.append(cache)
+
     # ---- training --------------------------------------------------------------------------------------------
     trainer = TSGVTrainer(
         model=model,
@@ -347,7 +439,7 @@ def main(argv=None, callbacks=None):
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
-        callbacks=[EpochCallback(train_collator, *transforms.values()), *(callbacks or [])],
+        callbacks=[EpochCallback(*epoch_targets), *(callbacks or [])],
     )
     metrics = {}
     start = time.time()
@@ -360,37 +452,68 @@ def main(argv=None, callbacks=None):
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     for split in eval_splits:
+        splits[split].set_transform(transforms[split])  # from the video files, as inference does
         output = trainer.predict(splits[split], metric_key_prefix=split)
         metrics.update(output.metrics)
         if trainer.is_world_process_zero():
-            write_predictions(
-                os.path.join(training_args.output_dir, f"predictions_{split}.jsonl"),
-                splits[split].with_format(None),
-                output,
-                model.config.max_spans,
-            )
-    metrics.update(prior_metrics({k: v.with_format(None) for k, v in splits.items()}, eval_splits))
+            path = os.path.join(training_args.output_dir, f"predictions_{split}.jsonl")
+            write_predictions(path, splits[split].with_format(None), output, model.config.max_spans)
+            with open(path) as f:
+                share, counted = sentence_binding(json.loads(line) for line in f)
+            metrics[f"{split}_binding"], metrics[f"{split}_binding_queries"] = share, counted
+    plain_splits = {k: v.with_format(None) for k, v in splits.items()}
+    metrics.update(prior_metrics(plain_splits, eval_splits))
     metrics["wall_time_s"] = time.time() - start
     trainer.save_metrics("all", metrics)
     if trainer.is_world_process_zero():
         table = results_table(metrics, eval_splits)
         print(table)
-        write_model_card(training_args, model_args, data_args, model, metrics, table, argv)
+        curve = write_learning_curve(trainer, plain_splits, eval_split, training_args.output_dir)
+        write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve)
     return metrics
 
 
+def write_learning_curve(trainer, splits: dict, eval_split: str, output_dir: str) -> str:
+    """learning_curve.png (training loss, val R1@0.5 / mIoU per evaluation, the val prior) and its numbers as a
+    markdown table for the model card; "" when the run logged nothing to draw (e.g. --evaluate_only)."""
+    from modeling_tsgv.visualization import learning_curve, plot_learning_curve
+
+    history = trainer.state.log_history
+    curve = learning_curve(history)
+    if not curve["train"] and not curve["eval"]:
+        return ""
+    baselines = {}
+    if "train" in splits and eval_split in splits and eval_split != "train":
+        _, prior = prior_baseline(splits["train"], splits[eval_split])
+        baselines[f"{eval_split} prior R1@0.5"] = prior["R1@0.5"]
+    plot_learning_curve(history, os.path.join(output_dir, "learning_curve.png"), baselines=baselines)
+    losses = {}
+    for epoch, _, loss in curve["train"]:
+        losses.setdefault(int(np.ceil(epoch - 1e-9)), []).append(loss)
+    lines = [f"| epoch | training loss (mean) | {eval_split} R1@0.5 | {eval_split} mIoU |", "|---:|---:|---:|---:|"]
+    for epoch, _, values in curve["eval"]:
+        mean_loss = np.mean(losses.get(int(round(epoch)), [float("nan")]))
+        lines.append(
+            f"| {epoch:g} | {mean_loss:.3f} | {values.get('R1@0.5', float('nan')):.2f} | "
+            f"{values.get('mIoU', float('nan')):.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def results_table(metrics: dict, eval_splits: list[str]) -> str:
-    """Markdown table: one row per evaluated split and its prior baseline."""
-    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU"]
+    """Markdown table: one row per evaluated split and its prior baseline. `binding`: the share of queries whose top-1
+    answer follows their own sentence in videos with several moments (`metrics.sentence_binding`)."""
+    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "binding"]
     lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for split in eval_splits:
         for name, prefix in ((split, f"{split}_"), (f"{split} (prior)", f"{split}_prior_")):
             if f"{prefix}R1@0.5" in metrics:
-                lines.append(f"| {name} | " + " | ".join(f"{metrics[prefix + k]:.2f}" for k in keys) + " |")
+                values = [metrics.get(prefix + k, float("nan")) for k in keys]
+                lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines)
 
 
-def write_model_card(training_args, model_args, data_args, model, metrics, table, argv):
+def write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve_table=""):
     """README.md in output_dir from model_cards/TEMPLATE.md, with model-index results for the Hub."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -439,6 +562,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         inference_window_s=f"{cfg.inference_window_s:g}",
         dataset_description=dataset_name,
         results_table=table,
+        learning_curve=curve_table or "(no training in this run)",
         model_path=training_args.output_dir,
         command="python run_grounding.py " + " ".join(shlex.quote(a) for a in argv),
         learning_rate=training_args.learning_rate,

@@ -1,6 +1,6 @@
 """The "prior" baseline: the best single fixed span (normalised time) learned from training annotations, scored on test.
 
-    python benchmarks/prior_baseline.py [--synthetic-dir outputs/synthetic] [--real-data ../shared/data/real]
+    python benchmarks/prior_baseline.py [--synthetic-num-videos 500] [--real-data ../shared/data/real]
 
 Every query gets the same answer whatever the video or sentence: the floor every trained model must clear by a wide
 margin. Rows: the built-in synthetic world (generated if missing: 500 videos, seed 0) and, when the real annotation
@@ -13,21 +13,22 @@ from pathlib import Path
 
 from modeling_tsgv.data import read_annotations
 from modeling_tsgv.metrics import prior_baseline
-from modeling_tsgv.synthetic import generate
+from modeling_tsgv.synthetic import PRESETS, generate
 
 KEYS = ["R1@0.3", "R1@0.5", "R1@0.7", "mIoU"]
 
 
 def datasets_to_score(args):
     """(name, train rows, test rows) for each available dataset."""
-    synthetic = Path(args.synthetic_dir)
-    generate(synthetic, num_videos=500, seed=0)
-    for split in ("test", "test_novel"):
-        yield (
-            f"synthetic (500 videos, seed 0) {split}",
-            read_annotations(synthetic / "annotations" / "train.jsonl", "jsonl")[0],
-            read_annotations(synthetic / "annotations" / f"{split}.jsonl", "jsonl")[0],
-        )
+    for preset in PRESETS:  # the worlds run_grounding.py makes: outputs/synthetic/<preset>, seed 0
+        synthetic = Path(args.synthetic_root) / preset
+        generate(synthetic, num_videos=args.synthetic_num_videos, seed=0, preset=preset)
+        for split in ("test", "test_novel"):
+            yield (
+                f"synthetic {preset} ({args.synthetic_num_videos} videos, seed 0) {split}",
+                read_annotations(synthetic / "annotations" / "train.jsonl", "jsonl")[0],
+                read_annotations(synthetic / "annotations" / f"{split}.jsonl", "jsonl")[0],
+            )
     real = Path(args.real_data)
     if not real.is_dir():
         return
@@ -54,7 +55,8 @@ def datasets_to_score(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--synthetic-dir", default="outputs/synthetic")
+    parser.add_argument("--synthetic-root", default="outputs/synthetic", help="worlds go to <root>/<preset>")
+    parser.add_argument("--synthetic-num-videos", type=int, default=500, help="as run_grounding.py's default")
     parser.add_argument("--real-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -46,6 +46,9 @@ class TSGVConfig(PreTrainedConfig):
             How the spatial tokens of each time step become one vector: `"mean"`, or `"sentence"` (attention weights
             from the sentence embedding, so a step's vector describes the object the sentence names). The sentence
             query starts at zero, so a fresh `"sentence"` pooling is exactly the mean.
+        spatial_pool_location (`bool`, *optional*, defaults to `True`):
+            With `spatial_pooling="sentence"`, add to each step's pooled vector a projection of where the pooling
+            looked (mean grid position, spread, match strength), starting at zero.
         head_hidden_size (`int`, *optional*, defaults to 256):
             Width of the cross-modal fusion and of the prediction heads.
         head_layers (`int`, *optional*, defaults to 2):
@@ -54,6 +57,9 @@ class TSGVConfig(PreTrainedConfig):
             Attention heads in the fusion layers.
         head_dropout (`float`, *optional*, defaults to 0.1):
             Dropout in the fusion layers.
+        head_temporal_kernel (`int`, *optional*, defaults to 3):
+            Kernel (in time steps, odd) of a temporal convolution over the projected step features before the fusion
+            layers, added to them, so each step sees how its features differ from its neighbours'. 1 turns it off.
         head_sentence_gating (`bool`, *optional*, defaults to `True`):
             Multiply each time step's projected features by a projection of the pooled sentence before the fusion
             layers (a Hadamard-product fusion), besides the cross-attention to the text tokens.
@@ -113,10 +119,12 @@ class TSGVConfig(PreTrainedConfig):
     clip_frames: int | None = None
     image_size: int | None = None
     spatial_pooling: str = "sentence"
+    spatial_pool_location: bool = True
     head_hidden_size: int = 256
     head_layers: int = 2
     head_num_heads: int = 4
     head_dropout: float = 0.1
+    head_temporal_kernel: int = 3
     head_sentence_gating: bool = True
     sentence_standardization: bool = True
     score_prior: float = 0.1
@@ -174,8 +182,9 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(
                 f"num_frames ({self.num_frames}) must be a positive multiple of clip_frames ({self.clip_frames})"
             )
-        if self.scada_temporal_kernel < 1 or self.scada_temporal_kernel % 2 == 0:
-            raise ValueError(f"scada_temporal_kernel must be odd and >= 1, got {self.scada_temporal_kernel}")
+        for name in ("scada_temporal_kernel", "head_temporal_kernel"):
+            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
+                raise ValueError(f"{name} must be odd and >= 1, got {getattr(self, name)}")
         if self.head_hidden_size % self.head_num_heads:
             raise ValueError(
                 f"head_hidden_size ({self.head_hidden_size}) must be divisible by head_num_heads ({self.head_num_heads})"

@@ -505,7 +505,7 @@ class VideoCentricCollator:
 
     Input features: rows with `pixel_values` (T, 3, H, W), `duration_s`, `sentences`, `spans_s` (seconds).
     Output:
-        pixel_values (B_v, T, 3, H, W); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
+        pixel_values (B_v, T, 3, H, W) (or video_states (B_v, C, N, D) when the rows carry cached states); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
         durations_s (B_v,) seconds; labels (B_q, W, 2) windows in normalised time [0, 1], padded with -100 (W = most
         windows of a query in the batch; label-less queries are all -100; no `labels` when no query has a window).
     Args:
@@ -559,8 +559,10 @@ class VideoCentricCollator:
         text = self.tokenizer(
             sentences, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
         )
+        # decoded frames, or cached encode_video states (see feature_cache.VideoStatesCache)
+        video_key = "video_states" if "video_states" in features[0] else "pixel_values"
         batch = {
-            "pixel_values": torch.stack([torch.as_tensor(f["pixel_values"]) for f in features]),
+            video_key: torch.stack([torch.as_tensor(f[video_key]) for f in features]),
             "input_ids": text["input_ids"],
             "attention_mask": text["attention_mask"],
             "query_video_index": torch.tensor(video_index, dtype=torch.long),

@@ -162,7 +162,43 @@ def prior_baseline(train_rows, test_rows) -> tuple[tuple[float, float], dict[str
     return (start, end), grounding_metrics(predictions, references)
 
 
+def sentence_binding(records, min_iou: float = 0.3, distinct_iou: float = 0.5) -> tuple[float, int]:
+    """How often the answer follows its own sentence when a video holds several queries.
+
+    A query counts when its video has another query whose moment differs from its own (IoU < `distinct_iou`); it is
+    bound when its top-1 span overlaps its own moment with IoU >= `min_iou` and more than any such other moment.
+    The prior (one fixed span for every query) scores at most the share of videos' moments it happens to hit.
+
+    Args:
+        records: dicts with `video_id`, `gt_windows_s` (the query's moment(s), [[start_s, end_s], ...]) and
+            `pred_spans_s` (ranked [[start_s, end_s, (score)], ...]) — the lines of `predictions_<split>.jsonl`.
+    Returns:
+        (share of counted queries that are bound, in %; number of counted queries). (nan, 0) when none counts.
+    """
+    by_video = {}
+    for record in records:
+        if record["gt_windows_s"] and record["pred_spans_s"]:
+            by_video.setdefault(record["video_id"], []).append(record)
+    bound = counted = 0
+    for queries in by_video.values():
+        for query in queries:
+            own = np.asarray(query["gt_windows_s"], dtype=np.float64)[:, :2]
+            others = [
+                np.asarray(other["gt_windows_s"], dtype=np.float64)[:, :2] for other in queries if other is not query
+            ]
+            others = [w for w in others if temporal_iou(w, own).max() < distinct_iou]
+            if not others:
+                continue
+            top1 = np.asarray(query["pred_spans_s"][0][:2], dtype=np.float64)
+            own_iou = temporal_iou(top1, own).max()
+            other_iou = max(temporal_iou(top1, w).max() for w in others)
+            counted += 1
+            bound += bool(own_iou >= min_iou and own_iou > other_iou)
+    return (100.0 * bound / counted if counted else float("nan")), counted
+
+
 __all__ = [
+    "sentence_binding",
     "temporal_iou",
     "grounding_metrics",
     "per_query_best_iou",

@@ -15,6 +15,7 @@ inference can encode a video once and ground any number of queries against it, i
 """
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -129,17 +130,24 @@ class SentenceStandardizer(nn.Module):
             with torch.no_grad():
                 batch = sentence.detach().float()
                 rate = max(1.0 / float(self.num_batches_tracked + 1), self.momentum)
-                self.running_mean.lerp_(batch.mean(0), rate)
-                self.running_var.lerp_(batch.var(0), rate)
+                # DeepSpeed casts buffers to the training dtype (bf16): update in the buffers' own dtype
+                self.running_mean.lerp_(batch.mean(0).to(self.running_mean.dtype), rate)
+                self.running_var.lerp_(batch.var(0).to(self.running_var.dtype), rate)
                 self.num_batches_tracked += 1
         mean, var = self.running_mean.to(sentence.dtype), self.running_var.to(sentence.dtype)
         return (sentence - mean) * torch.rsqrt(var + self.eps)
 
 
 class SentenceSpatialPool(nn.Module):
-    """Pools the spatial tokens of each time step with attention weights computed from the sentence embedding.
+    """Pools the spatial tokens of each time step with attention weights computed from the sentence embedding, and
+    reports where it looked.
 
-    weights = softmax_hw(<k(token), q(sentence)> / sqrt(D)); `q` starts at zero, so a fresh pool is the plain mean.
+    weights = softmax_hw(<k(token), q(sentence)> / sqrt(D)); pooled = sum_hw weights * token. With
+    `spatial_pool_location`, the step's vector also gets a projection of where the weights sit: their mean (x, y)
+    position on the patch grid, their spread, and how strongly the best-matching tokens matched (logsumexp of the
+    logits against the uniform level). These follow the referred region from step to step (it moves, grows, vanishes)
+    in a form the head reads directly; token features carry position only implicitly. `q` and the location
+    projection start at zero, so a fresh pool is the plain mean.
     """
 
     def __init__(self, config: TSGVConfig):
@@ -147,13 +155,31 @@ class SentenceSpatialPool(nn.Module):
         width = config.backbone_config.hidden_size
         self.key = nn.Linear(width, width)
         self.query = nn.Linear(config.text_config.hidden_size, width)
+        self.grid = config.image_size // config.backbone_config.patch_size  # patches per side
+        self.location = nn.Linear(4, width) if config.spatial_pool_location else None
 
-    def forward(self, tokens: torch.Tensor, sentence: torch.Tensor) -> torch.Tensor:
-        """tokens (B_q, L_t, hw, D), sentence (B_q, D_text) -> (B_q, L_t, D)."""
+    def forward(self, tokens: torch.Tensor, sentence: torch.Tensor, query_video_index=None) -> torch.Tensor:
+        """tokens (B_q, L_t, hw, D) — or (B_v, L_t, hw, D) with `query_video_index` (B_q,), so keys are computed once
+        per video —, sentence (B_q, D_text) -> (B_q, L_t, D)."""
+        keys = self.key(tokens)  # (B, L_t, hw, D)
+        if query_video_index is not None:
+            keys, tokens = keys[query_video_index], tokens[query_video_index]  # per video -> per query
         query = self.query(sentence)[:, None, :, None]  # (B_q, 1, D, 1)
-        logits = (self.key(tokens) @ query).squeeze(-1) / math.sqrt(tokens.shape[-1])  # (B_q, L_t, hw)
+        logits = (keys @ query).squeeze(-1) / math.sqrt(tokens.shape[-1])  # (B_q, L_t, hw)
         weights = logits.softmax(dim=-1)
-        return (weights[..., None] * tokens).sum(2)
+        pooled = (weights[..., None] * tokens).sum(2)  # (B_q, L_t, D)
+        if self.location is None:
+            return pooled
+        if weights.shape[-1] != self.grid**2:
+            raise ValueError(f"{weights.shape[-1]} spatial tokens per step, expected {self.grid}x{self.grid}")
+        # (hw, 2) patch-centre (x, y) in [-1, 1], row-major as the patch embedding orders tokens; built here, not kept
+        # as a buffer: from_pretrained leaves non-persistent buffers uninitialised
+        axis = torch.linspace(-1, 1, self.grid, device=weights.device, dtype=weights.dtype)
+        positions = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+        where = weights @ positions  # (B_q, L_t, 2)
+        spread = (weights * (positions - where[..., None, :]).pow(2).sum(-1)).sum(-1)  # (B_q, L_t)
+        peak = logits.logsumexp(-1) - math.log(weights.shape[-1])  # 0 when nothing stands out
+        return pooled + self.location(torch.cat([where, spread[..., None], peak[..., None]], -1))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -191,6 +217,10 @@ class TSGVGroundingHead(nn.Module):
         super().__init__()
         dim = config.head_hidden_size
         self.video_proj = nn.Sequential(nn.Linear(config.backbone_config.hidden_size, dim), nn.LayerNorm(dim))
+        # the change of a step's features from its neighbours (something moved, grew, vanished) in one layer:
+        # attention would have to learn to look one step back and forward first
+        kernel = config.head_temporal_kernel
+        self.temporal_conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2) if kernel > 1 else None
         self.text_proj = nn.Sequential(nn.Linear(config.text_config.hidden_size, dim), nn.LayerNorm(dim))
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(
@@ -216,6 +246,8 @@ class TSGVGroundingHead(nn.Module):
         (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2)."""
         steps = video.shape[1]
         x = self.video_proj(video)  # (B_q, L_t, d)
+        if self.temporal_conv is not None:
+            x = x + self.temporal_conv(x.transpose(1, 2)).transpose(1, 2)  # (B_q, L_t, d)
         if self.sentence_gate is not None:
             x = x * self.sentence_gate(sentence)[:, None, :]
         x = x + sinusoidal_positions(steps, x.shape[-1], x.device, x.dtype)
@@ -377,6 +409,9 @@ class TSGVPreTrainedModel(PreTrainedModel):
         elif isinstance(module, SentenceSpatialPool):
             init.zeros_(module.query.weight)  # uniform weights at start: the plain spatial mean
             init.zeros_(module.query.bias)
+            if module.location is not None:
+                init.zeros_(module.location.weight)
+                init.zeros_(module.location.bias)
         elif isinstance(module, TSGVGroundingHead):
             prior = self.config.score_prior
             init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
@@ -412,6 +447,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.head = TSGVGroundingHead(config)
         hidden = config.text_config.hidden_size
         self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
+        self._text_cache = None  # see enable_text_cache
         self.post_init()
         self.apply_backbone_tuning()
 
@@ -512,12 +548,66 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     # ------------------------------------------------------------------ forward path
 
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
+        not train, so a sentence always gets the same states (which `enable_text_cache` relies on)."""
+        super().train(mode)
+        if not self.config.train_text_encoder:
+            self.text_model.eval()
+        return self
+
+    def enable_text_cache(self, max_sentences: int = 50_000):
+        """Remember the frozen text encoder's states per sentence (keyed by its token ids), up to `max_sentences`
+        (least recently used dropped first): a training run asks for the same few thousand sentences every epoch.
+
+        Only used while the text encoder does not train. Not for DeepSpeed ZeRO-3, where every rank must run the
+        encoder's forward in lockstep (a rank that found everything cached would skip it and stall the others).
+        """
+        self._text_cache = OrderedDict()
+        self._text_cache_size = max_sentences
+
+    def disable_text_cache(self):
+        """Forget cached sentence states and compute them every call again."""
+        self._text_cache = None
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
-        tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        lengths = attention_mask.sum(1)  # (B_q,)
+        right_padded = bool(
+            (attention_mask == (torch.arange(attention_mask.shape[1], device=lengths.device) < lengths[:, None])).all()
+        )
+        if self._text_cache is not None and not self.config.train_text_encoder and right_padded:
+            tokens = self._cached_text_states(input_ids, lengths)
+        else:
+            tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
         sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return tokens, sentence
+
+    @torch.no_grad()
+    def _cached_text_states(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Token states (B_q, S, D_text) from the cache, running the encoder once on the sentences it lacks; padding
+        positions are zero (every consumer masks them)."""
+        cache = self._text_cache
+        keys = [row[:n].cpu().numpy().tobytes() for row, n in zip(input_ids, lengths.tolist())]
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        found = {key: cache[key] for key in keys if key in cache}
+        for key in missing:
+            # one sentence per pass, unpadded: its states then never depend on which batch first held it (a padded
+            # batch changes the float reduction order), so a resumed run gets the bits an uninterrupted one got
+            row = keys.index(key)
+            ids = input_ids[row : row + 1, : int(lengths[row])]
+            found[key] = self.text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+        for key in dict.fromkeys(keys):
+            cache[key] = found[key]
+            cache.move_to_end(key)
+        while len(cache) > self._text_cache_size:
+            cache.popitem(last=False)
+        sample = next(iter(found.values()))
+        out = sample.new_zeros(len(keys), input_ids.shape[1], sample.shape[-1])  # (B_q, S, D_text)
+        for i, key in enumerate(keys):
+            out[i, : found[key].shape[0]] = found[key]
+        return out
 
     def _block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
         """Backbone block `index` (unless `backbone=False`), then its adapter when it has one and `sentence` is given.
@@ -572,6 +662,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         clips = num_frames // clip_frames
         steps_per_clip = clip_frames // tubelet
         frames = pixel_values.reshape(batch_v * clips, clip_frames, channels, height, width)  # (B_v*C, F, 3, H, W)
+        frames = frames.to(self.video_model.embeddings.patch_embeddings.projection.weight.dtype)  # cached: float16
         hidden = self.video_model.embeddings(frames, None)  # (B_v*C, N, D)
         first = self.first_query_block
         last_shared = first if first is not None else len(self.video_model.encoder.layer) - 1
@@ -618,9 +709,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             if first is None:
                 pooled = pooled[query_video_index]  # query-independent backbone: fan out after pooling (cheapest)
         else:
-            if first is None:
-                tokens = tokens[query_video_index]  # (B_q, L_t, hw, D)
-            pooled = self.spatial_pool(tokens, sentence)  # (B_q, L_t, D)
+            # a query-independent backbone: keys once per video, then fan out to the queries
+            fan_out = query_video_index if first is None else None
+            pooled = self.spatial_pool(tokens, sentence, fan_out)  # (B_q, L_t, D)
         assert pooled.shape[0] == batch_q
         return pooled
 
@@ -640,13 +731,14 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         durations_s: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        video_states: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput:
         r"""
         Args:
@@ -668,12 +760,39 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*):
                 Accepted so that a tokenizer's output can be passed whole; each query is one sentence (segment 0), so
                 any non-zero entry is an error.
+            video_states (`torch.FloatTensor` of shape `(B_v, C, N, D)`, *optional*):
+                Instead of `pixel_values`: the videos' `encode_video` hidden states, computed earlier with the same
+                frozen weights (see `modeling_tsgv.feature_cache`), so a training step skips decoding and the
+                query-independent blocks.
         Returns:
             [`TSGVGroundingOutput`].
         """
         if token_type_ids is not None and bool(token_type_ids.any()):
             raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
-        return self.ground(self.encode_video(pixel_values), input_ids, attention_mask, query_video_index, labels)
+        if input_ids is None:
+            raise ValueError("input_ids are required: the sentences to ground")
+        if (pixel_values is None) == (video_states is None):
+            raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
+        states = (
+            self.encode_video(pixel_values) if video_states is None else self.video_states_from_cache(video_states)
+        )
+        return self.ground(states, input_ids, attention_mask, query_video_index, labels)
+
+    def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVVideoStates:
+        """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVVideoStates`; checks they fit this model."""
+        tubelet = self.config.backbone_config.tubelet_size
+        steps_per_clip = self.config.clip_frames // tubelet
+        patches = (self.config.image_size // self.config.backbone_config.patch_size) ** 2
+        expected = (self.config.num_frames // self.config.clip_frames, steps_per_clip * patches)
+        width = self.config.backbone_config.hidden_size
+        if video_states.dim() != 4 or tuple(video_states.shape[1:3]) != expected or video_states.shape[3] != width:
+            raise ValueError(
+                f"video_states must have shape (B_v, {expected[0]}, {expected[1]}, {width}) for this model, "
+                f"got {tuple(video_states.shape)}"
+            )
+        batch_v, clips = video_states.shape[:2]
+        dtype = next(self.video_model.parameters()).dtype
+        return TSGVVideoStates(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
 
     def ground(
         self,

@@ -6,9 +6,14 @@ others stay still, and every event gets one sentence ("the crimson disc slides l
 Distractors (the same action by another object, another action by the same object) make a query answerable only by
 binding colour, shape and motion. The `test_novel` split holds out some (colour, action) combinations entirely.
 
+Two presets (`PRESETS`): "standard" is the world above (112 px, 8-30 s, 2-4 objects of 7-10 % of the frame,
+distractors sharing a colour or a shape); "easy" (what the default training job uses, sized for a 10-minute CPU run)
+renders at 64 px, 8-16 s, 2-3 objects of 12-16 % of the frame (about one 16-px patch), each of its own colour, so the
+colour word alone picks the object; actions, vocabulary, sentences and held-out combinations are the same.
+
 Run it (500 videos take well under a minute on 2 cores):
 
-    python -m modeling_tsgv.synthetic /tmp/syn500 --num-videos 500 --seed 0
+    python -m modeling_tsgv.synthetic /tmp/syn500 --num-videos 500 --seed 0 [--preset easy]
 """
 
 import argparse
@@ -19,7 +24,7 @@ import multiprocessing
 import os
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import av
@@ -28,7 +33,7 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.1"  # 1.1: "an amber ..." instead of "a amber ..."
+GENERATOR_VERSION = "1.2"  # 1.1: "an amber ..." instead of "a amber ..."; 1.2: presets (the standard world unchanged)
 SPLITS = ("train", "val", "test", "test_novel")
 CLIP_NUM_FRAMES = 16  # clip_labels.jsonl: non-overlapping clips of this many frames (VideoMAE's default clip)
 CLIP_MIN_ACTION_FRAMES = 4  # an action is labelled in a clip when it is under way in at least this many frames
@@ -84,6 +89,28 @@ ACTIONS = tuple(TEMPLATES)
 TERMINAL_ACTIONS = ("disappear", "change_colour")  # nothing of the object happens after these
 MOVES_PX_PER_IMAGE = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
 SCALE_FACTORS = {"grow": 1.6, "shrink": 0.6}
+
+
+@dataclass(frozen=True)
+class WorldPreset:
+    """How a world looks: frame size (px), frame rate, video length (s), objects per video, object radius (fraction of
+    the frame side) and whether the objects of one video all differ in colour."""
+
+    image_size: int
+    fps: int
+    min_duration_s: float
+    max_duration_s: float
+    min_objects: int
+    max_objects: int
+    min_radius: float
+    max_radius: float
+    unique_colours: bool
+
+
+PRESETS = {
+    "standard": WorldPreset(112, 10, 8.0, 30.0, 2, 4, 0.07, 0.1, unique_colours=False),
+    "easy": WorldPreset(64, 10, 8.0, 16.0, 2, 3, 0.12, 0.16, unique_colours=True),
+}
 
 
 @dataclass
@@ -163,13 +190,17 @@ def split_counts(num_videos: int, split_fractions) -> dict[str, int]:
 # ----------------------------------------------------------------------------- planning one video
 
 
-def _sample_objects(rng, num_objects: int, first: SceneObject) -> list[SceneObject]:
-    """2-4 objects with unique (colour, shape); later ones often share a colour or a shape with an earlier one."""
+def _sample_objects(rng, num_objects: int, first: SceneObject, unique_colours: bool) -> list[SceneObject]:
+    """`num_objects` objects with unique (colour, shape); later ones often share a colour (unless `unique_colours`)
+    or a shape with an earlier one."""
     objects = [first]
     while len(objects) < num_objects:
         like = objects[rng.integers(len(objects))]
         mode = rng.random()
-        colour = like.colour if mode < 0.4 else str(rng.choice(list(COLOURS)))
+        if unique_colours:
+            colour = str(rng.choice([c for c in COLOURS if all(o.colour != c for o in objects)]))
+        else:
+            colour = like.colour if mode < 0.4 else str(rng.choice(list(COLOURS)))
         shape = like.shape if 0.4 <= mode < 0.8 else str(rng.choice(list(SHAPES)))
         if all((o.colour, o.shape) != (colour, shape) for o in objects):
             objects.append(SceneObject(colour, shape))
@@ -235,21 +266,26 @@ def _place_events(rng, pairs, duration_s: float, image_size: int) -> list[Event]
     return sorted(placed, key=lambda e: (e.start_s, e.object_index))
 
 
-def _choose_new_colours(rng, objects, events) -> None:
-    """Give every change_colour event a new colour that keeps (colour, shape) unique among the objects."""
+def _choose_new_colours(rng, objects, events, unique_colours: bool) -> None:
+    """Give every change_colour event a new colour that keeps (colour, shape) — or, with `unique_colours`, the colour
+    alone — unique among the objects, before and after the change."""
     taken = {(o.colour, o.shape) for o in objects}
     for event in events:
         if event.action == "change_colour":
             obj = objects[event.object_index]
-            options = [c for c in COLOURS if (c, obj.shape) not in taken]
+            if unique_colours:
+                options = [c for c in COLOURS if all(c != colour for colour, _ in taken)]
+            else:
+                options = [c for c in COLOURS if (c, obj.shape) not in taken]
             event.amount = str(rng.choice(options))
             taken.add((event.amount, obj.shape))
 
 
-def _place_objects(rng, objects, events, image_size: int) -> None:
-    """Radius and rest position per object so its whole trajectory (moves, growth) stays inside the frame."""
+def _place_objects(rng, objects, events, image_size: int, radius_range: tuple[float, float]) -> None:
+    """Radius (a fraction in `radius_range` of the frame side) and rest position per object, so its whole trajectory
+    (moves, growth) stays inside the frame."""
     for index, obj in enumerate(objects):
-        obj.radius_px = float(rng.uniform(0.07, 0.1) * image_size)
+        obj.radius_px = float(rng.uniform(*radius_range) * image_size)
         offsets, scale, max_scale = [(0.0, 0.0)], 1.0, 1.0
         for event in (e for e in events if e.object_index == index):
             if event.action in MOVES_PX_PER_IMAGE:
@@ -280,6 +316,7 @@ def _has_distractor(events: list[Event]) -> bool:
 def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, novel_combo=None) -> VideoPlan:
     """Sample one video (deterministic in seed and video_index); `novel_combo` forces one held-out event."""
     rng = np.random.default_rng([seed, 1, video_index])
+    params = {**asdict(PRESETS["standard"]), **params}  # a look left out is the standard world's
     fps, image_size = params["fps"], params["image_size"]
     num_frames = round(rng.uniform(params["min_duration_s"], params["max_duration_s"]) * fps)
     plan = VideoPlan(f"syn{video_index:05d}", split, num_frames, fps, image_size)
@@ -292,11 +329,12 @@ def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, 
             first = SceneObject(str(rng.choice(list(COLOURS))), str(rng.choice(list(SHAPES))))
             actions = [a for a in ACTIONS if _action_allowed([first], [], 0, a, banned)]
             first_action = str(rng.choice(actions))
-        plan.objects = _sample_objects(rng, int(rng.integers(2, 5)), first)
+        num_objects = int(rng.integers(params["min_objects"], params["max_objects"] + 1))
+        plan.objects = _sample_objects(rng, num_objects, first, params["unique_colours"])
         pairs = _sample_pairs(rng, plan.objects, int(rng.integers(2, 6)), banned, (0, first_action))
         plan.events = _place_events(rng, pairs, plan.duration_s, image_size)
-    _choose_new_colours(rng, plan.objects, plan.events)
-    _place_objects(rng, plan.objects, plan.events, image_size)
+    _choose_new_colours(rng, plan.objects, plan.events, params["unique_colours"])
+    _place_objects(rng, plan.objects, plan.events, image_size, (params["min_radius"], params["max_radius"]))
     return plan
 
 
@@ -638,11 +676,12 @@ def generate(
     out_dir,
     num_videos: int = 500,
     seed: int = 0,
-    image_size: int = 112,
-    fps: int = 10,
-    min_duration_s: float = 8.0,
-    max_duration_s: float = 30.0,
+    image_size: int | None = None,
+    fps: int | None = None,
+    min_duration_s: float | None = None,
+    max_duration_s: float | None = None,
     split_fractions=(0.7, 0.1, 0.1, 0.1),
+    preset: str = "standard",
     num_workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -652,19 +691,29 @@ def generate(
     Layout: `videos/<video_id>.mp4`, `annotations/{split}.jsonl` and `{split}.charades_sta.txt` (one line per
     query), `annotations/durations.json`, `annotations/clip_labels.jsonl`, `meta.json`. The output depends only on
     the parameters (not on `num_workers`): the same seed gives byte-identical annotations and identical frames.
+    `preset` (a key of `PRESETS`) sets the look of the world; `image_size` (px), `fps`, `min_duration_s` and
+    `max_duration_s` override the preset's values when given.
 
     Example:
         >>> meta = generate("/tmp/syn", num_videos=8, image_size=64, progress=False)
         >>> meta["counts"]["train"]["videos"]
         5
     """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synthetic world preset {preset!r}; known: {', '.join(PRESETS)}")
+    look = PRESETS[preset]
+    image_size = look.image_size if image_size is None else image_size
+    fps = look.fps if fps is None else fps
+    min_duration_s = look.min_duration_s if min_duration_s is None else min_duration_s
+    max_duration_s = look.max_duration_s if max_duration_s is None else max_duration_s
     split_fractions = tuple(float(x) for x in split_fractions)
     _check_arguments(num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
     out_dir = Path(out_dir)
     params = {
-        "num_videos": num_videos, "seed": seed, "image_size": image_size, "fps": fps,
+        "preset": preset, "num_videos": num_videos, "seed": seed, "image_size": image_size, "fps": fps,
         "min_duration_s": float(min_duration_s), "max_duration_s": float(max_duration_s),
-        "split_fractions": list(split_fractions),
+        "split_fractions": list(split_fractions), "min_objects": look.min_objects, "max_objects": look.max_objects,
+        "min_radius": look.min_radius, "max_radius": look.max_radius, "unique_colours": look.unique_colours,
     }  # fmt: skip
     cached = None if overwrite else _cached_meta(out_dir, params)
     if cached is not None:
@@ -706,10 +755,11 @@ def main(argv=None) -> dict:
     parser.add_argument("out_dir", help="folder to write videos/, annotations/ and meta.json into")
     parser.add_argument("--num-videos", type=int, default=500, help="videos in total over all splits")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=112, help="frame height and width in pixels")
-    parser.add_argument("--fps", type=int, default=10, help="frames per second")
-    parser.add_argument("--min-duration-s", type=float, default=8.0)
-    parser.add_argument("--max-duration-s", type=float, default=30.0)
+    parser.add_argument("--preset", choices=list(PRESETS), default="standard", help="look of the world")
+    parser.add_argument("--image-size", type=int, default=None, help="frame side in pixels (default: the preset's)")
+    parser.add_argument("--fps", type=int, default=None, help="frames per second (default: the preset's)")
+    parser.add_argument("--min-duration-s", type=float, default=None, help="(default: the preset's)")
+    parser.add_argument("--max-duration-s", type=float, default=None, help="(default: the preset's)")
     parser.add_argument("--num-workers", type=int, default=None, help="processes (default: all CPU cores)")
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if an identical world exists")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -718,7 +768,8 @@ def main(argv=None) -> dict:
     start_time_s = time.perf_counter()
     meta = generate(
         args.out_dir, num_videos=args.num_videos, seed=args.seed, image_size=args.image_size, fps=args.fps,
-        min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s, num_workers=args.num_workers,
+        min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s, preset=args.preset,
+        num_workers=args.num_workers,
         overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     for split, count in meta["counts"].items():

@@ -118,7 +118,8 @@ class TSGVTrainer(Trainer):
         loss = outputs.loss.detach() if outputs.loss is not None else None
         if prediction_loss_only:
             return loss, None, None
-        index, num_videos = inputs["query_video_index"], inputs["pixel_values"].shape[0]
+        videos = inputs["pixel_values"] if inputs.get("pixel_values") is not None else inputs["video_states"]
+        index, num_videos = inputs["query_video_index"], videos.shape[0]
         spans = pack_video_major(outputs.pred_spans.float(), index, num_videos)
         scores = pack_video_major(outputs.pred_scores.float(), index, num_videos)
         labels = inputs.get("labels")

@@ -1,4 +1,5 @@
-"""plot_grounding: a picture of the answer — the video's timeline, per-time-step scores and the top spans per query."""
+"""Pictures: `plot_grounding` (a video's timeline, per-time-step scores and the top spans per query) and
+`plot_learning_curve` (training loss and validation recall / mIoU over a training run)."""
 
 import os
 
@@ -105,4 +106,64 @@ def plot_grounding(
     return os.fspath(out_path)
 
 
-__all__ = ["plot_grounding", "plot_size_px"]
+def learning_curve(log_history: list[dict], metrics=("R1@0.5", "mIoU"), prefix: str = "eval_") -> dict:
+    """The numbers of a learning curve from a Trainer's `state.log_history`.
+
+    Returns {"train": [(epoch, step, loss)...], "eval": [(epoch, step, {metric: value})...]}: the training loss of
+    every logging step, and the evaluation metrics (percent) of every evaluation, in the order they were logged.
+    """
+    train, evaluation = [], []
+    for entry in log_history:
+        if "loss" in entry and "epoch" in entry:
+            train.append((float(entry["epoch"]), int(entry.get("step", 0)), float(entry["loss"])))
+        found = {name: float(entry[prefix + name]) for name in metrics if prefix + name in entry}
+        if found:
+            evaluation.append((float(entry.get("epoch", 0.0)), int(entry.get("step", 0)), found))
+    return {"train": train, "eval": evaluation}
+
+
+def plot_learning_curve(
+    log_history: list[dict], out_path: str | os.PathLike, metrics=("R1@0.5", "mIoU"), baselines: dict | None = None
+) -> str:
+    """Draw a training run: training loss per logging step (left axis) and validation metrics per evaluation (right
+    axis, percent), both against epochs.
+
+    Args:
+        log_history: `trainer.state.log_history` (or the `log_history` of a saved `trainer_state.json`).
+        out_path: PNG to write (1000 x 450 pixels).
+        metrics: evaluation metrics to draw (keys `eval_<metric>` in the log).
+        baselines: optional {label: value in percent} drawn as dashed horizontal lines (e.g. the prior's R1@0.5).
+    Returns:
+        out_path as a string.
+    """
+    from matplotlib.figure import Figure
+
+    curve = learning_curve(log_history, metrics)
+    if not curve["train"] and not curve["eval"]:
+        raise ValueError("the log history holds no training loss and no evaluation metrics to draw")
+    fig = Figure(figsize=(10, 4.5), dpi=DPI)
+    ax = fig.add_subplot(1, 1, 1)
+    if curve["train"]:
+        epochs, _, losses = zip(*curve["train"])
+        ax.plot(epochs, losses, color="#7f7f7f", linewidth=1.0, label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    right = ax.twinx()
+    colours = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"]
+    for colour, name in zip(colours, metrics):
+        points = [(epoch, values[name]) for epoch, _, values in curve["eval"] if name in values]
+        if points:
+            xs, ys = zip(*points)
+            right.plot(xs, ys, marker="o", color=colour, label=f"val {name}")
+    for colour, (label, value) in zip(colours[::-1], (baselines or {}).items()):
+        right.axhline(value, color=colour, linestyle="--", linewidth=1.0, label=label)
+    right.set_ylabel("validation (%)")
+    right.set_ylim(0, 100)
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    right.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.fspath(out_path), dpi=DPI)
+    return os.fspath(out_path)
+
+
+__all__ = ["plot_grounding", "plot_size_px", "learning_curve", "plot_learning_curve"]

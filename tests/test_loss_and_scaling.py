@@ -87,7 +87,9 @@ def test_two_ranks_log_the_loss_of_one_and_apply_its_update(tmp_path):
     out.parent.mkdir()
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541"]
     command = [*launcher, str(REPO_ROOT / "tests" / "trainer_scaling_job.py"), str(out), "--batch_size", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the job script runs from tests/: make the checkout importable even without an (up-to-date) editable install
+    python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": python_path}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = json.loads(out.read_text())

@@ -68,3 +68,25 @@ def test_evaluate_module_matches_the_function_offline(monkeypatch):
     metric.add_batch(predictions=predictions[:1], references=references[:1])
     metric.add_batch(predictions=predictions[1:], references=references[1:])
     assert metric.compute()["mIoU"] == pytest.approx(65.0)
+
+
+def test_sentence_binding_counts_answers_that_follow_their_own_sentence():
+    from modeling_tsgv.metrics import sentence_binding
+
+    records = [
+        # video a: two queries with distinct moments; q1 answered on its own moment, q2 on q1's moment
+        {"video_id": "a", "gt_windows_s": [[0.0, 2.0]], "pred_spans_s": [[0.1, 2.1, 0.9]]},
+        {"video_id": "a", "gt_windows_s": [[5.0, 8.0]], "pred_spans_s": [[0.0, 2.0, 0.8]]},
+        # video b: one query only -> not counted
+        {"video_id": "b", "gt_windows_s": [[1.0, 3.0]], "pred_spans_s": [[1.0, 3.0]]},
+        # video c: two queries on (almost) the same moment -> neither has a distinct other moment
+        {"video_id": "c", "gt_windows_s": [[1.0, 3.0]], "pred_spans_s": [[1.0, 3.0]]},
+        {"video_id": "c", "gt_windows_s": [[1.1, 3.0]], "pred_spans_s": [[1.0, 3.0]]},
+        # video d: own IoU below 0.3 although larger than the other's -> not bound
+        {"video_id": "d", "gt_windows_s": [[0.0, 1.0]], "pred_spans_s": [[0.8, 4.0]]},
+        {"video_id": "d", "gt_windows_s": [[6.0, 9.0]], "pred_spans_s": [[6.0, 9.0]]},
+    ]
+    share, counted = sentence_binding(records)
+    assert counted == 4
+    assert share == pytest.approx(50.0)  # a/q1 and d/q2
+    assert np.isnan(sentence_binding(records[2:3])[0])

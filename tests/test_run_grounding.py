@@ -35,7 +35,7 @@ def world(tmp_path_factory):
     from modeling_tsgv.synthetic import generate
 
     folder = tmp_path_factory.mktemp("shared") / "world"
-    generate(folder, num_videos=8, seed=0, progress=False)
+    generate(folder, num_videos=8, seed=0, preset="easy", progress=False)  # the default job's preset
     return folder
 
 
@@ -240,3 +240,30 @@ def test_real_charades_sta_annotations_with_generated_stand_in_videos(shared_dat
     predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions_test.jsonl").read_text().splitlines()]
     assert {p["video_id"] for p in predictions} == set(video_ids)
     assert all(p["duration_s"] == lengths[p["video_id"]] for p in predictions)
+
+
+def test_a_saved_videomae_checkpoint_gets_the_papers_recipe(world, tmp_path):
+    """--video_model PATH (here a self-supervised stage-1 checkpoint, VideoMAEForPreTraining): SCADA on the pretrained
+    backbone, as the paper does: its weights load and stay as they were, the adapters and head train."""
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    from modeling_tsgv import TSGVForGrounding
+
+    torch.manual_seed(0)
+    stage1_config = VideoMAEConfig(
+        image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2, decoder_intermediate_size=64, use_mean_pooling=False, norm_pix_loss=True,
+    )  # fmt: skip
+    stage1 = VideoMAEForPreTraining(stage1_config)
+    stage1.save_pretrained(tmp_path / "stage1")
+    args = tiny_args(tmp_path, "--synthetic_dir", str(world), "--video_model", str(tmp_path / "stage1"))
+    args += ["--max_steps", "3", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "False"]
+    results = run_grounding.main(args)
+    assert np.isfinite(results["train_loss"])
+    model = TSGVForGrounding.from_pretrained(tmp_path / "out")
+    assert model.config.backbone_tuning == "scada" and model.config.scada_layers == [1]  # the top half of 2 blocks
+    pretrained = stage1.videomae.state_dict()
+    for name, tensor in model.video_model.state_dict().items():
+        torch.testing.assert_close(tensor, pretrained[name], rtol=0, atol=0, msg=name)  # loaded, and kept frozen
+    assert all(adapter.up.weight.abs().sum() > 0 for adapter in model.adapters.values())  # trained from zero

@@ -1,0 +1,184 @@
+"""Cache of the query-independent backbone states for training: decode and encode each video once, not every epoch.
+
+Under `backbone_tuning="scada"` (and `"frozen"`) the blocks up to the first adapter are frozen, so
+`TSGVForGrounding.encode_video` is a fixed function of the frames. With frames sampled the same way, its output can be
+computed once per video and reused by every epoch: a training step then costs only the per-query part (adapters,
+blocks above them, pooling, head) — no decoding, no shared blocks. This is exact, not an approximation: a step on
+cached states gives the same loss and gradients as a step on the frames they came from.
+
+Frame jitter (random sampling within each of the T segments) is kept by caching `variants` jittered samplings per
+training video; each epoch picks one per video, seeded by (seed, epoch, video), so a resumed run sees the same ones.
+Evaluation splits get one variant, sampled uniformly (segment centres), as `FrameTransform` does.
+
+When the embeddings train too (`backbone_tuning="full"`, or `"partial"` reaching the bottom), nothing of the backbone
+is fixed; the cache then keeps the decoded, resized and normalised frames (`pixel_values`) instead, which still saves
+the decoding of every epoch (on a small dataset at a small resolution, decoding is most of a full-tuning step).
+
+Memory: videos x variants x C x N x D values (states) or T x 3 x H x W values (frames), bfloat16 by default
+(`estimate_bytes`). `run_grounding.py` uses the cache when the estimate fits `--cache_video_states_max_gb`.
+"""
+
+import logging
+import time
+
+import torch
+
+from .data import FrameTransform, item_rng
+
+logger = logging.getLogger(__name__)
+
+
+def estimate_bytes(config, num_videos: int, variants: int = 1, dtype=torch.bfloat16, frames: bool = False) -> int:
+    """Bytes a cache of `num_videos` x `variants` encode_video states (or, `frames=True`, pixel_values) of a model
+    with `config` takes."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if frames:
+        return num_videos * variants * config.num_frames * 3 * config.image_size**2 * itemsize
+    clips = config.num_frames // config.clip_frames
+    tokens = (config.clip_frames // config.backbone_config.tubelet_size) * (
+        config.image_size // config.backbone_config.patch_size
+    ) ** 2
+    return num_videos * variants * clips * tokens * config.backbone_config.hidden_size * itemsize
+
+
+def can_cache(model) -> bool:
+    """Whether `encode_video` is frozen for `model`: no trainable parameter in the embeddings or in the blocks up to
+    the first adapter (all blocks when there are no adapters)."""
+    video = model.video_model
+    last_shared = model.first_query_block
+    if last_shared is None:
+        last_shared = len(video.encoder.layer) - 1
+    modules = [video.embeddings, *video.encoder.layer[: last_shared + 1]]
+    if model.first_query_block is None and video.layernorm is not None:
+        modules.append(video.layernorm)
+    return not any(p.requires_grad for m in modules for p in m.parameters())
+
+
+class VideoStatesCache:
+    """`encode_video` states (or the frames, when encode_video trains) of every video of one split, per
+    frame-sampling variant.
+
+    Build it with `VideoStatesCache.build(...)`; `dataset.set_transform(cache.transform())` then gives each row a
+    `video_states` entry (C, N, D) — or a `pixel_values` entry (T, 3, H, W) — instead of decoding, and the collators
+    pass it to the model.
+
+    Attributes:
+        states: list over variants of a (num_videos, C, N, D) or (num_videos, T, 3, H, W) tensor (bfloat16 default).
+        keys: video key (the row's `video_id`) -> row index into those tensors.
+        train: whether variants are jittered samplings drawn per epoch (training) or one uniform sampling (eval).
+        field: "video_states" or "pixel_values": what the rows get.
+    """
+
+    def __init__(
+        self, states: list[torch.Tensor], keys: dict[str, int], train: bool, seed: int = 0, field="video_states"
+    ):
+        self.states, self.keys, self.train, self.seed, self.field = states, keys, train, seed, field
+        self.epoch = 0
+
+    @property
+    def variants(self) -> int:
+        return len(self.states)
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.states)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        model,
+        dataset,
+        video_processor,
+        train: bool,
+        variants: int = 2,
+        seed: int = 0,
+        backend: str = "auto",
+        batch_size: int = 16,
+        num_workers: int = 2,
+        dtype=torch.bfloat16,
+    ) -> "VideoStatesCache":
+        """Decode every video of `dataset` (rows with `video_id`, `video_path`, `duration_s`), run the frozen
+        `model.encode_video` on it and keep the states — or keep the frames when encode_video trains.
+
+        Args:
+            model: a `TSGVForGrounding`; states are cached when its encode_video is frozen (`can_cache(model)`),
+                frames otherwise.
+            dataset: a `datasets.Dataset` of one split (its transform is left as it was).
+            video_processor: the processor that resizes / normalises frames, as in training.
+            train: True: `variants` jittered samplings (FrameTransform "random", epochs 0..variants-1 of its seeding);
+                False: one uniform sampling.
+            variants / seed / backend: see above and `FrameTransform`. batch_size: videos per encode_video call.
+            num_workers: DataLoader processes decoding while the model encodes.
+            dtype: storage type of the states.
+        Returns:
+            the cache.
+        """
+        field = "video_states" if can_cache(model) else "pixel_values"
+        start = time.perf_counter()
+        count = variants if train else 1
+        base = dataset.with_format(None)
+        keys = {str(row_id): i for i, row_id in enumerate(base["video_id"])}
+        if len(keys) != len(base):
+            raise ValueError("video_id must be unique per row to cache video states")
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        states = []
+        for variant in range(count):
+            transform = FrameTransform(
+                video_processor, model.config.num_frames, "random" if train else "uniform", backend, seed=seed
+            )
+            transform.set_epoch(variant)
+            view = base.with_transform(transform)
+            loader = torch.utils.data.DataLoader(
+                view,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                collate_fn=lambda rows: torch.stack([torch.as_tensor(r["pixel_values"]) for r in rows]),
+            )
+            chunks = []
+            for pixel_values in loader:
+                if field == "pixel_values":
+                    chunks.append(pixel_values.to("cpu", dtype))  # (B_v, T, 3, H, W)
+                    continue
+                encoded = model.encode_video(pixel_values.to(device, next(model.parameters()).dtype))
+                hidden = encoded.hidden_states.view(
+                    encoded.num_videos, encoded.clips, *encoded.hidden_states.shape[1:]
+                )
+                chunks.append(hidden.to("cpu", dtype))  # (B_v, C, N, D)
+            states.append(torch.cat(chunks))
+        model.train(was_training)
+        cache = cls(states, keys, train, seed, field)
+        what = "encode_video states" if field == "video_states" else "frames (encode_video trains)"
+        logger.info(
+            f"cached {what} of {len(keys):,d} videos x {count} frame sampling(s): "
+            f"{cache.nbytes() / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s"
+        )
+        return cache
+
+    def variant_of(self, video_id: str) -> int:
+        """The variant used for `video_id` this epoch (0 for an evaluation cache)."""
+        if not self.train or self.variants == 1:
+            return 0
+        return int(item_rng(self.seed, self.epoch, f"states/{video_id}").integers(self.variants))
+
+    def transform(self):
+        """A `Dataset.set_transform` callable: adds `video_states` (C, N, D) — or `pixel_values` (T, 3, H, W) — to
+        each row of the split it was built on."""
+
+        def add_states(batch: dict) -> dict:
+            rows = []
+            for video_id in batch["video_id"]:
+                index = self.keys.get(str(video_id))
+                if index is None:
+                    raise KeyError(f"video {video_id!r} is not in the video-states cache (built on another split?)")
+                rows.append(self.states[self.variant_of(str(video_id))][index])
+            return {**batch, self.field: rows}
+
+        return add_states
+
+
+__all__ = ["VideoStatesCache", "can_cache", "estimate_bytes"]

@@ -1,0 +1,127 @@
+"""VideoStatesCache: cached encode_video states give the same training step as the frames they came from."""
+
+import datasets
+import pytest
+import torch
+from conftest import tiny_config
+
+from modeling_tsgv import TSGVForGrounding, TSGVProcessor
+from modeling_tsgv.data import FrameTransform, VideoCentricCollator, read_annotations
+from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
+from modeling_tsgv.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def world_rows(tmp_path_factory):
+    world = tmp_path_factory.mktemp("cache") / "world"
+    generate(world, num_videos=5, seed=2, image_size=32, progress=False)
+    rows, _ = read_annotations(world / "annotations" / "train.jsonl", "jsonl", video_dir=world)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def processor(minilm_path):
+    return TSGVProcessor.from_text_encoder(minilm_path, image_size=32)
+
+
+def make_model(minilm_path, **overrides):
+    from transformers import AutoConfig
+
+    torch.manual_seed(0)
+    config = tiny_config(text_config=AutoConfig.from_pretrained(minilm_path), **overrides)
+    model = TSGVForGrounding(config)
+    with torch.no_grad():  # make the zero-initialised parts do something
+        for adapter in model.adapters.values():
+            adapter.up.weight.normal_(std=0.5)
+        model.spatial_pool.query.weight.normal_(std=0.5)
+    return model
+
+
+def step(model, batch):
+    """Loss and the gradients of the trainable parameters for one batch."""
+    model.zero_grad()
+    loss = model(**batch).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_a_step_on_cached_states_equals_a_step_on_frames(world_rows, processor, minilm_path):
+    model = make_model(minilm_path)
+    assert can_cache(model)
+    dataset = datasets.Dataset.from_list(world_rows)
+    cache = VideoStatesCache.build(
+        model, dataset, processor.video_processor, train=True, variants=2, seed=4, num_workers=0, dtype=torch.float32
+    )
+    assert len(cache.states) == 2 and cache.states[0].shape[0] == len(world_rows)
+    assert not torch.equal(cache.states[0], cache.states[1])  # two jittered samplings of each video
+    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows), 2, torch.float32)
+
+    collator = VideoCentricCollator(processor, seed=4)
+    cache.set_epoch(3)
+    cached_rows = dataset.with_transform(cache.transform())
+    cached_batch = collator([cached_rows[i] for i in range(len(world_rows))])
+    assert "video_states" in cached_batch and "pixel_values" not in cached_batch
+
+    # the frames of the variant each video got this epoch, through the usual frame transform
+    frames = FrameTransform(processor.video_processor, model.config.num_frames, "random", seed=4)
+    pixel_rows = []
+    for i, row in enumerate(world_rows):
+        frames.set_epoch(cache.variant_of(row["video_id"]))
+        pixel_rows.append(dataset.with_transform(frames)[i])
+    pixel_batch = collator(pixel_rows)
+    variants = {cache.variant_of(r["video_id"]) for r in world_rows}
+    assert variants <= {0, 1}
+
+    model.train()
+    loss_cached, grads_cached = step(model, cached_batch)
+    loss_frames, grads_frames = step(model, pixel_batch)
+    torch.testing.assert_close(loss_cached, loss_frames, rtol=1e-5, atol=1e-6)
+    assert grads_cached.keys() == grads_frames.keys()
+    for name in grads_frames:
+        torch.testing.assert_close(grads_cached[name], grads_frames[name], rtol=1e-4, atol=1e-6)
+
+
+def test_evaluation_cache_is_one_uniform_sampling(world_rows, processor, minilm_path):
+    model = make_model(minilm_path, backbone_tuning="frozen")
+    dataset = datasets.Dataset.from_list(world_rows)
+    cache = VideoStatesCache.build(model, dataset, processor.video_processor, train=False, num_workers=0)
+    assert len(cache.states) == 1 and cache.states[0].dtype == torch.bfloat16
+    assert {cache.variant_of(r["video_id"]) for r in world_rows} == {0}
+    frames = dataset.with_transform(FrameTransform(processor.video_processor, model.config.num_frames, "uniform"))
+    with torch.no_grad():
+        direct = model.encode_video(frames[0]["pixel_values"][None]).hidden_states
+    cached = cache.states[0][0]
+    torch.testing.assert_close(cached.float(), direct.view_as(cached), rtol=2e-2, atol=2e-2)  # bfloat16 storage
+
+
+def test_full_tuning_caches_the_frames_and_gets_the_same_step(world_rows, processor, minilm_path):
+    model = make_model(minilm_path, backbone_tuning="full")
+    assert not can_cache(model)  # the embeddings train: no backbone state is fixed, so the frames are kept
+    dataset = datasets.Dataset.from_list(world_rows)
+    cache = VideoStatesCache.build(
+        model, dataset, processor.video_processor, train=True, variants=1, seed=4, num_workers=0, dtype=torch.float16
+    )
+    assert cache.field == "pixel_values" and cache.states[0].dtype == torch.float16
+    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows), 1, torch.float16, frames=True)
+    collator = VideoCentricCollator(processor, seed=4)
+    cached_batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows))])
+    frames = FrameTransform(processor.video_processor, model.config.num_frames, "random", seed=4)
+    frames.set_epoch(0)
+    pixel_batch = collator([dataset.with_transform(frames)[i] for i in range(len(world_rows))])
+    assert cached_batch["pixel_values"].dtype == torch.float16  # cast by the model to its own dtype
+    model.train()
+    loss_cached, grads_cached = step(model, cached_batch)
+    loss_frames, grads_frames = step(model, pixel_batch)
+    assert any(name.startswith("video_model.embeddings") for name in grads_frames)
+    torch.testing.assert_close(loss_cached, loss_frames, rtol=1e-3, atol=1e-3)  # float16 storage of the pixels
+    for name in grads_frames:
+        torch.testing.assert_close(grads_cached[name], grads_frames[name], rtol=5e-2, atol=5e-3)
+
+
+def test_bad_cached_states_are_refused(minilm_path):
+    model = make_model(minilm_path)
+    bad = torch.zeros(1, 2, 3, model.config.backbone_config.hidden_size)
+    with pytest.raises(ValueError, match="video_states must have shape"):
+        model(video_states=bad, input_ids=torch.ones(1, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="exactly one of pixel_values"):
+        model(input_ids=torch.ones(1, 3, dtype=torch.long))
