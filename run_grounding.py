@@ -560,7 +560,12 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         image_size=cfg.image_size,
         clip_frames=cfg.clip_frames,
         inference_window_s=f"{cfg.inference_window_s:g}",
-        dataset_description=dataset_name,
+        dataset_description=(
+            f"the built-in synthetic world (preset `{data_args.synthetic_preset}`, {data_args.synthetic_num_videos} "
+            f"videos, seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
+            if data_args.dataset == "synthetic"
+            else dataset_name
+        ),
         results_table=table,
         learning_curve=curve_table or "(no training in this run)",
         model_path=training_args.output_dir,

@@ -1,9 +1,9 @@
 """The "prior" baseline: the best single fixed span (normalised time) learned from training annotations, scored on test.
 
-    python benchmarks/prior_baseline.py [--synthetic-num-videos 500] [--real-data ../shared/data/real]
+    python benchmarks/prior_baseline.py [--synthetic-num-videos 1000] [--real-data ../shared/data/real]
 
 Every query gets the same answer whatever the video or sentence: the floor every trained model must clear by a wide
-margin. Rows: the built-in synthetic world (generated if missing: 500 videos, seed 0) and, when the real annotation
+margin. Rows: the built-in synthetic world, both presets (generated if missing, seed 0) and, when the real annotation
 files are present, Charades-STA, ActivityNet Captions (val_1 as test) and TACoS.
 """
 
@@ -56,7 +56,7 @@ def datasets_to_score(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic-root", default="outputs/synthetic", help="worlds go to <root>/<preset>")
-    parser.add_argument("--synthetic-num-videos", type=int, default=500, help="as run_grounding.py's default")
+    parser.add_argument("--synthetic-num-videos", type=int, default=1000, help="as run_grounding.py's default")
     parser.add_argument("--real-data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
