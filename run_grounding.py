@@ -405,6 +405,13 @@ def main(argv=None, callbacks=None):
     # ---- caches: the frozen text encoder's states per sentence, the frozen blocks' states per video ----------
     if not model.config.train_text_encoder and not training_args.deepspeed:
         model.enable_text_cache()
+        sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
+        tokens = train_collator.tokenizer(sentences, truncation=True, max_length=train_collator.max_text_length)
+        start_s = time.perf_counter()
+        count = model.prefill_text_cache(tokens["input_ids"])
+        logger.info(
+            f"text encoder states of {count:,d} distinct sentences cached in {time.perf_counter() - start_s:.0f} s"
+        )
     epoch_targets = [train_collator, *transforms.values()]
     if (
         "train" in splits

@@ -570,6 +570,43 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         """Forget cached sentence states and compute them every call again."""
         self._text_cache = None
 
+    @torch.no_grad()
+    def prefill_text_cache(self, token_ids: list[list[int]], batch_size: int = 64) -> int:
+        """Encode the given sentences (token id lists, as the tokenizer gives them with its special tokens and the
+        training truncation) into the text cache ahead of training, in batches of equal length (no padding).
+
+        Encoding sentences one by one as training first meets them costs most of a first epoch; batches of one
+        length are as exact (nothing is padded) and fast. The result does not depend on the order or repetition of
+        `token_ids` (they are de-duplicated and sorted first), so an interrupted and a resumed run hold the same
+        states. Returns the number of sentences encoded; a no-op without `enable_text_cache()`.
+        """
+        if self._text_cache is None or self.config.train_text_encoder:
+            return 0
+        device = next(self.text_model.parameters()).device
+        unique = sorted({tuple(int(t) for t in ids) for ids in token_ids if len(ids)})
+        unique = [ids for ids in unique if self._text_key(torch.tensor(ids)) not in self._text_cache]
+        by_length = {}
+        for ids in unique:
+            by_length.setdefault(len(ids), []).append(ids)
+        was_training = self.text_model.training
+        self.text_model.eval()
+        for length in sorted(by_length):
+            group = by_length[length]
+            for start in range(0, len(group), batch_size):
+                ids = torch.tensor(group[start : start + batch_size], dtype=torch.long, device=device)
+                states = self.text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+                for row, state in zip(ids, states):
+                    self._text_cache[self._text_key(row)] = state.clone()
+        self.text_model.train(was_training)
+        while len(self._text_cache) > self._text_cache_size:
+            self._text_cache.popitem(last=False)
+        return len(unique)
+
+    @staticmethod
+    def _text_key(ids: torch.Tensor) -> bytes:
+        """Cache key of one sentence: its token ids (1-D, without padding) as int64 bytes."""
+        return ids.to("cpu", torch.long).numpy().tobytes()
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
         lengths = attention_mask.sum(1)  # (B_q,)
@@ -589,7 +626,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         """Token states (B_q, S, D_text) from the cache, running the encoder once on the sentences it lacks; padding
         positions are zero (every consumer masks them)."""
         cache = self._text_cache
-        keys = [row[:n].cpu().numpy().tobytes() for row, n in zip(input_ids, lengths.tolist())]
+        keys = [self._text_key(row[:n]) for row, n in zip(input_ids, lengths.tolist())]
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
         found = {key: cache[key] for key in keys if key in cache}
         for key in missing:

@@ -340,3 +340,41 @@ def test_ground_in_query_chunks_reuses_the_shared_blocks():
     torch.testing.assert_close(torch.cat([c.pred_spans for c in chunks]), together.pred_spans, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="pass `sentence`"):
         model.query_features(states, None, batch["query_video_index"])
+
+
+def assert_same_text_states(got, expected, mask):
+    """(token states, sentence) pairs agree; padding positions are masked by every consumer (the cache zeroes them)."""
+    keep = mask[..., None].bool()
+    torch.testing.assert_close(got[0] * keep, expected[0] * keep, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5)
+
+
+def test_text_cache_gives_the_encoder_states_and_skips_the_encoder():
+    model = make_model().eval()
+    batch = tiny_batch()
+    ids = batch["input_ids"].clone()
+    ids[1, 4:] = 0  # one right-padded query
+    mask = (ids != 0).long()
+    reference = model.encode_text(ids, mask)
+    calls = []
+    model.text_model.register_forward_hook(lambda *args: calls.append(1))
+
+    model.enable_text_cache()
+    first = model.encode_text(ids, mask)  # fills the cache, one pass per new sentence
+    assert len(calls) == len(ids)
+    second = model.encode_text(ids, mask)
+    assert len(calls) == len(ids)  # all cached: the encoder does not run
+    for cached in (first, second):
+        assert_same_text_states(cached, reference, mask)
+
+    model.disable_text_cache()
+    model.enable_text_cache()
+    rows = [row[: int(n)].tolist() for row, n in zip(ids, mask.sum(1))]
+    assert model.prefill_text_cache(rows + rows[:2]) == len(rows)  # de-duplicated
+    calls.clear()
+    prefilled = model.encode_text(ids, mask)
+    assert not calls
+    assert_same_text_states(prefilled, reference, mask)
+    left_padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids[:1, :4]], 1)
+    model.encode_text(left_padded, (left_padded != 0).long())  # not right-padded: computed, not cached
+    assert calls
