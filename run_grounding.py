@@ -494,14 +494,16 @@ def write_learning_curve(trainer, splits: dict, eval_split: str, output_dir: str
         _, prior = prior_baseline(splits["train"], splits[eval_split])
         baselines[f"{eval_split} prior R1@0.5"] = prior["R1@0.5"]
     plot_learning_curve(history, os.path.join(output_dir, "learning_curve.png"), baselines=baselines)
-    losses = {}
-    for epoch, _, loss in curve["train"]:
-        losses.setdefault(int(np.ceil(epoch - 1e-9)), []).append(loss)
-    lines = [f"| epoch | training loss (mean) | {eval_split} R1@0.5 | {eval_split} mIoU |", "|---:|---:|---:|---:|"]
-    for epoch, _, values in curve["eval"]:
-        mean_loss = np.mean(losses.get(int(round(epoch)), [float("nan")]))
+    lines = [
+        f"| epoch | training loss (mean since the last evaluation) | {eval_split} R1@0.5 | {eval_split} mIoU |",
+        "|---:|---:|---:|---:|",
+    ]
+    last_step = -1
+    for epoch, step, values in curve["eval"]:
+        since = [loss for _, loss_step, loss in curve["train"] if last_step < loss_step <= step]
+        mean_loss, last_step = (np.mean(since) if since else float("nan")), step
         lines.append(
-            f"| {epoch:g} | {mean_loss:.3f} | {values.get('R1@0.5', float('nan')):.2f} | "
+            f"| {epoch:.3g} | {mean_loss:.3f} | {values.get('R1@0.5', float('nan')):.2f} | "
             f"{values.get('mIoU', float('nan')):.2f} |"
         )
     return "\n".join(lines)

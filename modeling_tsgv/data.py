@@ -505,7 +505,8 @@ class VideoCentricCollator:
 
     Input features: rows with `pixel_values` (T, 3, H, W), `duration_s`, `sentences`, `spans_s` (seconds).
     Output:
-        pixel_values (B_v, T, 3, H, W) (or video_states (B_v, C, N, D) when the rows carry cached states); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
+        pixel_values (B_v, T, 3, H, W) (or video_states (B_v, C, N, D) when the rows carry cached encode_video
+        states); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
         durations_s (B_v,) seconds; labels (B_q, W, 2) windows in normalised time [0, 1], padded with -100 (W = most
         windows of a query in the batch; label-less queries are all -100; no `labels` when no query has a window).
     Args:

@@ -93,6 +93,20 @@ def test_default_job_pipeline_trains_evaluates_and_saves(world, tmp_path):
     assert {r.dataset_split for r in card.data.eval_results} == {"test", "test_novel"}
     assert "| test (prior) |" in card.text and "python run_grounding.py" in card.text
     assert f"longer than {model.config.inference_window_s:g} s" in card.text and "{{" not in card.text
+    # sentence binding for the model and the prior (metrics.sentence_binding on the predictions file)
+    from modeling_tsgv.metrics import sentence_binding
+
+    assert results["test_binding_queries"] == sentence_binding(predictions)[1]
+    assert results["test_binding"] == pytest.approx(sentence_binding(predictions)[0], nan_ok=True)
+    assert "test_prior_binding" in results and "| binding |" in card.text
+    # the learning curve: a PNG of the run and its numbers in the card (2 evaluations: steps 2 and 4)
+    from PIL import Image
+
+    with Image.open(out / "learning_curve.png") as image:
+        assert image.format == "PNG" and image.size == (1000, 450)
+    table = card.text.split("### Learning curve")[1].split("## Use")[0]
+    curve_rows = [line.split("|")[1:-1] for line in table.splitlines() if line[:3] in ("| 0", "| 1")]
+    assert len(curve_rows) == 2 and all(np.isfinite(float(row[1])) for row in curve_rows)  # a loss before each
 
 
 KILL_AT_STEP_SCRIPT = """
