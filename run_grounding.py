@@ -21,11 +21,16 @@ Real Charades-STA (videos from the Charades site, annotations from the STA relea
 Arguments come from the command line or from one .json / .yaml file (`python run_grounding.py args.json`).
 """
 
+import atexit
+import glob
 import json
 import logging
 import os
+import re
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -36,6 +41,7 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.configuration_tsgv import BACKBONE_TUNING_MODES
 from modeling_tsgv.data import (
     FORMATS,
     FrameTransform,
@@ -46,7 +52,15 @@ from modeling_tsgv.data import (
 )
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 from modeling_tsgv.metrics import prior_baseline, sentence_binding
-from modeling_tsgv.trainer import EpochCallback, TSGVTrainer, compute_grounding_metrics, unpack_predictions
+from modeling_tsgv.trainer import (
+    EpochCallback,
+    TSGVTrainer,
+    checkpoint_problem,
+    compute_grounding_metrics,
+    last_complete_checkpoint,
+    unpack_predictions,
+)
+from modeling_tsgv.video import BACKENDS
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +72,15 @@ BACKBONE_SIZES = {
     "vit-l": (1024, 24, 16, 4096, 16),
     "vit-g": (1408, 40, 16, 6144, 14),
 }
+HUB_NAME = re.compile(
+    r"^(?!.*\.\.)[\w-][\w.-]*(/[\w-][\w.-]*)?$"
+)  # "distilbert-base-uncased", "MCG-NJU/videomae-base"
+TRAINED_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+class ArgumentError(ValueError):
+    """An argument that cannot work, found before anything is written; the message names the flag.
+    `python run_grounding.py` prints it as one line and exits with status 2."""
 
 
 @dataclass
@@ -141,22 +164,34 @@ class DataArguments:
     video_state_variants: int = field(
         default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
     )
+    max_bad_sample_fraction: float = field(
+        default=0.05,
+        metadata={
+            "help": "Training videos that fail to decode are skipped and listed in skipped_videos.json; the run stops "
+            "when more than this share of them has failed."
+        },
+    )
+    max_nonfinite_steps: int = field(
+        default=5, metadata={"help": "Steps with a non-finite loss or gradient are skipped; this many in a row stop."}
+    )
 
     def __post_init__(self):
         if self.dataset != "synthetic" and self.dataset not in FORMATS:
-            raise ValueError(f"--dataset must be 'synthetic' or one of {FORMATS}, got {self.dataset!r}")
+            raise ArgumentError(f"--dataset must be 'synthetic' or one of {FORMATS}, got {self.dataset!r}")
         if self.dataset != "synthetic" and self.train_file is None and self.test_file is None:
-            raise ValueError(f"--dataset {self.dataset} needs --train_file and/or --test_file")
+            raise ArgumentError(f"--dataset {self.dataset} needs --train_file and/or --test_file")
         if self.sampling not in ("video_centric", "query_centric"):
-            raise ValueError(f"--sampling must be video_centric or query_centric, got {self.sampling!r}")
+            raise ArgumentError(f"--sampling must be video_centric or query_centric, got {self.sampling!r}")
         if self.cache_video_states not in ("auto", "yes", "no"):
-            raise ValueError(f"--cache_video_states must be auto, yes or no, got {self.cache_video_states!r}")
+            raise ArgumentError(f"--cache_video_states must be auto, yes or no, got {self.cache_video_states!r}")
         if self.video_state_variants < 1:
-            raise ValueError(f"--video_state_variants must be >= 1, got {self.video_state_variants}")
+            raise ArgumentError(f"--video_state_variants must be >= 1, got {self.video_state_variants}")
         from modeling_tsgv.synthetic import PRESETS
 
         if self.synthetic_preset not in PRESETS:
-            raise ValueError(f"--synthetic_preset must be one of {', '.join(PRESETS)}, got {self.synthetic_preset!r}")
+            raise ArgumentError(
+                f"--synthetic_preset must be one of {', '.join(PRESETS)}, got {self.synthetic_preset!r}"
+            )
         if self.synthetic_dir is None:
             self.synthetic_dir = os.path.join("outputs", "synthetic", self.synthetic_preset)
 
@@ -183,6 +218,143 @@ class GroundingTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10)
     dataloader_num_workers: int = field(default=2)
     log_level: str = field(default="info", metadata={"help": "Main-process log level (replicas: log_level_replica)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a trained model (and the checkpoints of an earlier run) in --output_dir; without it such "
+            "a folder is refused (use --resume_from_checkpoint last to continue its training instead)."
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def check_arguments(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Refuse arguments that cannot work before anything is generated, trained or written.
+
+    Raises `ArgumentError` naming the flag. The dataclasses' own checks run while parsing; these need several of them.
+    """
+
+    def positive(name: str, value, allow_none: bool = True):
+        if value is None and allow_none:
+            return
+        if value is None or value <= 0:
+            raise ArgumentError(f"--{name} must be > 0, got {value}")
+
+    training = not data_args.evaluate_only
+    if training:
+        if training_args.max_steps == 0 or training_args.max_steps < -1:
+            raise ArgumentError(
+                f"--max_steps must be > 0 (or -1: use --num_train_epochs), got {training_args.max_steps}"
+            )
+        if training_args.max_steps == -1 and not training_args.num_train_epochs > 0:
+            raise ArgumentError(f"--num_train_epochs must be > 0, got {training_args.num_train_epochs}")
+        positive("learning_rate", training_args.learning_rate, allow_none=False)
+        positive("per_device_train_batch_size", training_args.per_device_train_batch_size, allow_none=False)
+        positive("gradient_accumulation_steps", training_args.gradient_accumulation_steps, allow_none=False)
+    positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
+    for name in ("num_frames", "clip_frames", "image_size", "scada_bottleneck", "head_hidden_size", "max_spans"):
+        positive(name, getattr(model_args, name))
+    for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
+        positive(name, getattr(data_args, name))
+    if model_args.pretrain_backbone_steps < 0:
+        raise ArgumentError(f"--pretrain_backbone_steps must be >= 0, got {model_args.pretrain_backbone_steps}")
+    if model_args.head_layers < 0:
+        raise ArgumentError(f"--head_layers must be >= 0, got {model_args.head_layers}")
+    kernel = model_args.scada_temporal_kernel
+    if kernel < 1 or kernel % 2 == 0:
+        raise ArgumentError(f"--scada_temporal_kernel must be odd and >= 1, got {kernel}")
+    if model_args.nms_threshold is not None and not 0 < model_args.nms_threshold <= 1:
+        raise ArgumentError(f"--nms_threshold must be in (0, 1], got {model_args.nms_threshold}")
+    if model_args.backbone_tuning not in BACKBONE_TUNING_MODES:
+        raise ArgumentError(
+            f"--backbone_tuning must be one of {', '.join(BACKBONE_TUNING_MODES)}, got {model_args.backbone_tuning!r}"
+        )
+    if model_args.spatial_pooling not in ("mean", "sentence"):
+        raise ArgumentError(f"--spatial_pooling must be mean or sentence, got {model_args.spatial_pooling!r}")
+    if data_args.decode_backend not in BACKENDS:
+        raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
+    if not 0 <= data_args.max_bad_sample_fraction <= 1:
+        raise ArgumentError(f"--max_bad_sample_fraction must be in [0, 1], got {data_args.max_bad_sample_fraction}")
+    positive("max_nonfinite_steps", data_args.max_nonfinite_steps, allow_none=False)
+    if data_args.dataset == "synthetic" and data_args.synthetic_num_videos < 4:
+        raise ArgumentError(
+            f"--synthetic_num_videos must be >= 4 (one per split), got {data_args.synthetic_num_videos}"
+        )
+    if model_args.video_model in BACKBONE_SIZES and not model_args.model_name_or_path:
+        clip_frames, image_size = model_args.clip_frames or 8, model_args.image_size or 64
+        patch = BACKBONE_SIZES[model_args.video_model][4]
+        if clip_frames % 2:
+            raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
+        if model_args.num_frames % clip_frames:
+            raise ArgumentError(
+                f"--num_frames ({model_args.num_frames}) must be a multiple of --clip_frames ({clip_frames})"
+            )
+        if image_size % patch:
+            raise ArgumentError(
+                f"--image_size ({image_size}) must be a multiple of {model_args.video_model}'s {patch}-px patches"
+            )
+    for flag in ("video_model", "text_model", "model_name_or_path"):
+        name = getattr(model_args, flag)
+        if flag == "video_model" and name in BACKBONE_SIZES or name is None or os.path.isdir(name):
+            continue
+        if os.path.exists(name):
+            raise ArgumentError(f"--{flag} {name}: a file, expected a model folder")
+        # every VideoMAE checkpoint on the Hub has an owner ("MCG-NJU/videomae-base"): a bare word is a mistyped size
+        if not HUB_NAME.match(name) or (flag == "video_model" and "/" not in name):
+            sizes = f" or a random-init size ({', '.join(BACKBONE_SIZES)})" if flag == "video_model" else ""
+            raise ArgumentError(f"--{flag} {name}: no such folder, and not a Hub model name{sizes}")
+    if data_args.evaluate_only and not model_args.model_name_or_path:
+        raise ArgumentError("--evaluate_only needs --model_name_or_path (the trained model to evaluate)")
+    for flag in ("train_file", "validation_file", "test_file"):
+        path = getattr(data_args, flag)
+        if path is not None and not os.path.isfile(path):
+            raise ArgumentError(f"--{flag} {path}: no such file")
+    if data_args.video_dir is not None and not os.path.isdir(data_args.video_dir):
+        raise ArgumentError(f"--video_dir {data_args.video_dir}: no such folder")
+    for path in data_args.durations or []:
+        if not os.path.isfile(path):
+            raise ArgumentError(f"--durations {path}: no such file")
+    check_output_dir(training_args)
+
+
+def check_output_dir(training_args) -> None:
+    """A run never replaces a trained model by accident. Refuses an --output_dir that holds a trained model or
+    checkpoints of an earlier run unless --overwrite_output_dir (which then removes those checkpoints, so the new run's
+    checkpoint rotation and a later `--resume_from_checkpoint last` see only its own) or --resume_from_checkpoint;
+    turns `--resume_from_checkpoint last` into the newest complete checkpoint's path (one a kill left half-written is
+    passed over) and refuses an incomplete checkpoint given by path."""
+    output_dir = training_args.output_dir
+    resume = training_args.resume_from_checkpoint
+    if resume is not None and resume.lower() in ("last", "true"):
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
+            raise ArgumentError(f"--resume_from_checkpoint {resume}: no complete checkpoint-* folder in {output_dir}")
+        logger.info(f"resuming from {last}, the newest complete checkpoint")
+        training_args.resume_from_checkpoint = resume = last
+    elif resume is not None and checkpoint_problem(resume) is not None:
+        parent = os.path.dirname(os.path.normpath(resume))
+        last = last_complete_checkpoint(parent) if os.path.isdir(parent) else None
+        hint = f"; the newest complete one is {last}" if last else ""
+        raise ArgumentError(f"--resume_from_checkpoint {resume}: {checkpoint_problem(resume)}{hint}")
+    if resume is not None or not os.path.isdir(output_dir):
+        return
+    found = [name for name in TRAINED_MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
+    checkpoints = sorted(glob.glob(os.path.join(output_dir, "checkpoint-*")))
+    if not found and not checkpoints:
+        return
+    if not training_args.overwrite_output_dir:
+        what = f"a trained model ({found[0]})" if found else f"checkpoints of an earlier run ({len(checkpoints)})"
+        raise ArgumentError(
+            f"--output_dir {output_dir} already holds {what}: pass --overwrite_output_dir to replace it, "
+            "--resume_from_checkpoint last to continue that training, or another --output_dir"
+        )
+    if training_args.process_index == 0:
+        for path in checkpoints:
+            shutil.rmtree(path)
+        if checkpoints:
+            logger.info(f"--overwrite_output_dir: removed {len(checkpoints)} checkpoint folders of an earlier run")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -301,7 +473,7 @@ def use_video_state_cache(model, splits: dict, eval_split: str, data_args, train
     if data_args.cache_video_states == "auto" and size_gb > data_args.cache_video_states_max_gb:
         reasons.append(f"it would take {size_gb:.1f} GB (> --cache_video_states_max_gb)")
     if reasons and data_args.cache_video_states == "yes":
-        raise ValueError("--cache_video_states yes is not possible: " + "; ".join(reasons))
+        raise ArgumentError("--cache_video_states yes is not possible: " + "; ".join(reasons))
     if reasons:
         logger.info("not caching video states: " + "; ".join(reasons))
     return not reasons
@@ -325,8 +497,9 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
     return results
 
 
-def write_predictions(path: str, dataset, output, top_k: int):
-    """jsonl, one line per query: video_id, query, gt windows (s), top-k [start_s, end_s, score]."""
+def write_predictions(path: str, dataset, output, top_k: int, failed: dict | None = None):
+    """jsonl, one line per query: video_id, query, gt windows (s), top-k [start_s, end_s, score]; for a video in
+    `failed` (video_id -> decode error) the error too (its spans are empty: it was not seen)."""
     spans, scores = output.predictions[:2]
     labels, durations = output.label_ids
     with open(path, "w") as f:
@@ -340,6 +513,8 @@ def write_predictions(path: str, dataset, output, top_k: int):
                 "gt_windows_s": [[round(s, 3), round(e, 3)] for s, e in row["spans_s"][item["query"]]],
                 "pred_spans_s": [[round(float(v), 3) for v in span] for span in item["spans_s"][:top_k]],
             }
+            if failed and str(row["video_id"]) in failed:
+                record["decode_error"] = failed[str(row["video_id"])]
             f.write(json.dumps(record) + "\n")
 
 
@@ -349,14 +524,19 @@ def main(argv=None, callbacks=None):
     # ---- arguments -------------------------------------------------------------------------------------------
     parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
-    elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        model_args, data_args, training_args = parser.parse_yaml_file(os.path.abspath(argv[0]))
-    else:
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    try:
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
+        elif len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+            model_args, data_args, training_args = parser.parse_yaml_file(os.path.abspath(argv[0]))
+        else:
+            model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    except ArgumentError:
+        raise
+    except (ValueError, TypeError) as error:  # TrainingArguments' own checks, a bad file: one line like the others
+        raise ArgumentError(str(error).strip().splitlines()[0]) from error
     if training_args.remove_unused_columns:
-        raise ValueError("--remove_unused_columns must stay False: frames are decoded in a dataset transform")
+        raise ArgumentError("--remove_unused_columns must stay False: frames are decoded in a dataset transform")
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     level = training_args.get_process_log_level()
@@ -364,6 +544,7 @@ def main(argv=None, callbacks=None):
         logging.getLogger(name).setLevel(level)
     transformers.utils.logging.set_verbosity(level)
     datasets.utils.logging.set_verbosity(level)
+    check_arguments(model_args, data_args, training_args)  # before anything is generated or written
     set_seed(training_args.seed)
     if training_args.deepspeed and training_args.use_cpu:
         # on CPU accelerate sets up torch.distributed but not deepspeed.comm, which zero.Init needs
@@ -390,15 +571,22 @@ def main(argv=None, callbacks=None):
     )  # fixed label width, so evaluation batches concatenate
     train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
     seed = training_args.seed
-    train_collator = train_collator_cls(processor, data_args.max_queries_per_video, seed=seed)
-    eval_collator = VideoCentricCollator(processor, None, num_windows=num_windows)
+    train_collator = train_collator_cls(processor, data_args.max_queries_per_video, seed=seed, report=True)
+    eval_collator = VideoCentricCollator(processor, None, num_windows=num_windows, report=True, drop_failed=False)
+    reading_dir = tempfile.mkdtemp(prefix="tsgv-reading-")  # which file each DataLoader worker is decoding
+    atexit.register(shutil.rmtree, reading_dir, True)
     transforms = {}
     for split, dataset in splits.items():
         sampling = "random" if split == "train" else "uniform"
         if split == "train" and data_args.sampling == "query_centric":
             dataset = splits[split] = explode_queries(dataset)
         transforms[split] = FrameTransform(
-            processor.video_processor, model.config.num_frames, sampling, data_args.decode_backend, seed=seed
+            processor.video_processor,
+            model.config.num_frames,
+            sampling,
+            data_args.decode_backend,
+            seed=seed,
+            reading_dir=reading_dir,
         )
         dataset.set_transform(transforms[split])
 
@@ -436,6 +624,12 @@ def main(argv=None, callbacks=None):
             )
             splits[split].set_transform(cache.transform())
             epoch_targets.append(cache)
+            if train and len(cache.failed) > data_args.max_bad_sample_fraction * len(splits[split]):
+                first = "; ".join(f"{video_id} ({error})" for video_id, error in list(cache.failed.items())[:3])
+                raise RuntimeError(
+                    f"{len(cache.failed)} of {len(splits[split])} training videos failed to decode, more than "
+                    f"--max_bad_sample_fraction {data_args.max_bad_sample_fraction:g}; first: {first}"
+                )
 
     # ---- training --------------------------------------------------------------------------------------------
     trainer = TSGVTrainer(
@@ -447,6 +641,9 @@ def main(argv=None, callbacks=None):
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
         callbacks=[EpochCallback(*epoch_targets), *(callbacks or [])],
+        max_bad_sample_fraction=data_args.max_bad_sample_fraction,
+        max_nonfinite_steps=data_args.max_nonfinite_steps,
+        reading_dir=reading_dir,
     )
     metrics = {}
     start = time.time()
@@ -462,16 +659,30 @@ def main(argv=None, callbacks=None):
         splits[split].set_transform(transforms[split])  # from the video files, as inference does
         output = trainer.predict(splits[split], metric_key_prefix=split)
         metrics.update(output.metrics)
+        failed = {f["video_id"]: f["error"] for f in trainer.decode_failures if f["split"] == split}
+        if failed:
+            rows = splits[split].with_format(None)
+            lost = sum(len(row["sentences"]) for row in rows if str(row["video_id"]) in failed)
+            metrics[f"{split}_failed_videos"], metrics[f"{split}_failed_queries"] = len(failed), lost
+            logger.warning(
+                f"[{split}] {len(failed)} video(s) failed to decode; their {lost} queries are counted as misses "
+                f"(in every metric's denominator)"
+            )
         if trainer.is_world_process_zero():
             path = os.path.join(training_args.output_dir, f"predictions_{split}.jsonl")
-            write_predictions(path, splits[split].with_format(None), output, model.config.max_spans)
+            write_predictions(path, splits[split].with_format(None), output, model.config.max_spans, failed)
             with open(path) as f:
                 share, counted = sentence_binding(json.loads(line) for line in f)
             metrics[f"{split}_binding"], metrics[f"{split}_binding_queries"] = share, counted
     plain_splits = {k: v.with_format(None) for k, v in splits.items()}
     metrics.update(prior_metrics(plain_splits, eval_splits))
     metrics["wall_time_s"] = time.time() - start
+    if trainer.nonfinite_steps:
+        metrics["train_nonfinite_steps"] = trainer.nonfinite_steps
+        logger.warning(f"{trainer.nonfinite_steps} training steps had a non-finite loss or gradient and were skipped")
     trainer.save_metrics("all", metrics)
+    if trainer.is_world_process_zero():
+        trainer.write_failures(training_args.output_dir)
     if trainer.is_world_process_zero():
         table = results_table(metrics, eval_splits)
         print(table)
@@ -600,4 +811,8 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ArgumentError as error:
+        print(f"run_grounding.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 FORMATS = ("charades-sta", "activitynet", "qvhighlights", "tacos", "jsonl")
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v")
 END_TOLERANCE_S = 1e-6
+BLANK_FRAME_SIZE = 16  # px: the stand-in frames of a video that failed to decode (resized by the processor)
 
 
 @dataclass
@@ -448,9 +449,11 @@ def item_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
 class FrameTransform:
     """`Dataset.set_transform` callable: decodes each video's frames on access (in DataLoader workers).
 
-    Adds `pixel_values` ((T, 3, H, W) float tensor from the video processor) and `frame_times_s` ((T,) seconds) to the
-    row; frames are sampled by time over the annotated duration ("uniform" for eval, "random" jitter for training).
-    Nothing decoded is kept after the batch is built.
+    Adds `pixel_values` ((T, 3, H, W) float tensor from the video processor), `frame_times_s` ((T,) seconds) and
+    `decode_error` (str, "" when the video decoded) to the row; frames are sampled by time over the annotated duration
+    ("uniform" for eval, "random" jitter for training). A video that fails to decode (missing, truncated, no frames)
+    does not stop the batch: its row gets blank frames and the error, which the collators report (training drops the
+    row; evaluation keeps it and scores its queries as misses). Nothing decoded is kept after the batch is built.
 
     Args:
         video_processor: resizes / normalises frames (e.g. `TSGVProcessor.video_processor`).
@@ -459,6 +462,8 @@ class FrameTransform:
         backend: decoder, see `read_frames`.
         seed: with a seed, the jitter of an item depends only on (seed, epoch, video and query ids); call
             `set_epoch` each epoch (`EpochCallback` does it for the Trainer). Without, it draws from torch's RNG.
+        reading_dir: when set, each process writes the path it is about to decode to `<reading_dir>/<pid>`, so the
+            file a DataLoader worker was reading when it died can be named (see `file_being_read`).
     """
 
     def __init__(
@@ -468,12 +473,14 @@ class FrameTransform:
         sampling: str = "uniform",
         backend: str = "auto",
         seed: int | None = None,
+        reading_dir: str | None = None,
     ):
         self.video_processor = video_processor
         self.num_frames = num_frames
         self.sampling = sampling
         self.backend = backend
         self.seed = seed
+        self.reading_dir = reading_dir
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -485,19 +492,45 @@ class FrameTransform:
         return item_rng(self.seed, self.epoch, f"{batch['video_id'][i]}/{batch['query_ids'][i][:1]}")
 
     def __call__(self, batch: dict) -> dict:
-        videos = []
+        frames, times_s, errors = [], [], []
         for i, (path, duration_s) in enumerate(zip(batch["video_path"], batch["duration_s"])):
             if path is None:
                 raise VideoDecodeError("this dataset has no video paths: load it with video_dir=...")
             rng = self._rng(batch, i) if self.sampling == "random" else None
-            videos.append(read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s))
+            if self.reading_dir is not None:
+                with open(os.path.join(self.reading_dir, str(os.getpid())), "w") as f:
+                    f.write(str(path))
+            try:
+                video = read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s)
+            except (VideoDecodeError, OSError) as err:  # skipped and reported by the collator, not fatal here
+                logger.warning(f"cannot decode {path}: {err}")
+                errors.append(f"{type(err).__name__}: {err}")
+                frames.append(torch.zeros(self.num_frames, BLANK_FRAME_SIZE, BLANK_FRAME_SIZE, 3, dtype=torch.uint8))
+                times_s.append(torch.zeros(self.num_frames))
+                continue
+            errors.append("")
+            frames.append(torch.from_numpy(video.frames))
+            times_s.append(torch.from_numpy(video.times_s))
         # one processor call for the whole batch of videos: (B, T, 3, H, W)
-        pixel_values = self.video_processor([torch.from_numpy(v.frames) for v in videos], return_tensors="pt")
+        pixel_values = self.video_processor(frames, return_tensors="pt")
         return {
             **batch,
             "pixel_values": list(pixel_values["pixel_values"]),
-            "frame_times_s": [torch.from_numpy(v.times_s) for v in videos],
+            "frame_times_s": times_s,
+            "decode_error": errors,
         }
+
+
+def file_being_read(reading_dir: str | None, pid: int) -> str | None:
+    """The path process `pid` last started to decode, as a `FrameTransform(reading_dir=...)` recorded it; None when
+    unknown."""
+    if reading_dir is None:
+        return None
+    try:
+        with open(os.path.join(reading_dir, str(pid))) as f:
+            return f.read() or None
+    except OSError:
+        return None
 
 
 class VideoCentricCollator:
@@ -516,6 +549,12 @@ class VideoCentricCollator:
         num_windows: pad `labels` to this many windows per query (a fixed shape, so evaluation batches concatenate);
             default: the most in the batch.
         seed: with a seed, the queries sampled for a video depend only on (seed, epoch, video id); see `set_epoch`.
+        report: also put `video_ids` (B_v,) and `decode_failures` (a list of {"video_id", "video_path", "error",
+            "index"}: rows whose frames failed to decode, see `FrameTransform`) into the batch, for `TSGVTrainer`
+            (which takes them out before the model sees the batch). Rows that failed are dropped when
+            `drop_failed`, else kept (their frames are blank) at batch position `index`.
+        drop_failed: drop rows that failed to decode (training) or keep them (evaluation: every query keeps its
+            place, and its prediction is scored as a miss).
     """
 
     def __init__(
@@ -524,6 +563,8 @@ class VideoCentricCollator:
         max_queries_per_video: int | None = None,
         num_windows: int | None = None,
         seed: int | None = None,
+        report: bool = False,
+        drop_failed: bool = True,
     ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
@@ -532,6 +573,7 @@ class VideoCentricCollator:
         self.max_queries_per_video = max_queries_per_video
         self.num_windows = num_windows
         self.seed = seed
+        self.report, self.drop_failed = report, drop_failed
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -547,6 +589,29 @@ class VideoCentricCollator:
         return sorted(item_rng(self.seed, self.epoch, video_id).permutation(num_queries)[:cap].tolist())
 
     def __call__(self, features: list[dict]) -> dict:
+        failures = [
+            {
+                "video_id": str(f.get("video_id")),
+                "video_path": f.get("video_path"),
+                "error": f["decode_error"],
+                "index": i,
+            }
+            for i, f in enumerate(features)
+            if f.get("decode_error")
+        ]
+        if failures and self.drop_failed:
+            features = [f for f in features if not f.get("decode_error")]
+            if not features:  # nothing left to learn from: the trainer skips the step
+                return {"video_ids": [], "decode_failures": failures}
+        batch = self._collate(features)
+        if self.report:
+            batch["video_ids"] = [str(f.get("video_id")) for f in features]
+            batch["decode_failures"] = failures
+        elif failures and self.drop_failed:
+            logger.warning(f"skipped {len(failures)} video(s) that failed to decode: {failures[0]['error']}")
+        return batch
+
+    def _collate(self, features: list[dict]) -> dict:
         sentences, windows, video_index = [], [], []
         for v, feature in enumerate(features):
             for q in self.select_queries(len(feature["sentences"]), str(feature.get("video_id", ""))):
@@ -603,6 +668,7 @@ __all__ = [
     "load_durations",
     "explode_queries",
     "FrameTransform",
+    "file_being_read",
     "VideoCentricCollator",
     "QueryCentricCollator",
 ]

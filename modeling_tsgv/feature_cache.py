@@ -67,12 +67,21 @@ class VideoStatesCache:
         keys: video key (the row's `video_id`) -> row index into those tensors.
         train: whether variants are jittered samplings drawn per epoch (training) or one uniform sampling (eval).
         field: "video_states" or "pixel_values": what the rows get.
+        failed: video key -> the error of a video that failed to decode (its states are those of blank frames; its
+            rows get `decode_error`, so the collators skip and report it as they do without a cache).
     """
 
     def __init__(
-        self, states: list[torch.Tensor], keys: dict[str, int], train: bool, seed: int = 0, field="video_states"
+        self,
+        states: list[torch.Tensor],
+        keys: dict[str, int],
+        train: bool,
+        seed: int = 0,
+        field="video_states",
+        failed: dict[str, str] | None = None,
     ):
         self.states, self.keys, self.train, self.seed, self.field = states, keys, train, seed, field
+        self.failed = dict(failed or {})  # video_id -> decode error: their rows carry it, as FrameTransform's do
         self.epoch = 0
 
     @property
@@ -126,7 +135,7 @@ class VideoStatesCache:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        states = []
+        states, failed = [], {}
         for variant in range(count):
             transform = FrameTransform(
                 video_processor, model.config.num_frames, "random" if train else "uniform", backend, seed=seed
@@ -137,10 +146,14 @@ class VideoStatesCache:
                 view,
                 batch_size=batch_size,
                 num_workers=num_workers,
-                collate_fn=lambda rows: torch.stack([torch.as_tensor(r["pixel_values"]) for r in rows]),
+                collate_fn=lambda rows: (
+                    torch.stack([torch.as_tensor(r["pixel_values"]) for r in rows]),
+                    [(str(r["video_id"]), r["decode_error"]) for r in rows],
+                ),
             )
             chunks = []
-            for pixel_values in loader:
+            for pixel_values, errors in loader:
+                failed.update((video_id, error) for video_id, error in errors if error)
                 if field == "pixel_values":
                     chunks.append(pixel_values.to("cpu", dtype))  # (B_v, T, 3, H, W)
                     continue
@@ -151,11 +164,12 @@ class VideoStatesCache:
                 chunks.append(hidden.to("cpu", dtype))  # (B_v, C, N, D)
             states.append(torch.cat(chunks))
         model.train(was_training)
-        cache = cls(states, keys, train, seed, field)
+        cache = cls(states, keys, train, seed, field, failed)
         what = "encode_video states" if field == "video_states" else "frames (encode_video trains)"
         logger.info(
             f"cached {what} of {len(keys):,d} videos x {count} frame sampling(s): "
             f"{cache.nbytes() / 2**30:.2f} GiB in {time.perf_counter() - start:.0f} s"
+            + (f"; {len(failed)} failed to decode and will be skipped" if failed else "")
         )
         return cache
 
@@ -176,7 +190,8 @@ class VideoStatesCache:
                 if index is None:
                     raise KeyError(f"video {video_id!r} is not in the video-states cache (built on another split?)")
                 rows.append(self.states[self.variant_of(str(video_id))][index])
-            return {**batch, self.field: rows}
+            errors = [self.failed.get(str(video_id), "") for video_id in batch["video_id"]]
+            return {**batch, self.field: rows, "decode_error": errors}
 
         return add_states
 

@@ -3,11 +3,17 @@
 - Evaluation outputs are packed video-major, `(B_v, Q_max, ...)` padded with -100, because the Trainer pads across
   processes only along dim 1: a flat `(B_q, ...)` tensor has a different first dimension on each rank and breaks the
   gather (gloo aborts). `compute_metrics` unpacks them.
+- Faults of long runs (see `TSGVTrainer`): videos that fail to decode are skipped and counted (the run stops when more
+  than a set share of the training videos fail), steps with a non-finite loss or gradient are skipped and counted
+  (the run stops after several in a row), a DataLoader worker that dies is reported with the file it was reading.
+- A checkpoint gets `tsgv_checkpoint.json` (its files and sizes, written atomically) once everything in it is
+  written, so a run killed while saving never resumes from a half-written folder (`last_complete_checkpoint`).
 - transformers 5.24's checkpoint reload (`_load_from_checkpoint`, `_load_best_model`) skips the VideoMAE key renaming
   that `from_pretrained` applies (`...attention.attention.q_bias` -> `query.bias`), silently leaving those weights
   fresh on resume (upstream huggingface/transformers#43701). We load checkpoints with the renaming and strict=True.
 """
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -18,11 +24,13 @@ from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
+from .data import file_being_read
 from .metrics import grounding_metrics
 
 logger = logging.get_logger(__name__)
 
 PAD = -100.0
+CHECKPOINT_MARKER = "tsgv_checkpoint.json"  # written last, atomically: the checkpoint folder is complete
 # the renaming `VideoMAEModel.from_pretrained` applies to VideoMAE's legacy checkpoint names
 VIDEOMAE_KEY_RENAMES = [
     (re.compile(r"attention\.attention\.q_bias$"), "attention.attention.query.bias"),
@@ -63,6 +71,49 @@ def unpack_predictions(spans, scores, labels, durations_s):
     return queries
 
 
+def checkpoint_problem(folder: str) -> str | None:
+    """Why `folder` is not a complete checkpoint (None when it is).
+
+    Complete: its `tsgv_checkpoint.json` lists files that all exist with the sizes recorded. A folder written before
+    the marker existed counts as complete when its `trainer_state.json` (the Trainer writes it last) parses."""
+    marker = os.path.join(folder, CHECKPOINT_MARKER)
+    if not os.path.isdir(folder):
+        return "no such folder"
+    if not os.path.exists(marker):
+        try:
+            with open(os.path.join(folder, "trainer_state.json")) as f:
+                json.load(f)
+        except (OSError, ValueError):
+            return "incomplete: no trainer_state.json (the run stopped while writing it)"
+        return None
+    try:
+        with open(marker) as f:
+            sizes = json.load(f)["files"]
+    except (OSError, ValueError, KeyError):
+        return f"unreadable {CHECKPOINT_MARKER}"
+    for name, size in sizes.items():
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path) or os.path.getsize(path) != size:
+            return f"incomplete: {name} is missing or has another size than when it was saved"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-<step>` folder of `output_dir` that is complete (see `checkpoint_problem`); incomplete
+    newer ones are logged and passed over. None when there is none."""
+    steps = []
+    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
+        match = re.fullmatch(r"checkpoint-(\d+)", name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps.append((int(match.group(1)), os.path.join(output_dir, name)))
+    for _, folder in sorted(steps, reverse=True):
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder
+        logger.warning(f"passing over {folder}: {problem}")
+    return None
+
+
 def compute_grounding_metrics(eval_pred) -> dict[str, float]:
     """`compute_metrics` for the Trainer: R1/R5 @ 0.3/0.5/0.7 and mIoU (%) over queries that have windows."""
     spans, scores = eval_pred.predictions[:2]
@@ -87,14 +138,141 @@ class EpochCallback(TrainerCallback):
 class TSGVTrainer(Trainer):
     """Trainer for `TSGVForGrounding` with video-centric batches.
 
+    Batches from collators built with `report=True` carry `video_ids` and `decode_failures`, which this trainer takes
+    out before the model sees the batch:
+    - a video that failed to decode is skipped in training and counted; when more than `max_bad_sample_fraction` of
+      the training set has failed, the run stops with the first failures. In evaluation its queries keep their place
+      and are scored as misses. All failures are in `decode_failures` (and `write_failures` writes them).
+    - a step whose loss or gradient is not finite is skipped (gradients dropped, no update from it) and counted in
+      `nonfinite_steps`; after `max_nonfinite_steps` such steps in a row the run stops naming the batch's videos.
+      Under DeepSpeed only the loss is checked (its gradients are partitioned).
+
     Args (beyond `Trainer`'s):
         eval_data_collator: collator for evaluation / prediction (e.g. all queries of a video, uniform frames);
             training uses `data_collator`.
+        max_bad_sample_fraction: share of training videos (0-1) that may fail to decode before the run stops.
+        max_nonfinite_steps: consecutive non-finite steps that stop the run.
+        reading_dir: the `FrameTransform(reading_dir=...)` folder, to name the file of a DataLoader worker that died.
     """
 
-    def __init__(self, *args, eval_data_collator: Callable | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        eval_data_collator: Callable | None = None,
+        max_bad_sample_fraction: float = 0.05,
+        max_nonfinite_steps: int = 5,
+        reading_dir: str | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.eval_data_collator = eval_data_collator or self.data_collator
+        self.max_bad_sample_fraction = max_bad_sample_fraction
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.reading_dir = reading_dir
+        self.decode_failures: list[dict] = []  # {"split", "video_id", "video_path", "error"}, each video once
+        self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
+        self._phase = "train"
+
+    def _record_failures(self, inputs: dict) -> list[dict]:
+        """Take `video_ids` / `decode_failures` out of a batch; remember each failed video once per split."""
+        inputs.pop("video_ids", None)
+        failures = inputs.pop("decode_failures", None) or []
+        seen = {(f["split"], f["video_id"]) for f in self.decode_failures}
+        for failure in failures:
+            if (self._phase, failure["video_id"]) not in seen:
+                self.decode_failures.append(
+                    {"split": self._phase, **{k: v for k, v in failure.items() if k != "index"}}
+                )
+        return failures
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        video_ids = list(inputs.get("video_ids") or [])
+        failures = self._record_failures(inputs)
+        if failures:
+            self._check_failure_budget()
+        if "input_ids" not in inputs:  # every video of the batch failed to decode: nothing to learn from
+            if self.args.world_size > 1:
+                raise RuntimeError(
+                    "no video of a training batch could be decoded, and with several processes a rank cannot skip "
+                    f"a step alone: {', '.join(str(f['video_path']) for f in failures)}"
+                )
+            return torch.zeros((), device=self.args.device)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        finite = bool(torch.isfinite(loss))
+        if finite and not self.is_deepspeed_enabled:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            finite = not grads or bool(torch.isfinite(torch.stack([g.detach().float().norm() for g in grads])).all())
+        if finite:
+            self._nonfinite_in_a_row = 0
+            return loss
+        self.nonfinite_steps += 1
+        self._nonfinite_in_a_row += 1
+        videos = ", ".join(video_ids) or "unknown"
+        logger.warning(f"step {self.state.global_step}: non-finite loss or gradient, step skipped (videos: {videos})")
+        if not self.is_deepspeed_enabled:
+            model.zero_grad(set_to_none=True)
+        if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last batch's "
+                f"videos: {videos}); lower the learning rate, train in float32 instead of fp16/bf16, or check them"
+            )
+        return torch.zeros((), device=loss.device)
+
+    def _check_failure_budget(self):
+        failed = [f for f in self.decode_failures if f["split"] == "train"]
+        total = len(self.train_dataset) if self.train_dataset is not None else 0
+        if total and len(failed) > self.max_bad_sample_fraction * total:
+            first = "; ".join(f"{f['video_path']} ({f['error']})" for f in failed[:3])
+            raise RuntimeError(
+                f"{len(failed)} of {total} training videos failed to decode, more than --max_bad_sample_fraction "
+                f"{self.max_bad_sample_fraction:g}; first: {first}"
+            )
+
+    def train(self, *args, **kwargs):
+        self._phase = "train"
+        try:
+            return super().train(*args, **kwargs)
+        except RuntimeError as error:
+            raise self._worker_death(error) from error
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        self._phase = metric_key_prefix
+        try:
+            return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+        except RuntimeError as error:
+            raise self._worker_death(error) from error
+        finally:
+            self._phase = "train"
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        phase, self._phase = self._phase, metric_key_prefix
+        try:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self._phase = phase
+
+    def _worker_death(self, error: RuntimeError) -> RuntimeError:
+        """A DataLoader worker killed by a signal or exiting: the same error, naming the file it was reading."""
+        match = re.search(r"DataLoader worker \(pid(?:\(s\))? (\d+)", str(error))
+        path = file_being_read(self.reading_dir, int(match.group(1))) if match else None
+        if path is None:
+            return error
+        return RuntimeError(f"{error} -- it was reading {path}")
+
+    def write_failures(self, output_dir: str) -> str | None:
+        """`skipped_videos.json` in `output_dir` (every video that failed to decode, by split) and one log line;
+        returns the path, or None when nothing failed."""
+        if not self.decode_failures:
+            return None
+        path = os.path.join(output_dir, "skipped_videos.json")
+        with open(path, "w") as f:
+            json.dump(self.decode_failures, f, indent=2)
+        counts = {}
+        for failure in self.decode_failures:
+            counts[failure["split"]] = counts.get(failure["split"], 0) + 1
+        summary = ", ".join(f"{split}: {n}" for split, n in counts.items())
+        logger.warning(f"videos that failed to decode ({summary}) are listed in {path}")
+        return path
 
     def _with_eval_collator(self, make_loader):
         train_collator = self.data_collator
@@ -112,6 +290,7 @@ class TSGVTrainer(Trainer):
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         """Forward without grad; returns (loss, (spans, scores) video-major, (labels video-major, durations_s))."""
+        failures = self._record_failures(inputs)
         inputs = self._prepare_inputs(inputs)
         with torch.no_grad(), self.compute_loss_context_manager():
             outputs = model(**inputs)
@@ -120,7 +299,12 @@ class TSGVTrainer(Trainer):
             return loss, None, None
         videos = inputs["pixel_values"] if inputs.get("pixel_values") is not None else inputs["video_states"]
         index, num_videos = inputs["query_video_index"], videos.shape[0]
-        spans = pack_video_major(outputs.pred_spans.float(), index, num_videos)
+        pred_spans = outputs.pred_spans.float()
+        if failures:  # a video that failed to decode answers nothing: empty spans, IoU 0 with any moment (a miss)
+            failed = torch.zeros(num_videos, dtype=torch.bool, device=index.device)
+            failed[[f["index"] for f in failures]] = True
+            pred_spans = pred_spans.masked_fill(failed[index][:, None, None], 0.0)
+        spans = pack_video_major(pred_spans, index, num_videos)
         scores = pack_video_major(outputs.pred_scores.float(), index, num_videos)
         labels = inputs.get("labels")
         if labels is not None:
@@ -130,6 +314,27 @@ class TSGVTrainer(Trainer):
         else:  # label-less data: an all-padding label block keeps the output structure fixed
             labels = spans.new_full((num_videos, spans.shape[1], 1, 2), PAD)
         return loss, (spans, scores), (labels, inputs["durations_s"].float())
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(folder):
+            if self.args.world_size > 1:  # every rank's files (its RNG state) are written before the marker
+                self.accelerator.wait_for_everyone()
+            sizes = {
+                os.path.relpath(os.path.join(root, name), folder): os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(folder)
+                for name in names
+                if name != CHECKPOINT_MARKER
+            }
+            temporary = os.path.join(folder, CHECKPOINT_MARKER + ".tmp")
+            with open(temporary, "w") as f:
+                json.dump({"step": self.state.global_step, "files": sizes}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, os.path.join(folder, CHECKPOINT_MARKER))  # atomic: complete or absent
+        elif self.args.world_size > 1:
+            self.accelerator.wait_for_everyone()
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         if not self._load_safetensors_with_videomae_renames(resume_from_checkpoint, model):
@@ -156,4 +361,12 @@ class TSGVTrainer(Trainer):
         return True
 
 
-__all__ = ["TSGVTrainer", "EpochCallback", "pack_video_major", "unpack_predictions", "compute_grounding_metrics"]
+__all__ = [
+    "TSGVTrainer",
+    "EpochCallback",
+    "checkpoint_problem",
+    "last_complete_checkpoint",
+    "pack_video_major",
+    "unpack_predictions",
+    "compute_grounding_metrics",
+]

@@ -1,0 +1,124 @@
+"""run_grounding.py refuses arguments that cannot work, and never replaces a trained model by accident: each check
+fires before anything is generated, trained or written, with one line naming the flag."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT))
+import run_grounding  # noqa: E402
+from run_grounding import ArgumentError  # noqa: E402
+
+NONSENSE = [
+    (["--num_train_epochs", "-1"], "--num_train_epochs"),
+    (["--num_train_epochs", "0"], "--num_train_epochs"),
+    (["--max_steps", "0"], "--max_steps"),
+    (["--learning_rate", "0"], "--learning_rate"),
+    (["--learning_rate=-1e-3"], "--learning_rate"),
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size"),
+    (["--num_frames", "0"], "--num_frames"),
+    (["--num_frames", "12"], "--num_frames"),  # not a multiple of the 8-frame clips
+    (["--clip_frames", "3", "--num_frames", "12"], "--clip_frames"),
+    (["--image_size", "50"], "--image_size"),  # not a multiple of 16-px patches
+    (["--backbone_tuning", "lora"], "--backbone_tuning"),
+    (["--spatial_pooling", "max"], "--spatial_pooling"),
+    (["--scada_temporal_kernel", "2"], "--scada_temporal_kernel"),
+    (["--nms_threshold", "1.5"], "--nms_threshold"),
+    (["--max_queries_per_video", "0"], "--max_queries_per_video"),
+    (["--dataset", "kinetics"], "--dataset"),
+    (["--dataset", "charades-sta"], "--dataset charades-sta needs"),  # a format without files
+    (["--dataset", "charades-sta", "--train_file", "no/such/file.txt"], "--train_file"),
+    (["--video_model", "tinyy/../x"], "--video_model"),
+    (["--video_model", "./no_such_folder"], "--video_model"),
+    (["--video_model", "tine"], "random-init size (tiny, vit-s"),
+    (["--text_model", "/no/such/encoder"], "--text_model"),
+    (["--decode_backend", "ffmpeg"], "--decode_backend"),
+    (["--synthetic_preset", "hard"], "--synthetic_preset"),
+    (["--synthetic_num_videos", "2"], "--synthetic_num_videos"),
+    (["--evaluate_only"], "--evaluate_only needs --model_name_or_path"),
+    (["--resume_from_checkpoint", "last"], "--resume_from_checkpoint last"),
+    (["--resume_from_checkpoint", "no/such/checkpoint-3"], "--resume_from_checkpoint"),
+]
+
+
+@pytest.mark.parametrize("extra,flag", NONSENSE, ids=[" ".join(args) for args, _ in NONSENSE])
+def test_nonsense_arguments_stop_before_anything_is_written(tmp_path, extra, flag):
+    out, world = tmp_path / "out", tmp_path / "world"
+    with pytest.raises(ArgumentError) as error:
+        run_grounding.main(["--output_dir", str(out), "--synthetic_dir", str(world), *extra])
+    message = str(error.value)
+    assert flag in message and "\n" not in message
+    assert not out.exists() and not world.exists()  # no model, no card, no generated world
+
+
+def test_the_script_prints_one_line_and_exits_2(tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "run_grounding.py"), "--num_train_epochs", "-1", "--output_dir", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "run_grounding.py: error: --num_train_epochs must be > 0, got -1.0"
+    ], result.stderr[-2000:]
+    assert not out.exists()
+
+
+def _trained_folder(path, checkpoints=()):
+    path.mkdir(parents=True)
+    (path / "model.safetensors").write_bytes(b"weights of a trained model")
+    (path / "all_results.json").write_text("{}")
+    for step in checkpoints:
+        (path / f"checkpoint-{step}").mkdir()
+        (path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"x")
+        (path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")  # the last file written
+    return path
+
+
+def test_a_trained_model_is_never_replaced_without_being_asked(tmp_path):
+    out = _trained_folder(tmp_path / "out")
+    with pytest.raises(ArgumentError, match="already holds a trained model.*--overwrite_output_dir"):
+        run_grounding.main(["--output_dir", str(out), "--synthetic_dir", str(tmp_path / "world")])
+    assert (out / "model.safetensors").read_bytes() == b"weights of a trained model"
+    assert sorted(os.listdir(out)) == ["all_results.json", "model.safetensors"]
+    assert not (tmp_path / "world").exists()
+    # evaluating into it would rewrite its card and results: refused as well
+    with pytest.raises(ArgumentError, match="already holds a trained model"):
+        run_grounding.main(["--output_dir", str(out), "--evaluate_only", "--model_name_or_path", str(out)])
+
+
+def test_checkpoints_of_an_earlier_run_are_refused_too(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint-88").mkdir()
+    with pytest.raises(ArgumentError, match=r"checkpoints of an earlier run \(1\)"):
+        run_grounding.main(["--output_dir", str(out), "--synthetic_dir", str(tmp_path / "world")])
+
+
+def _training_args(out, *extra):
+    parser = run_grounding.HfArgumentParser(run_grounding.GroundingTrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(args=["--output_dir", str(out), *extra])
+    return args
+
+
+def test_overwrite_removes_the_earlier_runs_checkpoints(tmp_path):
+    out = _trained_folder(tmp_path / "out", checkpoints=(264, 528))
+    run_grounding.check_output_dir(_training_args(out, "--overwrite_output_dir"))
+    # the new run's checkpoint rotation and a later `--resume_from_checkpoint last` must not see stale ones
+    assert sorted(os.listdir(out)) == ["all_results.json", "model.safetensors"]
+
+
+def test_resume_last_finds_the_newest_complete_checkpoint(tmp_path):
+    out = _trained_folder(tmp_path / "out", checkpoints=(9, 10))
+    (out / "checkpoint-11").mkdir()  # a kill while it was being written left only its weights
+    (out / "checkpoint-11" / "model.safetensors").write_bytes(b"x")
+    args = _training_args(out, "--resume_from_checkpoint", "last")
+    run_grounding.check_output_dir(args)
+    assert args.resume_from_checkpoint == str(out / "checkpoint-10")
+    assert (out / "model.safetensors").exists()  # resuming replaces nothing before training ends

@@ -1,0 +1,196 @@
+"""Faults of long runs, end to end through run_grounding.py on an 8-video world: videos that fail to decode mid-run
+(skipped, counted, listed; too many stop the run), a DataLoader worker that dies (named with its file), non-finite
+losses (skipped, counted; too many in a row stop the run)."""
+
+import json
+import os
+import shutil
+import signal
+import sys
+
+import pytest
+import torch
+from conftest import REPO_ROOT
+from transformers import TrainerCallback
+
+sys.path.insert(0, str(REPO_ROOT))
+from test_run_grounding import tiny_args  # noqa: E402
+
+import modeling_tsgv.data  # noqa: E402
+import run_grounding  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def broken_world(tmp_path_factory):
+    """The 8-video easy world with one training video truncated to garbage; returns (folder, that video)."""
+    from modeling_tsgv.synthetic import generate
+
+    folder = tmp_path_factory.mktemp("faults") / "world"
+    generate(folder, num_videos=8, seed=0, preset="easy", progress=False)
+    truncated = _first_video(folder, "train")
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    return folder, truncated
+
+
+def _first_video(folder, split):
+    with open(folder / "annotations" / f"{split}.jsonl") as f:
+        return folder / json.loads(f.readline())["video_path"]
+
+
+class DeleteWhenTrainingStarts(TrainerCallback):
+    """Deletes a file after the annotations were read and checked, as when files vanish during a long run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        os.remove(self.path)
+
+
+def _queries(folder, split):
+    return sum(1 for line in (folder / "annotations" / f"{split}.jsonl").read_text().splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("cache", ["no", "auto"])
+def test_videos_that_fail_to_decode_are_skipped_counted_and_listed(broken_world, tmp_path, cache):
+    folder, truncated = tmp_path / "world", broken_world[1]
+    shutil.copytree(broken_world[0], folder)
+    deleted = _first_video(folder, "test")
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_steps", "4", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--load_best_model_at_end", "False", "--cache_video_states", cache]
+    args += ["--max_bad_sample_fraction", "0.5"]
+    metrics = run_grounding.main(args, callbacks=[DeleteWhenTrainingStarts(deleted)])
+    out = tmp_path / "out"
+    skipped = json.loads((out / "skipped_videos.json").read_text())
+    by_split = {(f["split"], os.path.basename(f["video_path"])) for f in skipped}
+    assert by_split == {("train", truncated.name), ("test", deleted.name)}
+    # the test video's queries stay in the denominator, as misses, and say why
+    assert metrics["test_failed_videos"] == 1
+    assert metrics["test_num_queries"] == _queries(folder, "test")
+    records = [json.loads(line) for line in (out / "predictions_test.jsonl").read_text().splitlines()]
+    lost = [r for r in records if "decode_error" in r]
+    assert lost and metrics["test_failed_queries"] == len(lost)
+    assert all(r["pred_spans_s"][0][:2] == [0.0, 0.0] for r in lost)
+    assert (out / "model.safetensors").exists()
+
+
+def test_too_many_failures_stop_the_run_naming_them(broken_world, tmp_path):
+    folder, truncated = broken_world
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_steps", "4", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--load_best_model_at_end", "False", "--cache_video_states", "no"]
+    args += ["--max_bad_sample_fraction", "0"]
+    with pytest.raises(RuntimeError, match=f"1 of 5 training videos failed to decode.*{truncated.name}"):
+        run_grounding.main(args)
+
+
+def test_a_dataloader_worker_that_dies_is_named_with_its_file(broken_world, tmp_path, monkeypatch):
+    folder = tmp_path / "world"
+    shutil.copytree(broken_world[0], folder)
+    victim = sorted((folder / "videos").glob("*.mp4"))[0]
+    read_frames = modeling_tsgv.data.read_frames
+
+    def read_or_die(path, *args, **kwargs):
+        if os.path.basename(str(path)) == victim.name:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer or a decoder segfault would
+        return read_frames(path, *args, **kwargs)
+
+    monkeypatch.setattr(modeling_tsgv.data, "read_frames", read_or_die)  # forked DataLoader workers inherit it
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_steps", "2", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--cache_video_states", "no", "--dataloader_num_workers", "1"]
+    args += ["--max_bad_sample_fraction", "1", "--dataloader_persistent_workers", "False"]
+    with pytest.raises(RuntimeError, match=f"DataLoader worker.*it was reading .*{victim.name}"):
+        run_grounding.main(args)
+
+
+class NonFiniteLoss(TrainerCallback):
+    """Makes the head's scores NaN for the given (1-based) optimiser steps, as a bf16 overflow would."""
+
+    def __init__(self, steps):
+        self.steps, self.step = set(steps), 0
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        def poison(module, inputs, output):
+            if self.step in self.steps and module.training:
+                logits, offsets = output
+                return logits * float("nan"), offsets
+            return output
+
+        model.head.register_forward_hook(poison)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step = state.global_step + 1
+
+
+def test_non_finite_steps_are_skipped_and_counted(broken_world, tmp_path):
+    folder = broken_world[0]
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_steps", "5", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--load_best_model_at_end", "False", "--max_bad_sample_fraction", "1"]
+    metrics = run_grounding.main(args, callbacks=[NonFiniteLoss({2, 3})])
+    assert metrics["train_nonfinite_steps"] == 2
+    from safetensors.torch import load_file
+
+    weights = load_file(tmp_path / "out" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())  # no NaN reached the weights
+    assert metrics["train_loss"] == metrics["train_loss"] and metrics["train_loss"] > 0  # no NaN in the mean
+
+
+def test_non_finite_steps_in_a_row_stop_the_run_naming_the_videos(broken_world, tmp_path):
+    folder = broken_world[0]
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_steps", "6", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--max_bad_sample_fraction", "1", "--max_nonfinite_steps", "3"]
+    with pytest.raises(FloatingPointError, match=r"3 training steps in a row .*videos: syn\d+"):
+        run_grounding.main(args, callbacks=[NonFiniteLoss(range(1, 7))])
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+KILL_WHILE_SAVING_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from transformers import Trainer
+import run_grounding
+
+save_optimizer = Trainer._save_optimizer_and_scheduler
+
+def save_then_die(self, output_dir):
+    if self.state.global_step == {step}:  # the weights of this checkpoint are written, the rest is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save_optimizer(self, output_dir)
+
+Trainer._save_optimizer_and_scheduler = save_then_die
+run_grounding.main({args!r})
+"""
+
+
+def test_a_kill_while_a_checkpoint_is_written_never_resumes_from_it(broken_world, tmp_path):
+    from safetensors.torch import load_file
+    from test_run_grounding import run_script
+
+    from modeling_tsgv.trainer import CHECKPOINT_MARKER
+
+    folder = broken_world[0]
+    common = ["--synthetic_dir", str(folder), "--backbone_tuning", "full", "--max_steps", "8", "--save_steps", "3"]
+    common += ["--save_strategy", "steps", "--eval_strategy", "no", "--load_best_model_at_end", "False"]
+    common += ["--max_bad_sample_fraction", "1"]
+    straight = run_script(tiny_args(tmp_path / "a", *common))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed_args = tiny_args(tmp_path / "b", *common)
+    killed = run_script([], python_code=KILL_WHILE_SAVING_SCRIPT.format(root=str(REPO_ROOT), step=6, args=killed_args))
+    assert killed.returncode == -signal.SIGKILL
+    out = tmp_path / "b" / "out"
+    assert (out / "checkpoint-6" / "model.safetensors").exists()  # half-written: weights, no optimizer / state
+    assert not (out / "checkpoint-6" / CHECKPOINT_MARKER).exists()
+    assert (out / "checkpoint-3" / CHECKPOINT_MARKER).exists()
+
+    # asked by path, the half-written one is refused, naming the one to use
+    refused = run_script([*killed_args, "--resume_from_checkpoint", str(out / "checkpoint-6")])
+    assert refused.returncode == 2
+    assert "incomplete" in refused.stderr and "checkpoint-3" in refused.stderr, refused.stderr[-2000:]
+
+    resumed = run_script([*killed_args, "--resume_from_checkpoint", "last"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "passing over" in resumed.stderr and "resuming from" in resumed.stderr
+    expected = load_file(tmp_path / "a" / "out" / "model.safetensors")
+    actual = load_file(out / "model.safetensors")
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
