@@ -41,7 +41,7 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
-from modeling_tsgv.configuration_tsgv import BACKBONE_TUNING_MODES
+from modeling_tsgv.configuration_tsgv import BACKBONE_TUNING_MODES, ModelFolderError, check_model_folder
 from modeling_tsgv.data import (
     FORMATS,
     FrameTransform,
@@ -305,6 +305,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         if not HUB_NAME.match(name) or (flag == "video_model" and "/" not in name):
             sizes = f" or a random-init size ({', '.join(BACKBONE_SIZES)})" if flag == "video_model" else ""
             raise ArgumentError(f"--{flag} {name}: no such folder, and not a Hub model name{sizes}")
+    if model_args.model_name_or_path and os.path.isdir(model_args.model_name_or_path):
+        try:
+            check_model_folder(model_args.model_name_or_path)
+        except ModelFolderError as error:
+            raise ArgumentError(f"--model_name_or_path {error}") from error
     if data_args.evaluate_only and not model_args.model_name_or_path:
         raise ArgumentError("--evaluate_only needs --model_name_or_path (the trained model to evaluate)")
     for flag in ("train_file", "validation_file", "test_file"):

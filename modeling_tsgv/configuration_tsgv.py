@@ -1,5 +1,11 @@
 """TSGVConfig: the single source of truth for a tsgv grounding model (backbone, SCADA, text encoder, head, losses)."""
 
+import dataclasses
+import json
+import os
+import re
+
+import huggingface_hub
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging
@@ -7,6 +13,11 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
+# keys save_pretrained writes beside the TSGVConfig fields
+SAVED_KEYS = {"model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"}
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class TSGVConfig(PreTrainedConfig):
@@ -198,6 +209,19 @@ class TSGVConfig(PreTrainedConfig):
         if not 0.0 < self.score_prior < 1.0:
             raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """`PreTrainedConfig.from_dict`, refusing fields TSGVConfig does not have (a typo, or a config written by a
+        newer tsgv) instead of silently keeping them as attributes nothing reads."""
+        unknown = unknown_config_fields(config_dict)
+        if unknown:
+            raise ValueError(
+                f"unknown TSGVConfig field {unknown[0]!r}"
+                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+                + ": a typo, or a config written by another tsgv version"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
@@ -209,4 +233,60 @@ class TSGVConfig(PreTrainedConfig):
         return self.num_frames // self.backbone_config.tubelet_size
 
 
-__all__ = ["TSGVConfig", "BACKBONE_TUNING_MODES"]
+def unknown_config_fields(config_dict: dict) -> list[str]:
+    """Keys of a config dict that are neither TSGVConfig fields nor written by `save_pretrained` (sorted)."""
+    known = {f.name for f in dataclasses.fields(TSGVConfig)} | SAVED_KEYS
+    return sorted(key for key in config_dict if key not in known and not key.startswith("_"))
+
+
+class ModelFolderError(ValueError):
+    """A model path that cannot be a tsgv model (missing, no config.json, another model type, an unknown or invalid
+    config field, no safetensors weights); the message names the path (or file) and the field."""
+
+
+def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
+    """Fail fast, in one line naming `path`, when a local model folder is missing or holds no loadable tsgv model.
+
+    Checks: the folder exists; its config.json parses, is a tsgv config, has no unknown field and passes
+    TSGVConfig's validation; with `weights`, it holds safetensors weights (pickled `pytorch_model.bin` files are
+    never loaded: unpickling runs code). An "org/name" that is no local path passes unchecked as a Hub id (unless
+    HF_HUB_OFFLINE is set): `from_pretrained` reports its problems.
+    Raises:
+        ModelFolderError.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        local_parent = os.path.exists(path.split("/")[0])  # "runs/my-model" with a local runs/: a mistyped folder
+        if HUB_ID.fullmatch(path) and not local_parent and not huggingface_hub.constants.HF_HUB_OFFLINE:
+            return  # an "org/name" Hub id: from_pretrained decides
+        raise ModelFolderError(f"{path}: model folder not found")
+    if not os.path.isdir(path):
+        raise ModelFolderError(f"{path}: not a folder (a tsgv model is a folder with config.json and weights)")
+    config_file = os.path.join(path, "config.json")
+    if not os.path.isfile(config_file):
+        raise ModelFolderError(f"{path}: no config.json, so not a saved model folder")
+    try:
+        with open(config_file) as f:
+            config_dict = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ModelFolderError(f"{config_file}: unreadable config ({err})") from err
+    if not isinstance(config_dict, dict):
+        raise ModelFolderError(f"{config_file}: not a config (a JSON object is expected)")
+    model_type = config_dict.get("model_type")
+    if model_type != "tsgv":
+        raise ModelFolderError(f"{path}: not a tsgv model (config.json has model_type {model_type!r})")
+    try:
+        TSGVConfig.from_dict(config_dict)
+    except (ValueError, TypeError, KeyError) as err:
+        raise ModelFolderError(f"{config_file}: {str(err).strip().splitlines()[0]}") from err
+    if weights and not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
+        pickles = [name for name in PICKLE_WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
+        if pickles:
+            raise ModelFolderError(
+                f"{path}: has {pickles[0]} but no model.safetensors; tsgv loads weights only from safetensors "
+                "(unpickling a .bin can run code): convert it with save_pretrained where you trust the file"
+            )
+        raise ModelFolderError(f"{path}: no model.safetensors (weights) in the folder")
+
+
+__all__ = ["TSGVConfig", "BACKBONE_TUNING_MODES", "ModelFolderError", "check_model_folder"]

@@ -15,6 +15,7 @@ inference can encode a video once and ground any number of queries against it, i
 """
 
 import math
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
-from .configuration_tsgv import TSGVConfig
+from .configuration_tsgv import TSGVConfig, check_model_folder
 
 logger = logging.get_logger(__name__)
 
@@ -498,10 +499,16 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         return model
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, then `apply_backbone_tuning` (loading replaces parameters and with them
-        the `requires_grad` flags set in `__init__`)."""
-        model = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained` for safetensors weights only, then `apply_backbone_tuning` (loading
+        replaces parameters and with them the `requires_grad` flags set in `__init__`). A local folder is checked
+        first (`check_model_folder`): what is wrong with it comes as one `ModelFolderError` line naming the path."""
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
+            pretrained_model_name_or_path
+        ):
+            check_model_folder(pretrained_model_name_or_path)
+        kwargs.setdefault("use_safetensors", True)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         model.apply_backbone_tuning()
         return model
 

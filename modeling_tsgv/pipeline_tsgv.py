@@ -24,59 +24,23 @@ How a call runs, per video:
 import itertools
 import math
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import huggingface_hub
 import numpy as np
 import torch
 from transformers import AutoModel, VideoMAEVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 
+from .configuration_tsgv import ModelFolderError, check_model_folder
 from .modeling_tsgv import TSGVForGrounding, TSGVVideoStates, offsets_to_spans, rank_spans
-from .processing_tsgv import TSGVProcessor
+from .processing_tsgv import TSGVProcessor, check_processor_matches
 from .video import VideoDecodeError, open_video
 
 TASK = "temporal-sentence-grounding"
 MAX_OPEN_CALLS = 8  # clip caches kept for calls still running (threads); older ones are dropped (recomputed if needed)
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
-
-
-class ModelFolderError(ValueError):
-    """A model path that cannot be a tsgv model (missing, no config.json, another model type); names the path."""
-
-
-def check_model_folder(path: str | os.PathLike) -> None:
-    """Fail fast, in one line naming `path`, when a local model folder is missing or holds no tsgv model.
-
-    An "org/name" that is no local path passes unchecked as a Hub id (unless HF_HUB_OFFLINE is set):
-    `from_pretrained` reports its problems.
-    Raises:
-        ModelFolderError.
-    """
-    import json
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        local_parent = os.path.exists(path.split("/")[0])  # "runs/my-model" with a local runs/: a mistyped folder
-        if HUB_ID.fullmatch(path) and not local_parent and not huggingface_hub.constants.HF_HUB_OFFLINE:
-            return  # an "org/name" Hub id: from_pretrained decides
-        raise ModelFolderError(f"{path}: model folder not found")
-    if not os.path.isdir(path):
-        raise ModelFolderError(f"{path}: not a folder (a tsgv model is a folder with config.json and weights)")
-    config_file = os.path.join(path, "config.json")
-    if not os.path.isfile(config_file):
-        raise ModelFolderError(f"{path}: no config.json, so not a saved model folder")
-    try:
-        with open(config_file) as f:
-            model_type = json.load(f).get("model_type")
-    except (OSError, ValueError) as err:
-        raise ModelFolderError(f"{config_file}: unreadable config ({err})") from err
-    if model_type != "tsgv":
-        raise ModelFolderError(f"{path}: not a tsgv model (config.json has model_type {model_type!r})")
 
 
 @dataclass
@@ -217,6 +181,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True
             )
             self.processor = TSGVProcessor(video_processor, self.tokenizer)
+        try:
+            check_processor_matches(self.model.config, self.processor, self.model.name_or_path)
+        except ValueError as err:
+            raise ModelFolderError(str(err)) from err
         self.model.eval()
         # per call (so calls from several threads never mix): clip states shared with the next window, and timings
         self._calls = itertools.count()

