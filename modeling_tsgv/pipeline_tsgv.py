@@ -24,6 +24,7 @@ How a call runs, per video:
 import itertools
 import math
 import os
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -189,6 +190,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         # per call (so calls from several threads never mix): clip states shared with the next window, and timings
         self._calls = itertools.count()
         self._clip_cache: dict[int, dict[int, torch.Tensor]] = {}
+        self._cache_lock = threading.Lock()
         self._timings: dict[int, dict[str, float]] = {}
         self.last_timings_s: dict[str, float] = {}
 
@@ -360,9 +362,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
                 cache.update({starts[c]: states.hidden_states[j] for j, c in enumerate(missing)})
             hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
-        self._clip_cache[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
-        while len(self._clip_cache) > MAX_OPEN_CALLS:  # calls driven by hand, without run_single's clean-up
-            self._clip_cache.pop(next(iter(self._clip_cache)))
+        with self._cache_lock:  # calls from several threads: eviction iterates the dict others write to
+            self._clip_cache[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
+            while len(self._clip_cache) > MAX_OPEN_CALLS:  # more calls at once, or driven by hand: oldest go
+                self._clip_cache.pop(next(iter(self._clip_cache)))
         return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
 
     def _forward(self, model_inputs, query_batch_size: int | None = None):

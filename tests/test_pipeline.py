@@ -281,3 +281,26 @@ def test_errors_name_the_problem_and_the_path(pipe, videos, tmp_path, minilm_pat
         check_model_folder(tmp_path / "nothing")
     with pytest.raises(TypeError, match="unknown argument"):
         pipe(videos["short"], queries="a", topk=3)
+
+
+def test_one_pipeline_called_from_eight_threads_answers_as_sequential_calls(pipe, videos, tmp_path_factory):
+    """Calls on different videos at once (the long one in several windows, sharing clip states within a call) give
+    the answers of one-by-one calls, and leave no per-call state behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modeling_tsgv.synthetic import generate
+
+    world = tmp_path_factory.mktemp("threads") / "world"
+    generate(world, num_videos=6, seed=1, preset="easy", progress=False)
+    paths = [str(p) for p in sorted((world / "videos").glob("*.mp4"))] + [str(videos["long"]), str(videos["short"])]
+    jobs = [(path, QUERIES[i % 4 : i % 4 + 2]) for i, path in enumerate(paths)]  # 8 calls, 2 queries each
+    expected = [pipe(path, queries=queries, top_k=3) for path, queries in jobs]
+    for threads, repeat in ((8, 1), (8, 1), (12, 2)):  # 12: more calls at once than clip caches kept
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            got = list(pool.map(lambda job: pipe(job[0], queries=job[1], top_k=3), jobs * repeat))
+        for answer, reference in zip(got, expected * repeat):
+            for spans, reference_spans in zip(answer, reference):
+                assert [s["start"] for s in spans] == pytest.approx([s["start"] for s in reference_spans], abs=1e-4)
+                assert [s["end"] for s in spans] == pytest.approx([s["end"] for s in reference_spans], abs=1e-4)
+                assert [s["score"] for s in spans] == pytest.approx([s["score"] for s in reference_spans], abs=1e-4)
+    assert pipe._clip_cache == {} and pipe._timings == {}  # memory stays bounded: nothing kept per finished call
