@@ -64,8 +64,12 @@ def check_arguments(args) -> None:
         raise CommandError(f"--query-batch-size must be >= 1, got {args.query_batch_size}", EXIT_USAGE)
     if not 0 <= args.window_overlap < 1:
         raise CommandError(f"--window-overlap must be in [0, 1), got {args.window_overlap}", EXIT_USAGE)
-    if not os.path.isfile(args.video):
-        raise CommandError(f"{args.video}: video file not found")
+    from .video import VideoDecodeError, check_video_path
+
+    try:
+        check_video_path(args.video)  # a URL, a folder, no file: said before the model is loaded
+    except VideoDecodeError as err:
+        raise CommandError(str(err)) from err
     if args.plot and not os.path.isdir(os.path.dirname(os.path.abspath(args.plot))):
         raise CommandError(f"{args.plot}: the folder for the plot does not exist")
 

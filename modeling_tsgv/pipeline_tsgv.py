@@ -34,11 +34,14 @@ import torch
 from transformers import AutoModel, VideoMAEVideoProcessor
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
+from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
 from .modeling_tsgv import TSGVForGrounding, TSGVVideoStates, offsets_to_spans, rank_spans
 from .processing_tsgv import TSGVProcessor, check_processor_matches
 from .video import VideoDecodeError, open_video
+
+logger = logging.get_logger(__name__)
 
 TASK = "temporal-sentence-grounding"
 MAX_OPEN_CALLS = 8  # clip caches kept for calls still running (threads); older ones are dropped (recomputed if needed)
@@ -302,6 +305,16 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             if not isinstance(sentence, str) or not sentence.strip():
                 raise ValueError(f"{video}: query {position} is empty: every query needs words")
         config = self.model.config
+        limit = self.processor.max_text_length
+        # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's own warning quiet)
+        counted = self.processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
+        lengths = [len(ids) for ids in counted]
+        for position, length in enumerate(lengths):
+            if length > limit:
+                logger.warning(
+                    f"query {position} has {length:,d} tokens; only its first {limit} are read (the model's "
+                    "max_text_length)"
+                )
         text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
         call = next(self._calls)  # keys this video's clip cache and timings, so concurrent calls never mix
 

@@ -9,6 +9,7 @@ whose presentation time is <= t), so variable-frame-rate files map correctly; fr
 import itertools
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -178,6 +179,7 @@ class _PyAVSource(VideoSource):
             return None if frame.time is None else frame.time - start_s
 
         decoder, current, pending = None, None, None  # current: last frame shown at or before the previous target
+        frame, warned = None, False
         for target in np.asarray(times_s, dtype=np.float64).tolist():
             if decoder is None or target - (time_of(current) if current is not None else -np.inf) > _gop_s(
                 keyframes_s
@@ -198,10 +200,25 @@ class _PyAVSource(VideoSource):
             chosen = current if current is not None else pending  # the first frame may start after the target
             if chosen is None:
                 raise VideoDecodeError(f"{self.path}: no frame could be decoded near {target:.2f} s")
-            yield chosen.to_ndarray(format="rgb24"), float(time_of(chosen))
+            shown_s = float(time_of(chosen))
+            if frame is None and not warned and target - shown_s > max(1.0, 0.05 * (self.duration_s or 0)):
+                warned = True  # the header promised more than the packets hold (a truncated or mis-muxed file)
+                logger.warning(
+                    f"{self.path}: the container says {self.duration_s:.2f} s but the frames stop at {shown_s:.2f} s; "
+                    "later times show the last frame"
+                )
+            yield _displayed(chosen), shown_s
 
     def close(self):
         self._container.close()
+
+
+def _displayed(frame) -> np.ndarray:
+    """A PyAV frame as (H, W, 3) uint8 RGB the way players show it: turned by its display matrix (phones record
+    portrait video as landscape frames plus a rotation), as decord and FFmpeg's players do."""
+    array = frame.to_ndarray(format="rgb24")
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise quarter turns
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 def _pyav_start_s(stream) -> float:
@@ -272,9 +289,19 @@ _SOURCES = {"decord": _DecordSource, "pyav": _PyAVSource, "torchcodec": _Torchco
 def _backend_order(path: str, backend: str) -> list[str]:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_video_path(path)
+    return ["decord", "pyav"] if backend == "auto" else [backend]
+
+
+def check_video_path(path: str) -> None:
+    """VideoDecodeError naming `path` when it is a URL, a folder or no file at all (decoders would try a URL over
+    the network, or fail with a message about something else)."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path)):
+        raise VideoDecodeError(f"{path}: a URL; tsgv reads local video files only: download it and pass the file")
+    if os.path.isdir(path):
+        raise VideoDecodeError(f"{path}: a folder, not a video file")
     if not os.path.isfile(path):
         raise VideoDecodeError(f"{path}: video file not found")
-    return ["decord", "pyav"] if backend == "auto" else [backend]
 
 
 def _try_backends(path: str, backend: str, attempt):
@@ -354,8 +381,7 @@ def video_duration_s(path: str | os.PathLike) -> float:
     import av
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
+    check_video_path(path)
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -387,8 +413,7 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
     path, out_path = os.fspath(path), os.fspath(out_path)
     if not end_s > start_s:
         raise ValueError(f"{path}: clip end {end_s:.3f} s must come after its start {start_s:.3f} s")
-    if not os.path.isfile(path):
-        raise VideoDecodeError(f"{path}: video file not found")
+    check_video_path(path)
     written = 0
     try:
         with av.open(path) as source:
