@@ -305,6 +305,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         if not HUB_NAME.match(name) or (flag == "video_model" and "/" not in name):
             sizes = f" or a random-init size ({', '.join(BACKBONE_SIZES)})" if flag == "video_model" else ""
             raise ArgumentError(f"--{flag} {name}: no such folder, and not a Hub model name{sizes}")
+    check_output_dir(training_args)
     if model_args.model_name_or_path and os.path.isdir(model_args.model_name_or_path):
         try:
             check_model_folder(model_args.model_name_or_path)
@@ -321,7 +322,6 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
     for path in data_args.durations or []:
         if not os.path.isfile(path):
             raise ArgumentError(f"--durations {path}: no such file")
-    check_output_dir(training_args)
 
 
 def check_output_dir(training_args) -> None:
@@ -664,7 +664,7 @@ def main(argv=None, callbacks=None):
         splits[split].set_transform(transforms[split])  # from the video files, as inference does
         output = trainer.predict(splits[split], metric_key_prefix=split)
         metrics.update(output.metrics)
-        failed = {f["video_id"]: f["error"] for f in trainer.decode_failures if f["split"] == split}
+        failed = {f["video_id"]: f["error"] for f in trainer.gathered_failures() if f["split"] == split}
         if failed:
             rows = splits[split].with_format(None)
             lost = sum(len(row["sentences"]) for row in rows if str(row["video_id"]) in failed)
@@ -686,8 +686,9 @@ def main(argv=None, callbacks=None):
         metrics["train_nonfinite_steps"] = trainer.nonfinite_steps
         logger.warning(f"{trainer.nonfinite_steps} training steps had a non-finite loss or gradient and were skipped")
     trainer.save_metrics("all", metrics)
+    failures = trainer.gathered_failures()  # every rank takes part
     if trainer.is_world_process_zero():
-        trainer.write_failures(training_args.output_dir)
+        trainer.write_failures(training_args.output_dir, failures)
     if trainer.is_world_process_zero():
         table = results_table(metrics, eval_splits)
         print(table)

@@ -15,7 +15,7 @@ logger = logging.get_logger(__name__)
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
 # keys save_pretrained writes beside the TSGVConfig fields
-SAVED_KEYS = {"model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"}
+SAVED_KEYS = {"model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype", "use_cache"}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -234,9 +234,22 @@ class TSGVConfig(PreTrainedConfig):
 
 
 def unknown_config_fields(config_dict: dict) -> list[str]:
-    """Keys of a config dict that are neither TSGVConfig fields nor written by `save_pretrained` (sorted)."""
-    known = {f.name for f in dataclasses.fields(TSGVConfig)} | SAVED_KEYS
-    return sorted(key for key in config_dict if key not in known and not key.startswith("_"))
+    """Keys of a config dict that are neither TSGVConfig fields nor keys transformers itself writes into configs
+    (PreTrainedConfig's attributes, generation settings such as `use_cache` that the Trainer sets) (sorted)."""
+    global _KNOWN_KEYS
+    if _KNOWN_KEYS is None:
+        from transformers import GenerationConfig
+
+        _KNOWN_KEYS = (
+            {f.name for f in dataclasses.fields(TSGVConfig)}
+            | set(vars(PreTrainedConfig()))
+            | set(GenerationConfig().to_dict())
+            | SAVED_KEYS
+        )
+    return sorted(key for key in config_dict if key not in _KNOWN_KEYS and not key.startswith("_"))
+
+
+_KNOWN_KEYS = None
 
 
 class ModelFolderError(ValueError):

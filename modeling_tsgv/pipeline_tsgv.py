@@ -194,6 +194,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         self._calls = itertools.count()
         self._clip_cache: dict[int, dict[int, torch.Tensor]] = {}
         self._cache_lock = threading.Lock()
+        self._tokenizer_lock = threading.Lock()
         self._timings: dict[int, dict[str, float]] = {}
         self.last_timings_s: dict[str, float] = {}
 
@@ -306,8 +307,12 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 raise ValueError(f"{video}: query {position} is empty: every query needs words")
         config = self.model.config
         limit = self.processor.max_text_length
-        # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's own warning quiet)
-        counted = self.processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
+        # a fast tokenizer keeps its truncation / padding settings in shared state: calls from several threads
+        # with different settings (counting below, encoding after) must not interleave
+        with self._tokenizer_lock:
+            # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's warning quiet)
+            counted = self.processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
+            text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
         lengths = [len(ids) for ids in counted]
         for position, length in enumerate(lengths):
             if length > limit:
@@ -315,7 +320,6 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                     f"query {position} has {length:,d} tokens; only its first {limit} are read (the model's "
                     "max_text_length)"
                 )
-        text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
         call = next(self._calls)  # keys this video's clip cache and timings, so concurrent calls never mix
 
         with open_video(video, backend) as source:

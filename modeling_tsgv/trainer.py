@@ -259,16 +259,28 @@ class TSGVTrainer(Trainer):
             return error
         return RuntimeError(f"{error} -- it was reading {path}")
 
-    def write_failures(self, output_dir: str) -> str | None:
-        """`skipped_videos.json` in `output_dir` (every video that failed to decode, by split) and one log line;
-        returns the path, or None when nothing failed."""
-        if not self.decode_failures:
+    def gathered_failures(self) -> list[dict]:
+        """`decode_failures` of every process (each rank saw only its share of the batches), each video once per
+        split. A collective call under several processes: every rank must make it."""
+        failures = list(self.decode_failures)
+        if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            everyone = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(everyone, failures)
+            failures = [failure for rank in everyone for failure in rank]
+        unique = {(f["split"], f["video_id"]): f for f in failures}
+        return list(unique.values())
+
+    def write_failures(self, output_dir: str, failures: list[dict] | None = None) -> str | None:
+        """`skipped_videos.json` in `output_dir` (every video that failed to decode, by split: `failures`, default
+        this process's) and one log line; returns the path, or None when nothing failed."""
+        failures = self.decode_failures if failures is None else failures
+        if not failures:
             return None
         path = os.path.join(output_dir, "skipped_videos.json")
         with open(path, "w") as f:
-            json.dump(self.decode_failures, f, indent=2)
+            json.dump(failures, f, indent=2)
         counts = {}
-        for failure in self.decode_failures:
+        for failure in failures:
             counts[failure["split"]] = counts.get(failure["split"], 0) + 1
         summary = ", ".join(f"{split}: {n}" for split, n in counts.items())
         logger.warning(f"videos that failed to decode ({summary}) are listed in {path}")
