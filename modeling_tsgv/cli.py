@@ -79,8 +79,10 @@ def load_pipeline(model: str, device: str | None, dtype: str):
     import transformers
     from transformers import pipeline
 
+    from . import register
     from .pipeline_tsgv import TASK, ModelFolderError, check_model_folder
 
+    register()  # the package skipped it at import for this command (see modeling_tsgv/__init__.py)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:

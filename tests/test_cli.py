@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import av
 import numpy as np
@@ -114,3 +115,33 @@ def test_installed_console_script(model_dir, video):
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["queries"][0]["spans"]) == 2
+
+
+def test_help_and_argument_errors_answer_before_torch_loads(tmp_path):
+    """`tsgv-ground --help` and argument errors come back without importing torch or transformers (seconds)."""
+    script = os.path.join(os.path.dirname(sys.executable), "tsgv-ground")
+    if not os.path.exists(script):
+        pytest.skip("the package is not installed with its console scripts")
+    probe = (
+        "import runpy, sys; sys.argv = [{script!r}, *{args!r}]\n"
+        "try:\n    runpy.run_path({script!r}, run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    print('heavy:', sorted(m for m in ('torch', 'transformers') if m in sys.modules), file=sys.stderr)\n"
+        "    raise\n"
+    )
+    cases = [
+        (["--help"], 0, "usage: tsgv-ground"),
+        ([], 2, "the following arguments are required"),
+        ([str(tmp_path / "missing.mp4"), "a ball", "--model", str(tmp_path)], 1, "video file not found"),
+        ([str(tmp_path), "a ball", "--model", str(tmp_path), "--top-k", "0"], 2, "--top-k must be >= 1"),
+    ]
+    for args, code, message in cases:
+        done = subprocess.run(
+            [sys.executable, "-c", probe.format(script=script, args=args)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == code, (args, done.stderr)
+        assert message in done.stdout + done.stderr, (args, done.stderr)
+        assert "heavy: []" in done.stderr, (args, done.stderr)  # neither torch nor transformers was imported
+    start = time.perf_counter()
+    subprocess.run([script, "--help"], capture_output=True, timeout=60, check=True)
+    assert time.perf_counter() - start < 5  # about 0.2 s here; a slow CI machine gets slack, not 12 s
