@@ -392,7 +392,7 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
         rows, stats = read_annotations(path, fmt, video_dir=video_dir, durations=durations)
         limit = data_args.max_train_videos if split == "train" else data_args.max_eval_videos
         rows = rows[:limit] if limit else rows
-        logger.info(f"[{split}] {stats.summary()}")
+        # read_annotations has logged its one-line summary of the file
         splits[split] = datasets.Dataset.from_list(rows)
     return splits, roles["eval"]
 
@@ -498,7 +498,8 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
             for windows, d in ((w, row["duration_s"]) for w in row["spans_s"])
         ]
         results[f"{split}_prior_binding"] = sentence_binding(records)[0]
-    results["prior_span_start"], results["prior_span_end"] = start, end
+    # the prior's one span, as fractions of each video's duration (0 = start, 1 = end)
+    results["prior_span_start_fraction"], results["prior_span_end_fraction"] = start, end
     return results
 
 
@@ -521,6 +522,31 @@ def write_predictions(path: str, dataset, output, top_k: int, failed: dict | Non
             if failed and str(row["video_id"]) in failed:
                 record["decode_error"] = failed[str(row["video_id"])]
             f.write(json.dumps(record) + "\n")
+
+
+class _DropLines(logging.Filter):
+    """Drops log records whose message contains one of `phrases`."""
+
+    def __init__(self, *phrases):
+        super().__init__()
+        self.phrases = phrases
+
+    def filter(self, record):
+        return not any(phrase in record.getMessage() for phrase in self.phrases)
+
+
+def quiet_transformers(level: int) -> None:
+    """transformers logs at `level` only for the Trainer (its run summary, evaluation and checkpoint lines); its
+    other modules (config dumps, "weights saved", tokenizer files...) only warnings and errors, and the Trainer's
+    invitation to share the model is dropped. On a machine without CUDA, DeepSpeed is told it runs on the CPU (so it
+    does not warn that it could not find an accelerator)."""
+    transformers.utils.logging.set_verbosity(max(level, logging.WARNING))
+    trainer_logger = transformers.utils.logging.get_logger("transformers.trainer")
+    trainer_logger.setLevel(level)
+    if not any(isinstance(f, _DropLines) for f in trainer_logger.filters):
+        trainer_logger.addFilter(_DropLines("Do not forget to share your model", "Saving Trainer.data_collator"))
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def main(argv=None, callbacks=None):
@@ -547,9 +573,11 @@ def main(argv=None, callbacks=None):
     level = training_args.get_process_log_level()
     for name in (__name__, "modeling_tsgv", "modeling_tsgv.data"):
         logging.getLogger(name).setLevel(level)
-    transformers.utils.logging.set_verbosity(level)
+    quiet_transformers(level)
     datasets.utils.logging.set_verbosity(level)
     check_arguments(model_args, data_args, training_args)  # before anything is generated or written
+    if not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # nothing to pin for; torch warns in every DataLoader
     set_seed(training_args.seed)
     if training_args.deepspeed and training_args.use_cpu:
         # on CPU accelerate sets up torch.distributed but not deepspeed.comm, which zero.Init needs
@@ -649,7 +677,9 @@ def main(argv=None, callbacks=None):
         max_bad_sample_fraction=data_args.max_bad_sample_fraction,
         max_nonfinite_steps=data_args.max_nonfinite_steps,
         reading_dir=reading_dir,
+        processing_class=processor,  # checkpoints carry the processor too
     )
+    quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
     metrics = {}
     start = time.time()
     if "train" in splits and not data_args.evaluate_only:
@@ -685,6 +715,7 @@ def main(argv=None, callbacks=None):
     if trainer.nonfinite_steps:
         metrics["train_nonfinite_steps"] = trainer.nonfinite_steps
         logger.warning(f"{trainer.nonfinite_steps} training steps had a non-finite loss or gradient and were skipped")
+    metrics = tidy_metrics(metrics)
     trainer.save_metrics("all", metrics)
     failures = trainer.gathered_failures()  # every rank takes part
     if trainer.is_world_process_zero():
@@ -694,7 +725,43 @@ def main(argv=None, callbacks=None):
         print(table)
         curve = write_learning_curve(trainer, plain_splits, eval_split, training_args.output_dir)
         write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve)
+        print(next_steps(training_args.output_dir, plain_splits, eval_splits, bool(curve)))
     return metrics
+
+
+COUNT_SUFFIXES = ("num_queries", "_failed_videos", "_failed_queries", "_binding_queries", "_nonfinite_steps")
+
+
+def tidy_metrics(metrics: dict) -> dict:
+    """all_results.json as people read it: counts as integers, other numbers rounded to 4 decimals (percentages,
+    seconds, fractions), NaN kept (a metric with nothing to count)."""
+    tidy = {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and key.endswith(COUNT_SUFFIXES) and value == value:
+            tidy[key] = int(round(value))
+        elif isinstance(value, float) and value == value:
+            tidy[key] = round(value, 4)
+        else:
+            tidy[key] = value
+    return tidy
+
+
+def next_steps(output_dir: str, splits: dict, eval_splits: list[str], curve: bool) -> str:
+    """The closing lines of a run: where everything went, and a ready-to-paste `tsgv-ground` line on one of the
+    evaluated videos with one of its own sentences."""
+    lines = ["", f"model, processor and model card (README.md): {output_dir}"]
+    if curve:
+        lines.append(f"learning curve: {os.path.join(output_dir, 'learning_curve.png')}")
+    lines.append(f"predictions: {os.path.join(output_dir, 'predictions_<split>.jsonl')}")
+    for split in eval_splits:
+        row = next((r for r in splits[split] if r.get("video_path") and r["sentences"]), None)
+        if row is not None:
+            command = ["tsgv-ground", row["video_path"], row["sentences"][0], "--model", output_dir]
+            command += ["--plot", "grounding.png"]
+            lines += ["ground sentences in a video (one of the test videos, with one of its sentences):"]
+            lines.append("  " + " ".join(shlex.quote(str(part)) for part in command))
+            break
+    return "\n".join(lines)
 
 
 def write_learning_curve(trainer, splits: dict, eval_split: str, output_dir: str) -> str:
@@ -739,6 +806,37 @@ def results_table(metrics: dict, eval_splits: list[str]) -> str:
     return "\n".join(lines)
 
 
+def model_card_limitations(data_args, metrics: dict) -> str:
+    """The card's "Limitations" paragraph: what the model was trained on, and what that means for other videos."""
+    parts = []
+    if data_args.dataset == "synthetic":
+        parts.append(
+            "Trained on the built-in synthetic world only (coloured shapes that move, grow, spin, blink, change colour, "
+            "appear or disappear on a textured background): it knows nothing of real scenes, people or objects. On real "
+            "video it returns spans with near-constant scores; use it to check a setup, not to ground real sentences."
+        )
+    else:
+        parts.append(
+            f"Trained on {data_args.dataset} only: expect lower recall on other kinds of video and on sentences unlike "
+            "that dataset's (its vocabulary, its moment lengths)."
+        )
+    gains = [
+        metrics[f"{split}_R1@0.5"] - metrics[f"{split}_prior_R1@0.5"]
+        for split in ("test", "test_novel")
+        if f"{split}_R1@0.5" in metrics and f"{split}_prior_R1@0.5" in metrics
+    ]
+    if gains and max(gains) < 10:
+        parts.append(
+            f"On its own test data it is within {max(gains):.1f} points of the prior (R1@0.5): it does not ground "
+            "sentences reliably, and its answers depend little on the sentence."
+        )
+    parts.append(
+        "Spans come from a fixed number of time steps per window, so boundaries are coarse on long windows; videos "
+        "longer than the inference window are grounded window by window and merged."
+    )
+    return " ".join(parts)
+
+
 def write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve_table=""):
     """README.md in output_dir from model_cards/TEMPLATE.md, with model-index results for the Hub."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -751,7 +849,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
             dataset_type=dataset_name,
             dataset_name=dataset_name,
             dataset_split=split,
-            metric_type="recall",
+            metric_type="mean_iou" if key == "mIoU" else "recall",
             metric_name=key,
             metric_value=round(metrics[f"{split}_{key}"], 2),
         )
@@ -801,6 +899,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
             else dataset_name
         ),
         results_table=table,
+        limitations=model_card_limitations(data_args, metrics),
         learning_curve=curve_table or "(no training in this run)",
         model_path=training_args.output_dir,
         command="python run_grounding.py " + " ".join(shlex.quote(a) for a in argv),

@@ -15,6 +15,7 @@ import re
 import sys
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
+DEFAULT_MODEL = os.path.join("outputs", "tsgv-synthetic")  # where `python run_grounding.py` saves its model
 
 
 class CommandError(Exception):
@@ -33,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("video", help="video file (mp4, mkv, avi, ... anything FFmpeg reads)")
     parser.add_argument("queries", nargs="+", metavar="QUERY", help="one or more sentences, each quoted")
-    parser.add_argument("--model", required=True, help="a tsgv model folder (or Hub name, with network)")
+    parser.add_argument(
+        "--model",
+        help=f"a tsgv model folder (or Hub name, with network); default: the default job's {DEFAULT_MODEL} if present",
+    )
     parser.add_argument("--top-k", type=int, default=5, help="spans per query (default: 5)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="PNG", help="write the timeline with step scores, spans and thumbnails")
@@ -52,7 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_arguments(args) -> None:
-    """Raise CommandError for what can be rejected before the model loads (bad numbers, empty queries, no video)."""
+    """Raise CommandError for what can be rejected before the model loads (bad numbers, empty queries, no video);
+    fills in `args.model` with the default job's model when it was not given and exists (saying so on stderr)."""
+    if args.model is None:
+        if not os.path.isfile(os.path.join(DEFAULT_MODEL, "config.json")):
+            raise CommandError(
+                f"--model is needed (no model of the default job in {DEFAULT_MODEL}: run `python run_grounding.py` "
+                "or pass a model folder)",
+                EXIT_USAGE,
+            )
+        args.model = DEFAULT_MODEL
+        print(f"tsgv-ground: using the default job's model {DEFAULT_MODEL} (--model to choose)", file=sys.stderr)
     for position, query in enumerate(args.queries, start=1):
         if not query.strip():
             raise CommandError(f"{args.video}: query {position} is empty: every query needs words", EXIT_USAGE)

@@ -145,3 +145,18 @@ def test_help_and_argument_errors_answer_before_torch_loads(tmp_path):
     start = time.perf_counter()
     subprocess.run([script, "--help"], capture_output=True, timeout=60, check=True)
     assert time.perf_counter() - start < 5  # about 0.2 s here; a slow CI machine gets slack, not 12 s
+
+
+def test_without_model_the_default_jobs_model_is_used_and_said(model_dir, video, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from modeling_tsgv.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([video, QUERIES[0], "--json"]) == 2
+    assert "--model is needed (no model of the default job in outputs/tsgv-synthetic" in capsys.readouterr().err
+    shutil.copytree(model_dir, tmp_path / "outputs" / "tsgv-synthetic")
+    assert main([video, QUERIES[0], "--json", "--top-k", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "using the default job's model outputs/tsgv-synthetic" in captured.err
+    assert json.loads(captured.out)["model"] == "outputs/tsgv-synthetic"
