@@ -15,7 +15,27 @@ logger = logging.get_logger(__name__)
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
 # keys save_pretrained writes beside the TSGVConfig fields
-SAVED_KEYS = {"model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype", "use_cache"}
+SAVED_KEYS = {
+    "model_type",
+    "transformers_version",
+    "architectures",
+    "auto_map",
+    "custom_pipelines",
+    "dtype",
+    "torch_dtype",
+    "use_cache",
+}
+PIPELINE_TASK = "temporal-sentence-grounding"
+# config.json's entry that lets `pipeline(PIPELINE_TASK, model=folder, trust_remote_code=True)` find the pipeline
+# class in the files saved beside the weights, where tsgv is not installed
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_tsgv.TemporalSentenceGroundingPipeline",
+        "pt": ["AutoModel"],
+        "tf": [],
+        "type": "multimodal",
+    }
+}
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -220,7 +240,13 @@ class TSGVConfig(PreTrainedConfig):
                 + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
                 + ": a typo, or a config written by another tsgv version"
             )
-        return super().from_dict(config_dict, **kwargs)
+        loaded = super().from_dict(config_dict, **kwargs)
+        config = loaded[0] if isinstance(loaded, tuple) else loaded
+        if getattr(config, "custom_pipelines", None) and _pipeline_installed():
+            # tsgv is installed (its task is registered): use it, without asking for trust_remote_code — with
+            # `custom_pipelines` set, transformers' pipeline() would insist on the copy saved beside the weights
+            config.custom_pipelines = {}
+        return loaded
 
     @property
     def hidden_size(self) -> int:
@@ -231,6 +257,13 @@ class TSGVConfig(PreTrainedConfig):
     def num_time_steps(self) -> int:
         """Length L_t of the per-video time sequence the head sees: num_frames / tubelet_size."""
         return self.num_frames // self.backbone_config.tubelet_size
+
+
+def _pipeline_installed() -> bool:
+    """Whether the grounding task is registered with transformers' pipeline() (tsgv imported, not remote code)."""
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    return PIPELINE_TASK in PIPELINE_REGISTRY.get_supported_tasks()
 
 
 def unknown_config_fields(config_dict: dict) -> list[str]:
@@ -301,5 +334,7 @@ def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
             )
         raise ModelFolderError(f"{path}: no model.safetensors (weights) in the folder")
 
+
+TSGVConfig.register_for_auto_class()  # save_pretrained writes auto_map and copies this file (remote code)
 
 __all__ = ["TSGVConfig", "BACKBONE_TUNING_MODES", "ModelFolderError", "check_model_folder"]

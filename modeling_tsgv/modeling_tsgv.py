@@ -16,6 +16,7 @@ inference can encode a video once and ground any number of queries against it, i
 
 import math
 import os
+import shutil
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
-from .configuration_tsgv import TSGVConfig, check_model_folder
+from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
 
 logger = logging.get_logger(__name__)
 
@@ -498,6 +499,24 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         video.config._attn_implementation, text.config._attn_implementation = attention
         return model
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus what transformers needs to load the folder where tsgv is not
+        installed (`trust_remote_code=True`): config.json's `auto_map` (AutoConfig / AutoModel) and
+        `custom_pipelines` (the grounding pipeline), and the module files they name, copied beside the weights (this
+        file and the configuration by transformers; the pipeline and what it imports here)."""
+        self.config.custom_pipelines = CUSTOM_PIPELINES
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from transformers.dynamic_module_utils import get_relative_import_files
+
+            pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_tsgv.py")
+            if os.path.isfile(pipeline_file):
+                for path in [pipeline_file, *get_relative_import_files(pipeline_file)]:
+                    shutil.copy(path, os.path.join(save_directory, os.path.basename(path)))
+            else:  # a model loaded as remote code without its pipeline file: the folder still loads as a model
+                logger.warning(f"{pipeline_file} not found: {save_directory} will not carry the pipeline's code")
+        return result
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained` for safetensors weights only, then `apply_backbone_tuning` (loading
@@ -942,6 +961,8 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         ]
         return torch.stack([r[0] for r in ranked]), torch.stack([r[1] for r in ranked])
 
+
+TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file
 
 __all__ = [
     "TSGVForGrounding",

@@ -37,7 +37,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
-from .modeling_tsgv import TSGVForGrounding, TSGVVideoStates, offsets_to_spans, rank_spans
+from .modeling_tsgv import TSGVVideoStates, offsets_to_spans, rank_spans
 from .processing_tsgv import TSGVProcessor, check_processor_matches
 from .video import VideoDecodeError, open_video
 
@@ -169,7 +169,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if not isinstance(self.model, TSGVForGrounding):
+        # by model type, not class: loaded as remote code, the model's class and ours come from separate module copies
+        if getattr(self.model.config, "model_type", None) != "tsgv" or not hasattr(self.model, "encode_video"):
             name = getattr(self.model, "name_or_path", "") or type(self.model).__name__
             raise ModelFolderError(
                 f"{name}: not a tsgv model (model_type {getattr(self.model.config, 'model_type', None)!r})"

@@ -177,4 +177,6 @@ class TSGVProcessor(ProcessorMixin):
         return results
 
 
+TSGVProcessor.register_for_auto_class("AutoProcessor")  # its save_pretrained writes auto_map, copies this file
+
 __all__ = ["TSGVProcessor", "check_processor_matches", "default_text_encoder_path", "DEFAULT_MAX_TEXT_LENGTH"]

@@ -124,7 +124,10 @@ class _DecordSource(VideoSource):
     chunk = 16  # frames per get_batch call: decord is fastest in batches, and memory stays bounded
 
     def _open(self):
-        import decord
+        try:  # optional decoder (a try keeps transformers' remote-code import check from requiring it)
+            import decord
+        except ImportError:
+            raise
 
         try:  # decord prints its own multi-line error for a file FFmpeg cannot open: let PyAV say so, quietly
             import av
@@ -262,7 +265,10 @@ class _TorchcodecSource(VideoSource):
     chunk = 16
 
     def _open(self):
-        from torchcodec.decoders import VideoDecoder
+        try:  # optional decoder, see _DecordSource
+            from torchcodec.decoders import VideoDecoder
+        except ImportError:
+            raise
 
         self._decoder = VideoDecoder(self.path, seek_mode="exact", dimension_order="NHWC")
         metadata = self._decoder.metadata
