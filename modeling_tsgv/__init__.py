@@ -25,7 +25,7 @@ _EXPORTS = {  # public name -> submodule
     "grounding_metrics": "metrics",
     "temporal_iou": "metrics",
 }
-_SHELL_COMMANDS = ("tsgv-ground",)
+_SHELL_COMMANDS = ("tsgv-ground", "tsgv-demo")
 
 __all__ = [*_EXPORTS, "register"]
 
