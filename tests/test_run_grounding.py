@@ -4,6 +4,7 @@ two CPU ranks (gloo) with ragged evaluation; DeepSpeed ZeRO-2 / ZeRO-3 on two CP
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -281,3 +282,31 @@ def test_a_saved_videomae_checkpoint_gets_the_papers_recipe(world, tmp_path):
     for name, tensor in model.video_model.state_dict().items():
         torch.testing.assert_close(tensor, pretrained[name], rtol=0, atol=0, msg=name)  # loaded, and kept frozen
     assert all(adapter.up.weight.abs().sum() > 0 for adapter in model.adapters.values())  # trained from zero
+
+
+def test_a_first_run_is_quiet_and_ends_saying_what_to_do_next(world, tmp_path):
+    """What a new user sees: progress bars and one line per file, no config dumps or library warnings, and at the end
+    where everything went plus a ready-to-paste tsgv-ground line; the card and all_results.json read well."""
+    args = tiny_args(tmp_path, "--synthetic_dir", str(world), "--max_steps", "2", "--eval_strategy", "no")
+    args += ["--save_strategy", "no", "--load_best_model_at_end", "False"]
+    done = run_script(args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = done.stdout + done.stderr
+    for noise in ("Model config BertConfig", "pin_memory", "Setting accelerator to CPU", "share your model",
+                  "Configuration saved in", "[train] train.jsonl"):  # fmt: skip
+        assert noise not in log, noise
+    assert log.count("train.jsonl: ") == 1  # one summary line per annotation file
+    out = tmp_path / "out"
+    tail = done.stdout.strip().splitlines()[-6:]
+    assert f"model, processor and model card (README.md): {out}" in tail
+    command = [line for line in tail if line.strip().startswith("tsgv-ground ")]
+    assert command and f"--model {out}" in command[0] and "--plot grounding.png" in command[0]
+    video = shlex.split(command[0])[1]
+    assert os.path.isfile(video) and video.endswith(".mp4")
+    results = json.loads((out / "all_results.json").read_text())
+    assert isinstance(results["test_num_queries"], int) and isinstance(results["test_binding_queries"], int)
+    assert 0 <= results["prior_span_start_fraction"] < results["prior_span_end_fraction"] <= 1
+    assert all(round(v, 4) == v for v in results.values() if isinstance(v, float) and v == v)
+    card = (out / "README.md").read_text()
+    assert "## Limitations" in card and "synthetic world only" in card
+    assert "https://github.com/)" not in card and "type: mean_iou" in card and "trust_remote_code=True" in card
