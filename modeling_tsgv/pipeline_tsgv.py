@@ -150,8 +150,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
             scores (`times_s`, `step_scores`) and `duration_s`, for plotting.
-        backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = decord then
-            PyAV). PyAV is the default here because it streams in constant memory: grounding 4 queries
+        backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = PyAV then
+            decord). PyAV is the default here because it streams in constant memory: grounding 4 queries
             in a 30-minute video peaked at 1433 MB with PyAV (1410 MB for a 1-minute one) and 2604 MB with decord
             (ViT-S, 4 queries per pass, `benchmarks/inference.py --size vit-s --memory`).
     Returns:

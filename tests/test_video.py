@@ -84,7 +84,7 @@ def test_unreadable_files_raise_one_clear_error(tmp_path):
         read_frames(tmp_path / "missing.mp4", 4)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    with pytest.raises(VideoDecodeError, match=r"garbage.mp4: cannot decode video \(decord: .*; pyav: "):
+    with pytest.raises(VideoDecodeError, match=r"garbage.mp4: cannot decode video \(pyav: .*; decord: "):
         read_frames(garbage, 4)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
