@@ -397,6 +397,21 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
     return splits, roles["eval"]
 
 
+def random_backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
+    """The VideoMAE config of a random-init size of `BACKBONE_SIZES` for frames of `image_size` px, clips of
+    `clip_frames` frames."""
+    width, blocks, heads, mlp, patch = BACKBONE_SIZES[size]
+    return VideoMAEConfig(
+        hidden_size=width,
+        num_hidden_layers=blocks,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        patch_size=patch,
+        image_size=image_size,
+        num_frames=clip_frames,
+    )
+
+
 def build_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> TSGVForGrounding:
     """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE + text encoder, or random-init sizes."""
     overrides = {
@@ -417,16 +432,7 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, training_a
     text = model_args.text_model or default_text_encoder_path()
     video = model_args.video_model
     if video in BACKBONE_SIZES:
-        width, blocks, heads, mlp, patch = BACKBONE_SIZES[video]
-        backbone = VideoMAEConfig(
-            hidden_size=width,
-            num_hidden_layers=blocks,
-            num_attention_heads=heads,
-            intermediate_size=mlp,
-            patch_size=patch,
-            image_size=model_args.image_size or 64,
-            num_frames=model_args.clip_frames or 8,
-        )
+        backbone = random_backbone_config(video, model_args.image_size or 64, model_args.clip_frames or 8)
         if model_args.pretrain_backbone_steps > 0 and data_args.dataset == "synthetic":
             video = pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args)
         else:

@@ -34,22 +34,9 @@ from transformers import VideoMAEConfig, VideoMAEModel
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_tsgv import TSGVForGrounding, default_text_encoder_path  # noqa: E402
 from modeling_tsgv.processing_tsgv import TSGVProcessor  # noqa: E402
-from run_grounding import BACKBONE_SIZES  # noqa: E402  (one size table, owned by the training script)
+from run_grounding import BACKBONE_SIZES, random_backbone_config  # noqa: E402  (the training script's sizes)
 
 SENTENCES = ["the red ball rolls to the left", "a blue square jumps twice", "the green star spins slowly"]
-
-
-def backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
-    width, blocks, heads, mlp, patch = BACKBONE_SIZES[size]
-    return VideoMAEConfig(
-        hidden_size=width,
-        num_hidden_layers=blocks,
-        num_attention_heads=heads,
-        intermediate_size=mlp,
-        patch_size=patch,
-        image_size=image_size,
-        num_frames=clip_frames,
-    )
 
 
 def query_counts(videos: int, per_video: float) -> list[int]:
@@ -93,7 +80,7 @@ def time_it(fn, steps: int, device) -> float:
 
 
 def build(args, size: str, tuning: str, device, dtype):
-    cfg = backbone_config(size, args.image_size, args.clip_frames)
+    cfg = random_backbone_config(size, args.image_size, args.clip_frames)
     cfg._attn_implementation = args.attn
     video = VideoMAEModel(cfg)
     overrides = {"num_frames": args.frames, "backbone_tuning": tuning}

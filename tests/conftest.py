@@ -53,6 +53,18 @@ def tiny_config(**overrides) -> TSGVConfig:
     return TSGVConfig(**settings)
 
 
+def save_tiny_model(path, minilm_path, **config_overrides) -> Path:
+    """A tiny random tsgv model (seed 0) saved with its processor (MiniLM's tokenizer, 32-pixel frames) in `path`."""
+    from modeling_tsgv import TSGVForGrounding, TSGVProcessor
+
+    torch.manual_seed(0)
+    config = tiny_config(**config_overrides)
+    config.text_config.vocab_size = 30522  # MiniLM's tokenizer
+    TSGVForGrounding(config).save_pretrained(path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
+    return Path(path)
+
+
 def tiny_batch(num_videos=2, queries_per_video=2, config=None, seed=0):
     """Random inputs for `tiny_config`: pixel_values (B_v, 8, 3, 32, 32), input_ids (B_q, 6), labels (B_q, 2)."""
     config = config or tiny_config()

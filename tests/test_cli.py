@@ -9,11 +9,9 @@ import time
 import av
 import numpy as np
 import pytest
-import torch
-from conftest import frame_number, tiny_config, write_test_video
+from conftest import frame_number, save_tiny_model, write_test_video
 from PIL import Image
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
 from modeling_tsgv.cli import main
 from modeling_tsgv.visualization import plot_size_px
 
@@ -22,13 +20,7 @@ QUERIES = ["a red ball rolls left", "the blue square jumps"]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_path):
-    torch.manual_seed(0)
-    config = tiny_config(inference_window_s=20.0)
-    config.text_config.vocab_size = 30522
-    path = tmp_path_factory.mktemp("model")
-    TSGVForGrounding(config).save_pretrained(path)
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
-    return str(path)
+    return str(save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=20.0))
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,8 @@ import urllib.request
 
 import av
 import pytest
-import torch
-from conftest import REPO_ROOT, tiny_config
+from conftest import REPO_ROOT, save_tiny_model
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
 from modeling_tsgv.demo import example_rows
 
 pytest.importorskip("gradio")
@@ -33,11 +31,7 @@ def demo(tmp_path_factory, minilm_path):
     from modeling_tsgv.synthetic import generate
 
     folder = tmp_path_factory.mktemp("demo")
-    torch.manual_seed(0)
-    config = tiny_config(inference_window_s=20.0)
-    config.text_config.vocab_size = 30522
-    TSGVForGrounding(config).save_pretrained(folder / "model")
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(folder / "model")
+    save_tiny_model(folder / "model", minilm_path, inference_window_s=20.0)
     generate(folder / "world", num_videos=8, seed=0, preset="easy", progress=False)
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import save_tiny_model
 from transformers import AutoConfig, pipeline
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor
@@ -16,13 +16,7 @@ from modeling_tsgv.pipeline_tsgv import TASK
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_path):
-    torch.manual_seed(0)
-    config = tiny_config()
-    config.text_config.vocab_size = 30522  # MiniLM's tokenizer
-    path = tmp_path_factory.mktemp("model")
-    TSGVForGrounding(config).save_pretrained(path)
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path)
 
 
 def _copy(model_dir, tmp_path):

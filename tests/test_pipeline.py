@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config, write_test_video
+from conftest import save_tiny_model, tiny_config, write_test_video
 from transformers import pipeline
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
@@ -25,13 +25,7 @@ WINDOW_S = 20.0  # the tiny model's inference window
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_path):
     """A tiny random tsgv model saved with its processor (MiniLM's tokenizer, 32-pixel frames)."""
-    torch.manual_seed(0)
-    config = tiny_config(inference_window_s=WINDOW_S)
-    config.text_config.vocab_size = 30522  # MiniLM's tokenizer
-    path = tmp_path_factory.mktemp("model")
-    TSGVForGrounding(config).save_pretrained(path)
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=WINDOW_S)
 
 
 @pytest.fixture(scope="module")

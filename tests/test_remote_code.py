@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-import torch
-from conftest import tiny_config, write_test_video
+from conftest import save_tiny_model, write_test_video
 from transformers import pipeline
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
+from modeling_tsgv import TSGVForGrounding
 from modeling_tsgv.pipeline_tsgv import TASK
 
 QUERIES = ["a red ball rolls", "someone waves"]
@@ -49,12 +48,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, minilm_path):
-    torch.manual_seed(0)
-    config = tiny_config(inference_window_s=20.0)
-    config.text_config.vocab_size = 30522
-    folder = tmp_path_factory.mktemp("model")
-    TSGVForGrounding(config).save_pretrained(folder)
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(folder)
+    folder = save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=20.0)
     video = write_test_video(folder.parent / "v.mp4", np.arange(0, 30, 0.5))  # two windows
     return folder, str(video)
 

@@ -6,11 +6,9 @@ import logging
 import av
 import numpy as np
 import pytest
-import torch
-from conftest import tiny_config, write_test_video
+from conftest import save_tiny_model, write_test_video
 from transformers import pipeline
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
 from modeling_tsgv.cli import main as cli_main
 from modeling_tsgv.pipeline_tsgv import TASK
 from modeling_tsgv.video import VideoDecodeError, read_frames
@@ -20,13 +18,7 @@ WINDOW_S = 20.0
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, minilm_path):
-    torch.manual_seed(0)
-    config = tiny_config(inference_window_s=WINDOW_S)
-    config.text_config.vocab_size = 30522
-    path = tmp_path_factory.mktemp("model")
-    TSGVForGrounding(config).save_pretrained(path)
-    TSGVProcessor.from_text_encoder(minilm_path, image_size=32).save_pretrained(path)
-    return path
+    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=WINDOW_S)
 
 
 @pytest.fixture(scope="module")
