@@ -38,10 +38,16 @@ import datasets
 import numpy as np
 import torch
 import transformers
-from transformers import HfArgumentParser, TrainingArguments, VideoMAEConfig, VideoMAEModel, set_seed
+from transformers import HfArgumentParser, TrainingArguments, VideoMAEModel, set_seed
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
-from modeling_tsgv.configuration_tsgv import BACKBONE_TUNING_MODES, ModelFolderError, check_model_folder
+from modeling_tsgv.configuration_tsgv import (
+    BACKBONE_SIZES,
+    BACKBONE_TUNING_MODES,
+    ModelFolderError,
+    check_model_folder,
+    random_backbone_config,
+)
 from modeling_tsgv.data import (
     FORMATS,
     FrameTransform,
@@ -64,14 +70,6 @@ from modeling_tsgv.video import BACKENDS
 
 logger = logging.getLogger(__name__)
 
-# Random-init VideoMAE sizes (width, blocks, heads, MLP width, patch) for --video_model <name>
-BACKBONE_SIZES = {
-    "tiny": (128, 4, 4, 512, 16),
-    "vit-s": (384, 12, 6, 1536, 16),
-    "vit-b": (768, 12, 12, 3072, 16),
-    "vit-l": (1024, 24, 16, 4096, 16),
-    "vit-g": (1408, 40, 16, 6144, 14),
-}
 HUB_NAME = re.compile(
     r"^(?!.*\.\.)[\w-][\w.-]*(/[\w-][\w.-]*)?$"
 )  # "distilbert-base-uncased", "MCG-NJU/videomae-base"
@@ -395,21 +393,6 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
         # read_annotations has logged its one-line summary of the file
         splits[split] = datasets.Dataset.from_list(rows)
     return splits, roles["eval"]
-
-
-def random_backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
-    """The VideoMAE config of a random-init size of `BACKBONE_SIZES` for frames of `image_size` px, clips of
-    `clip_frames` frames."""
-    width, blocks, heads, mlp, patch = BACKBONE_SIZES[size]
-    return VideoMAEConfig(
-        hidden_size=width,
-        num_hidden_layers=blocks,
-        num_attention_heads=heads,
-        intermediate_size=mlp,
-        patch_size=patch,
-        image_size=image_size,
-        num_frames=clip_frames,
-    )
 
 
 def build_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> TSGVForGrounding:

@@ -3,6 +3,7 @@
     python benchmarks/inference.py                               # ViT-B, 224 px, 32 frames, 1 / 4 / 16 queries
     python benchmarks/inference.py --first_adapter 3 6 9          # how the shared / per-query split moves
     python benchmarks/inference.py --size vit-s --memory          # peak memory: 1-minute vs 30-minute video
+    python benchmarks/inference.py --size vit-s --batching        # batch_size 1/4/8 x decode_ahead, a long video
 
 A random-init VideoMAE of the chosen size (timings do not depend on the weights) with SCADA adapters on blocks
 first_adapter..last and the offline MiniLM text encoder, run through `pipeline("temporal-sentence-grounding")` on a
@@ -21,17 +22,12 @@ import time
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModel, VideoMAEConfig, VideoMAEModel
+from transformers import AutoConfig, AutoModel, VideoMAEModel
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.configuration_tsgv import BACKBONE_SIZES, random_backbone_config
 from modeling_tsgv.pipeline_tsgv import TemporalSentenceGroundingPipeline, plan_windows
 
-SIZES = {  # width, blocks, heads, mlp (as run_grounding.BACKBONE_SIZES)
-    "tiny": (128, 4, 4, 512),
-    "vit-s": (384, 12, 6, 1536),
-    "vit-b": (768, 12, 12, 3072),
-    "vit-l": (1024, 24, 16, 4096),
-}
 QUERIES = [
     f"the {colour} {thing} {action}"
     for colour, thing, action in zip(
@@ -76,17 +72,8 @@ def build_pipeline(
 ):
     """A random-init tsgv model with MiniLM (or `text_model`: a folder with weights, or with only config + tokenizer
     for a random-init text encoder of that shape), wrapped in the grounding pipeline (no files written)."""
-    width, blocks, heads, mlp = SIZES[size]
-    backbone = VideoMAEModel(
-        VideoMAEConfig(
-            hidden_size=width,
-            num_hidden_layers=blocks,
-            num_attention_heads=heads,
-            intermediate_size=mlp,
-            image_size=image_size,
-            num_frames=16,
-        )
-    )
+    backbone = VideoMAEModel(random_backbone_config(size, image_size, 16))
+    blocks = backbone.config.num_hidden_layers
     first = blocks // 2 if first_adapter is None else first_adapter
     text_model = text_model or default_text_encoder_path()
     has_weights = any(name.endswith((".safetensors", ".bin")) for name in os.listdir(text_model))
@@ -125,7 +112,7 @@ def reuse_table(args, video: str):
         pipe = build_pipeline(
             args.size, args.image_size, args.num_frames, first, args.window_s, args.text_model, args.device, args.dtype
         )
-        blocks = SIZES[args.size][1]
+        blocks = BACKBONE_SIZES[args.size][1]
         first_block = pipe.model.first_query_block
         print(
             f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
@@ -198,9 +185,37 @@ def memory_table(args, folder: str):
         )
 
 
+def batching_table(args, folder: str):
+    """Several short videos per forward pass (`batch_size`) and decoding ahead (`decode_ahead`) against the
+    one-at-a-time path: the same videos and queries, each row one pipeline call over all of them."""
+    pipe = build_pipeline(
+        args.size, args.image_size, args.num_frames, None, args.window_s, args.text_model, args.device, args.dtype
+    )
+    shorts = [write_video(os.path.join(folder, f"short_{i}.mp4"), 20.0 + i, fps=30) for i in range(args.videos)]
+    long_video = write_video(os.path.join(folder, "long.mp4"), args.duration_s, fps=30)
+    queries = QUERIES[: args.batch_queries]
+    print(
+        f"\nbatching and decoding ahead: {args.size}, {args.image_size} px, {args.num_frames} frames, "
+        f"{len(queries)} queries per video, {args.device} {args.dtype}, torch threads {torch.get_num_threads()}"
+    )
+    print("| videos | batch_size | decode_ahead | waiting for frames (s) | shared (s) | per-query (s) | total (s) |")
+    print("|---|---:|---|---:|---:|---:|---:|")
+    pipe(shorts[:1], queries=queries)  # warm-up
+    cases = [(shorts, f"{len(shorts)} x 20 s", size, ahead) for size in args.batch_sizes for ahead in (False, True)]
+    cases += [([long_video], f"1 x {args.duration_s:.0f} s", 1, ahead) for ahead in (False, True)]
+    for inputs, label, batch_size, ahead in cases:
+        pipe(inputs, queries=queries, batch_size=batch_size, decode_ahead=ahead)
+        t = pipe.last_timings_s
+        print(
+            f"| {label} | {batch_size} | {'yes' if ahead else 'no'} | {t['decode']:.2f} | {t['shared']:.2f} | "
+            f"{t['per_query']:.2f} | {t['total']:.2f} |",
+            flush=True,
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="vit-b", choices=sorted(SIZES))
+    parser.add_argument("--size", default="vit-b", choices=sorted(BACKBONE_SIZES))
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--num_frames", type=int, default=32)
     parser.add_argument("--queries", type=int, nargs="+", default=[1, 4, 16])
@@ -215,12 +230,21 @@ def main():
     )
     parser.add_argument("--skip_single_calls", action="store_true", help="skip the 16 one-query calls")
     parser.add_argument("--memory", action="store_true", help="measure peak memory on 1- and 30-minute videos")
+    parser.add_argument(
+        "--batching", action="store_true", help="batch_size / decode_ahead against one video at a time"
+    )
+    parser.add_argument("--videos", type=int, default=8, help="short videos for --batching")
+    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 4, 8], help="for --batching")
+    parser.add_argument("--batch_queries", type=int, default=2, help="queries per video for --batching")
     args = parser.parse_args()
     if max(args.queries) > len(QUERIES):
         parser.error(f"at most {len(QUERIES)} queries")
     with tempfile.TemporaryDirectory() as folder:
         if args.memory:
             memory_table(args, folder)
+            return
+        if args.batching:
+            batching_table(args, folder)
             return
         start = time.perf_counter()
         video = write_video(os.path.join(folder, "timing.mp4"), args.duration_s, fps=30)

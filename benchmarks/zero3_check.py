@@ -15,12 +15,12 @@ import tempfile
 import time
 
 import torch
-from transformers import BertConfig, BertModel, TrainerCallback, TrainingArguments, VideoMAEConfig, VideoMAEModel
+from transformers import BertConfig, BertModel, TrainerCallback, TrainingArguments, VideoMAEModel
 
 from modeling_tsgv import TSGVForGrounding
+from modeling_tsgv.configuration_tsgv import BACKBONE_SIZES, random_backbone_config
 from modeling_tsgv.trainer import TSGVTrainer
 
-SIZES = {"tiny": (128, 4, 4, 512), "vit-b": (768, 12, 12, 3072), "vit-l": (1024, 24, 16, 4096)}
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ds_configs", "zero3.json")
 
 
@@ -72,7 +72,7 @@ class StepTimer(TrainerCallback):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=SIZES, default="vit-b")
+    parser.add_argument("--size", choices=BACKBONE_SIZES, default="vit-b")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch_size", type=int, default=2, help="videos per device and step (2 queries each)")
     parser.add_argument("--num_frames", type=int, default=32)
@@ -102,11 +102,7 @@ def main():
 
         _ = training_args.device
         deepspeed.init_distributed(dist_backend="gloo")
-    width, blocks, heads, mlp = SIZES[args.size]
-    backbone = VideoMAEConfig(
-        hidden_size=width, num_hidden_layers=blocks, num_attention_heads=heads, intermediate_size=mlp,
-        image_size=image_size, num_frames=16,
-    )  # fmt: skip
+    backbone = random_backbone_config(args.size, image_size, 16)
     text = BertConfig(
         vocab_size=1000, hidden_size=256, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512
     )

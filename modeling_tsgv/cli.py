@@ -67,9 +67,11 @@ def check_arguments(args) -> None:
             )
         args.model = DEFAULT_MODEL
         print(f"tsgv-ground: using the default job's model {DEFAULT_MODEL} (--model to choose)", file=sys.stderr)
-    for position, query in enumerate(args.queries, start=1):
-        if not query.strip():
-            raise CommandError(f"{args.video}: query {position} is empty: every query needs words", EXIT_USAGE)
+    from .queries import empty_queries  # no torch / transformers: arguments are checked before they load
+
+    empty = empty_queries(args.queries)
+    if empty:  # numbered from 1 here, as the shell user typed them
+        raise CommandError(f"{args.video}: query {empty[0] + 1} is empty: every query needs words", EXIT_USAGE)
     if args.top_k < 1:
         raise CommandError(f"--top-k must be >= 1, got {args.top_k}", EXIT_USAGE)
     if args.window_s is not None and not args.window_s > 0:

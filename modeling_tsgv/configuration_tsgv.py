@@ -6,11 +6,8 @@ import os
 import re
 
 import huggingface_hub
-from transformers import AutoConfig, PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig, VideoMAEConfig
 from transformers.configuration_utils import SubConfigSpec
-from transformers.utils import logging
-
-logger = logging.get_logger(__name__)
 
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
@@ -38,6 +35,31 @@ CUSTOM_PIPELINES = {
 }
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+# Random-init VideoMAE sizes (width, blocks, heads, MLP width, patch): `run_grounding.py --video_model <name>`, the
+# benchmarks and the tests build backbones of these shapes when no pretrained weights are at hand
+BACKBONE_SIZES = {
+    "tiny": (128, 4, 4, 512, 16),
+    "vit-s": (384, 12, 6, 1536, 16),
+    "vit-b": (768, 12, 12, 3072, 16),
+    "vit-l": (1024, 24, 16, 4096, 16),
+    "vit-g": (1408, 40, 16, 6144, 14),
+}
+
+
+def random_backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
+    """The VideoMAE config of `BACKBONE_SIZES[size]` for frames of `image_size` px and clips of `clip_frames` frames."""
+    width, blocks, heads, mlp, patch = BACKBONE_SIZES[size]
+    return VideoMAEConfig(
+        hidden_size=width,
+        num_hidden_layers=blocks,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        patch_size=patch,
+        image_size=image_size,
+        num_frames=clip_frames,
+    )
 
 
 class TSGVConfig(PreTrainedConfig):
@@ -122,7 +144,6 @@ class TSGVConfig(PreTrainedConfig):
     """
 
     model_type = "tsgv"
-    keys_to_ignore_at_inference = ["video_hidden_states", "step_logits", "step_offsets", "loss_dict"]
     sub_configs_defaults = {
         "backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="videomae"),
         "text_config": SubConfigSpec(
@@ -252,11 +273,6 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
-
-    @property
-    def num_time_steps(self) -> int:
-        """Length L_t of the per-video time sequence the head sees: num_frames / tubelet_size."""
-        return self.num_frames // self.backbone_config.tubelet_size
 
 
 def _pipeline_installed() -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import nms, sigmoid_focal_loss
+from torchvision.ops import batched_nms, sigmoid_focal_loss
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
@@ -43,9 +43,10 @@ class TSGVGroundingOutput(ModelOutput):
             Weighted sum of focal, DIoU and L1 losses; present when `labels` are given.
         pred_spans (`torch.FloatTensor` of shape `(B_q, K, 2)`):
             Decoded spans per query, best first, in normalised time [0, 1] (0 = video start, 1 = video end),
-            start <= end. K = min(config.max_spans, L_t).
+            start <= end. K = min(config.max_spans, L_t). None in training mode when `labels` are given (a training
+            step needs only the loss; call `decode(step_logits, step_offsets)` for them).
         pred_scores (`torch.FloatTensor` of shape `(B_q, K)`):
-            Confidence in [0, 1] of each span, non-increasing along K.
+            Confidence in [0, 1] of each span, non-increasing along K (None when `pred_spans` is).
         step_logits (`torch.FloatTensor` of shape `(B_q, L_t)`):
             Per-time-step foreground logits (sigmoid = probability the step lies inside the moment).
         step_offsets (`torch.FloatTensor` of shape `(B_q, L_t, 2)`):
@@ -131,7 +132,8 @@ class SentenceStandardizer(nn.Module):
         if self.training and sentence.shape[0] > 1:
             with torch.no_grad():
                 batch = sentence.detach().float()
-                rate = max(1.0 / float(self.num_batches_tracked + 1), self.momentum)
+                # a tensor, not a float: reading the count back would wait for the device
+                rate = (1.0 / (self.num_batches_tracked + 1).float()).clamp(min=self.momentum)
                 # DeepSpeed casts buffers to the training dtype (bf16): update in the buffers' own dtype
                 self.running_mean.lerp_(batch.mean(0).to(self.running_mean.dtype), rate)
                 self.running_var.lerp_(batch.var(0).to(self.running_var.dtype), rate)
@@ -320,12 +322,15 @@ def assign_targets(windows: torch.Tensor, num_steps: int):
     return positive, torch.where(positive[..., None], target, torch.zeros_like(target))
 
 
-def normalize_labels(labels: torch.Tensor) -> torch.Tensor:
-    """labels (B_q, 2) or (B_q, W, 2) in normalised time -> (B_q, W, 2); checks range and order of real windows."""
+def normalize_labels(labels: torch.Tensor, check_values: bool = True) -> torch.Tensor:
+    """labels (B_q, 2) or (B_q, W, 2) in normalised time -> (B_q, W, 2); checks range and order of real windows
+    (unless `check_values=False`: reading values back from an accelerator waits for it)."""
     if labels.dim() == 2:
         labels = labels[:, None, :]
     if labels.dim() != 3 or labels.shape[-1] != 2:
         raise ValueError(f"labels must have shape (B_q, 2) or (B_q, W, 2), got {tuple(labels.shape)}")
+    if not check_values:
+        return labels.float()
     valid = labels[..., 0] >= 0
     real = labels[valid]
     if real.numel() and (real.min() < 0 or real.max() > 1 + 1e-6 or (real[:, 1] < real[:, 0]).any()):
@@ -333,8 +338,51 @@ def normalize_labels(labels: torch.Tensor) -> torch.Tensor:
     return labels.float()
 
 
+def grounding_loss(
+    step_logits: torch.Tensor, step_offsets: torch.Tensor, labels: torch.Tensor, config, check_values: bool = True
+):
+    """Focal loss on step scores + DIoU and L1 on the spans of foreground steps, weighted by `config`'s
+    `loss_{focal,diou,l1}_weight` (focal with `focal_alpha` / `focal_gamma`).
+
+    Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised, padded with
+        -100; check_values: check the labels' range (reading values back waits for an accelerator).
+    Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
+    """
+    windows = normalize_labels(labels, check_values)
+    has_label = (windows[..., 0] >= 0).any(-1)  # (B_q,)
+    positive, target = assign_targets(windows, step_logits.shape[1])  # target zeros where not positive
+    num_pos = positive.sum().clamp(min=1).float()
+    # masks instead of boolean indexing: no wait for the device, shapes fixed (torch.compile traces one graph)
+    focal = sigmoid_focal_loss(step_logits, positive.float(), alpha=config.focal_alpha, gamma=config.focal_gamma)
+    focal = (focal * has_label[:, None]).sum()  # (B_q, L_t) -> scalar
+    spans = offsets_to_spans(step_offsets)  # (B_q, L_t, 2)
+    weight = positive.to(spans.dtype)
+    diou = (diou_loss_1d(spans, target) * weight).sum()
+    l1 = ((spans - target).abs().sum(-1) * weight).sum()
+    terms = {"focal": focal / num_pos, "diou": diou / num_pos, "l1": l1 / num_pos}
+    loss = (
+        config.loss_focal_weight * terms["focal"]
+        + config.loss_diou_weight * terms["diou"]
+        + config.loss_l1_weight * terms["l1"]
+    )
+    return loss, {k: v.detach() for k, v in terms.items()}
+
+
+@torch.no_grad()
+def decode_spans(step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, nms_threshold: float | None):
+    """Per-step candidates -> 1-D NMS -> top-K, in normalised time.
+
+    Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); k <= L_t; nms_threshold (None: no suppression).
+    Returns: spans (B_q, k, 2) in [0, 1] and scores (B_q, k); see `rank_spans` for how suppressed candidates fill
+    the slots NMS leaves.
+    """
+    scores = step_logits.float().sigmoid()  # (B_q, L_t)
+    spans = offsets_to_spans(step_offsets.float()).clamp(0.0, 1.0)  # (B_q, L_t, 2)
+    return rank_spans_batched(spans, scores, k, nms_threshold)
+
+
 def rank_spans(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold: float | None):
-    """Rank candidate spans: 1-D NMS, then the best `k`.
+    """Rank candidate spans: 1-D NMS, then the best `k` (`rank_spans_batched` for one query).
 
     Args:
         spans: (N, 2) candidate (start, end), any time unit (normalised time or seconds); scores: (N,) confidences.
@@ -344,17 +392,104 @@ def rank_spans(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold:
         remaining slots in score order, their scores capped at the last kept one, so scores stay non-increasing
         (recall@k then counts k distinct-as-possible spans, as the field's evaluators expect).
     """
-    order = scores.argsort(descending=True)
-    if nms_threshold is not None:
+    best_spans, best_scores = rank_spans_batched(spans[None], scores[None], k, nms_threshold)
+    return best_spans[0], best_scores[0]
+
+
+def rank_spans_batched(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold: float | None):
+    """`rank_spans` for many queries at once: one `torchvision.ops.batched_nms` call, no loop over queries.
+
+    Args:
+        spans: (B_q, N, 2) candidates per query, any time unit; scores: (B_q, N); k <= N; nms_threshold or None.
+    Returns:
+        spans (B_q, k, 2) and scores (B_q, k), best first per query (see `rank_spans` for the filling rule).
+    """
+    batch_q, num = scores.shape
+    order = scores.argsort(dim=-1, descending=True, stable=True)  # (B_q, N)
+    if nms_threshold is not None and scores.numel():
         # a 1-D span (s, e) as the box (s, 0, e, 1): the boxes' 2-D IoU equals the spans' temporal IoU
-        zeros, ones = torch.zeros_like(scores), torch.ones_like(scores)
-        boxes = torch.stack([spans[:, 0], zeros, spans[:, 1], ones], -1)  # (N, 4)
-        keep = nms(boxes, scores, nms_threshold)
-        suppressed = torch.ones_like(scores, dtype=torch.bool)
-        suppressed[keep] = False
-        order = torch.cat([keep, order[suppressed[order]]])
-    chosen = order[:k]
-    return spans[chosen], torch.cummin(scores[chosen], dim=0).values
+        flat = spans.reshape(-1, 2)
+        boxes = torch.stack([flat[:, 0], torch.zeros_like(flat[:, 0]), flat[:, 1], torch.ones_like(flat[:, 0])], -1)
+        query = torch.arange(batch_q, device=scores.device).repeat_interleave(num)
+        keep = batched_nms(boxes, scores.reshape(-1), query, nms_threshold)
+        kept = torch.zeros(batch_q * num, dtype=torch.bool, device=scores.device)
+        kept[keep] = True
+        # kept spans first, then the suppressed ones, each group in score order (two stable sorts)
+        suppressed_in_order = (~kept.view(batch_q, num).gather(-1, order)).to(torch.uint8)
+        order = order.gather(-1, suppressed_in_order.argsort(dim=-1, stable=True))
+    chosen = order[:, :k]  # (B_q, k)
+    best_spans = spans.gather(1, chosen[..., None].expand(-1, -1, 2))
+    return best_spans, torch.cummin(scores.gather(1, chosen), dim=-1).values
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sentence states of a frozen text encoder, cached
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class SentenceStateCache:
+    """A frozen text encoder's token states per sentence, keyed by the sentence's token ids, up to `max_sentences`
+    (least recently used dropped first). Each sentence is encoded alone and unpadded, so its states never depend on
+    the batch that first held it (a padded batch changes the float reduction order): a resumed run gets the bits an
+    uninterrupted one got."""
+
+    def __init__(self, max_sentences: int = 50_000):
+        self.states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.max_sentences = max_sentences
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @staticmethod
+    def key(ids: torch.Tensor) -> bytes:
+        """Cache key of one sentence: its token ids (1-D, without padding) as int64 bytes."""
+        return ids.to("cpu", torch.long).numpy().tobytes()
+
+    def _trim(self):
+        while len(self.states) > self.max_sentences:
+            self.states.popitem(last=False)
+
+    @torch.no_grad()
+    def prefill(self, text_model: nn.Module, token_ids: list[list[int]], batch_size: int = 64) -> int:
+        """Encode the given sentences (token id lists, as the tokenizer gives them with its special tokens and the
+        training truncation) ahead of training, in batches of equal length (nothing padded: as exact as one by one,
+        and fast). De-duplicated and sorted first, so the result does not depend on the order or repetition of
+        `token_ids`. Returns the number of sentences encoded."""
+        device = next(text_model.parameters()).device
+        unique = sorted({tuple(int(t) for t in ids) for ids in token_ids if len(ids)})
+        unique = [ids for ids in unique if self.key(torch.tensor(ids)) not in self.states]
+        by_length = {}
+        for ids in unique:
+            by_length.setdefault(len(ids), []).append(ids)
+        was_training = text_model.training
+        text_model.eval()
+        for length in sorted(by_length):
+            group = by_length[length]
+            for start in range(0, len(group), batch_size):
+                ids = torch.tensor(group[start : start + batch_size], dtype=torch.long, device=device)
+                states = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+                for row, state in zip(ids, states):
+                    self.states[self.key(row)] = state.clone()
+        text_model.train(was_training)
+        self._trim()
+        return len(unique)
+
+    @torch.no_grad()
+    def lookup(self, text_model: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Token states (B_q, S, D_text) of right-padded `input_ids` (B_q, S) with `lengths` (B_q,) real tokens,
+        running `text_model` once per sentence it lacks; padding positions are zero (every consumer masks them)."""
+        keys = [self.key(row[:n]) for row, n in zip(input_ids, lengths.tolist())]
+        found = {key: self.states[key] for key in keys if key in self.states}
+        for key in dict.fromkeys(k for k in keys if k not in found):
+            row = keys.index(key)
+            ids = input_ids[row : row + 1, : int(lengths[row])]
+            found[key] = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+        for key in dict.fromkeys(keys):
+            self.states[key] = found[key]
+            self.states.move_to_end(key)
+        self._trim()
+        out = nn.utils.rnn.pad_sequence([found[key] for key in keys], batch_first=True)  # (B_q, <=S, D_text)
+        return F.pad(out, (0, 0, 0, input_ids.shape[1] - out.shape[1]))  # (B_q, S, D_text), zeros after each end
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -379,182 +514,16 @@ class TSGVVideoStates:
     steps_per_clip: int
 
 
-class TSGVPreTrainedModel(PreTrainedModel):
-    config: TSGVConfig
-    config_class = TSGVConfig
-    base_model_prefix = "tsgv"
-    main_input_name = "pixel_values"
-    input_modalities = ("video", "text")
-    supports_gradient_checkpointing = True
-    _no_split_modules = ["ScadaAdapter", "SentenceSpatialPool", "TSGVGroundingHead"]
-    _supports_sdpa = True
-    # our loss is a mean over the batch's foreground steps and ignores `num_items_in_batch`: the Trainer must divide it
-    # by the gradient-accumulation steps and must not multiply it by the number of processes
-    accepts_loss_kwargs = False
+class TwoStageBackboneMixin:
+    """The backbone path of [`TSGVForGrounding`] in its two stages: `encode_video` runs the query-independent blocks
+    once per video, `query_features` the adapters and blocks above them once per query, then pools each time step.
 
-    @classmethod
-    def is_custom_code(cls) -> bool:
-        # transformers skips `_init_weights` on parameter-less modules of "custom code", assuming such code writes
-        # tensors in place and would clobber loaded weights. Ours goes through `transformers.initialization` (which
-        # honours loaded weights), and needs the module-level inits below (adapter `up`, score prior) to run.
-        return False
-
-    def _init_weights(self, module):
-        """Initialise every module tsgv adds (also under ZeRO-3, where torch's default init is switched off).
-
-        Sub-models (VideoMAE, text encoder) are dispatched to their own `_init_weights` by transformers.
-        """
-        super()._init_weights(module)  # Linear/Conv: normal(initializer_range); norms: ones/zeros; MHA: torch init
-        if isinstance(module, ScadaAdapter):
-            init.zeros_(module.up.weight)  # identity at start: a fresh SCADA model computes the plain backbone
-            init.zeros_(module.up.bias)
-        elif isinstance(module, SentenceSpatialPool):
-            init.zeros_(module.query.weight)  # uniform weights at start: the plain spatial mean
-            init.zeros_(module.query.bias)
-            if module.location is not None:
-                init.zeros_(module.location.weight)
-                init.zeros_(module.location.bias)
-        elif isinstance(module, TSGVGroundingHead):
-            prior = self.config.score_prior
-            init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
-
-
-class TSGVForGrounding(TSGVPreTrainedModel):
-    """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
-
-    Example:
-        >>> config = TSGVConfig(backbone_config=tiny_videomae, text_config=tiny_bert, num_frames=8)
-        >>> out = TSGVForGrounding(config)(pixel_values, input_ids, attention_mask)
-        >>> out.pred_spans.shape   # (B_q, K, 2)
-        torch.Size([4, 4, 2])
+    Mixed into the model, which owns the modules it uses: `video_model` (VideoMAE), `adapters` (SCADA, keyed by
+    block index) and `spatial_pool`. Kept apart so the model class reads as text + video + head.
     """
 
     # our block loop checkpoints block + adapter as one call (see `_set_gradient_checkpointing`)
     gradient_checkpointing = False
-
-    def __init__(self, config: TSGVConfig, video_model: PreTrainedModel | None = None, text_model=None):
-        super().__init__(config)
-        for part in (video_model, text_model):
-            # a model handed in was initialised (or loaded) by its own constructor: our post_init must not touch it.
-            # Under ZeRO-3 with several ranks, `_from_config` leaves part of its modules unflagged on ranks > 0, and
-            # re-initialising their partitioned (empty) weights fails, e.g. BERT's `weight[padding_idx]`.
-            for module in part.modules() if part is not None else ():
-                module._is_hf_initialized = True
-        self.video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
-        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
-        use_scada = config.backbone_tuning == "scada"
-        # adapters keyed by block index, beside the untouched backbone (its state-dict keys stay plain VideoMAE)
-        self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
-        self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
-        self.head = TSGVGroundingHead(config)
-        hidden = config.text_config.hidden_size
-        self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
-        self._text_cache = None  # see enable_text_cache
-        self.post_init()
-        self.apply_backbone_tuning()
-
-    # ------------------------------------------------------------------ construction helpers
-
-    @classmethod
-    def from_backbones(cls, video, text, **config_overrides) -> "TSGVForGrounding":
-        """Build a model from separately pretrained parts.
-
-        Args:
-            video: a VideoMAE model (`VideoMAEModel`, or a pre-training / classification model whose base is used) or
-                a path / Hub name that `AutoModel.from_pretrained` loads.
-            text: a text encoder model, or a path / Hub name (DistilBERT, BERT, MiniLM...).
-            **config_overrides: `TSGVConfig` fields (e.g. `num_frames=64, backbone_tuning="scada"`). `clip_frames` and
-                `image_size` are applied while loading a backbone given by path (VideoMAE's positional table is
-                sinusoidal, so both may change); for a model object they must match its config.
-        Returns:
-            `TSGVForGrounding` whose backbone and text weights are exactly the pretrained ones.
-        """
-        if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
-            backbone_kwargs = {}
-            if config_overrides.get("clip_frames") is not None:
-                backbone_kwargs["num_frames"] = config_overrides["clip_frames"]
-            if config_overrides.get("image_size") is not None:
-                backbone_kwargs["image_size"] = config_overrides["image_size"]
-            video = AutoModel.from_pretrained(video, **backbone_kwargs)
-        video = getattr(video, "videomae", video)  # VideoMAEForPreTraining / ForVideoClassification -> VideoMAEModel
-        if video.config.model_type != "videomae":
-            raise ValueError(
-                f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}"
-            )
-        for name, backbone_name in (("clip_frames", "num_frames"), ("image_size", "image_size")):
-            wanted = config_overrides.get(name)
-            if wanted is not None and wanted != getattr(video.config, backbone_name):
-                raise ValueError(
-                    f"{name}={wanted} does not match the given backbone ({backbone_name}={getattr(video.config, backbone_name)}); "
-                    "pass the backbone as a path so it is loaded with the new size"
-                )
-        if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
-            text = AutoModel.from_pretrained(text)
-        attention = (video.config._attn_implementation, text.config._attn_implementation)
-        config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
-        # `_from_config` builds our own modules under ZeRO-3's zero.Init when DeepSpeed ZeRO-3 is configured, so they
-        # are partitioned and cast (e.g. to bf16) like the parts; otherwise it is a plain constructor call
-        model = cls._from_config(config, video_model=video, text_model=text)
-        # the composite's __init__ resets the (shared) sub-configs' attention choice; keep what the parts loaded with
-        video.config._attn_implementation, text.config._attn_implementation = attention
-        return model
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, plus what transformers needs to load the folder where tsgv is not
-        installed (`trust_remote_code=True`): config.json's `auto_map` (AutoConfig / AutoModel) and
-        `custom_pipelines` (the grounding pipeline), and the module files they name, copied beside the weights (this
-        file and the configuration by transformers; the pipeline and what it imports here)."""
-        self.config.custom_pipelines = CUSTOM_PIPELINES
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            from transformers.dynamic_module_utils import get_relative_import_files
-
-            pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_tsgv.py")
-            if os.path.isfile(pipeline_file):
-                for path in [pipeline_file, *get_relative_import_files(pipeline_file)]:
-                    shutil.copy(path, os.path.join(save_directory, os.path.basename(path)))
-            else:  # a model loaded as remote code without its pipeline file: the folder still loads as a model
-                logger.warning(f"{pipeline_file} not found: {save_directory} will not carry the pipeline's code")
-        return result
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained` for safetensors weights only, then `apply_backbone_tuning` (loading
-        replaces parameters and with them the `requires_grad` flags set in `__init__`). A local folder is checked
-        first (`check_model_folder`): what is wrong with it comes as one `ModelFolderError` line naming the path."""
-        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
-            pretrained_model_name_or_path
-        ):
-            check_model_folder(pretrained_model_name_or_path)
-        kwargs.setdefault("use_safetensors", True)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model.apply_backbone_tuning()
-        return model
-
-    def apply_backbone_tuning(self):
-        """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
-        mode = self.config.backbone_tuning
-        for param in self.video_model.parameters():
-            param.requires_grad_(mode == "full")
-        if mode == "partial":
-            for i in self.config.partial_layers:
-                self.video_model.encoder.layer[i].requires_grad_(True)
-        self.text_model.requires_grad_(self.config.train_text_encoder)
-        if getattr(self.text_model, "pooler", None) is not None:
-            self.text_model.pooler.requires_grad_(False)  # unused (we mean-pool tokens); DDP rejects unused trainables
-        self.adapters.requires_grad_(True)
-        self.head.requires_grad_(True)
-        if self.spatial_pool is not None:
-            self.spatial_pool.requires_grad_(True)
-
-    def trainable_parameters_report(self) -> str:
-        """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
-        sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in self.parameters()]  # ZeRO-3: full size
-        trainable = sum(n for n, needs_grad in sizes if needs_grad)
-        total = sum(n for n, _ in sizes)
-        return (
-            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
-        )
 
     def _set_gradient_checkpointing(
         self, enable: bool = True, gradient_checkpointing_func=None, every_n_layers: int = 1
@@ -571,106 +540,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         for layer in self.video_model.encoder.layer:
             layer.gradient_checkpointing = False
         self.video_model.encoder.gradient_checkpointing = False
-
-    # ------------------------------------------------------------------ forward path
-
-    def train(self, mode: bool = True):
-        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
-        not train, so a sentence always gets the same states (which `enable_text_cache` relies on)."""
-        super().train(mode)
-        if not self.config.train_text_encoder:
-            self.text_model.eval()
-        return self
-
-    def enable_text_cache(self, max_sentences: int = 50_000):
-        """Remember the frozen text encoder's states per sentence (keyed by its token ids), up to `max_sentences`
-        (least recently used dropped first): a training run asks for the same few thousand sentences every epoch.
-
-        Only used while the text encoder does not train. Not for DeepSpeed ZeRO-3, where every rank must run the
-        encoder's forward in lockstep (a rank that found everything cached would skip it and stall the others).
-        """
-        self._text_cache = OrderedDict()
-        self._text_cache_size = max_sentences
-
-    def disable_text_cache(self):
-        """Forget cached sentence states and compute them every call again."""
-        self._text_cache = None
-
-    @torch.no_grad()
-    def prefill_text_cache(self, token_ids: list[list[int]], batch_size: int = 64) -> int:
-        """Encode the given sentences (token id lists, as the tokenizer gives them with its special tokens and the
-        training truncation) into the text cache ahead of training, in batches of equal length (no padding).
-
-        Encoding sentences one by one as training first meets them costs most of a first epoch; batches of one
-        length are as exact (nothing is padded) and fast. The result does not depend on the order or repetition of
-        `token_ids` (they are de-duplicated and sorted first), so an interrupted and a resumed run hold the same
-        states. Returns the number of sentences encoded; a no-op without `enable_text_cache()`.
-        """
-        if self._text_cache is None or self.config.train_text_encoder:
-            return 0
-        device = next(self.text_model.parameters()).device
-        unique = sorted({tuple(int(t) for t in ids) for ids in token_ids if len(ids)})
-        unique = [ids for ids in unique if self._text_key(torch.tensor(ids)) not in self._text_cache]
-        by_length = {}
-        for ids in unique:
-            by_length.setdefault(len(ids), []).append(ids)
-        was_training = self.text_model.training
-        self.text_model.eval()
-        for length in sorted(by_length):
-            group = by_length[length]
-            for start in range(0, len(group), batch_size):
-                ids = torch.tensor(group[start : start + batch_size], dtype=torch.long, device=device)
-                states = self.text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-                for row, state in zip(ids, states):
-                    self._text_cache[self._text_key(row)] = state.clone()
-        self.text_model.train(was_training)
-        while len(self._text_cache) > self._text_cache_size:
-            self._text_cache.popitem(last=False)
-        return len(unique)
-
-    @staticmethod
-    def _text_key(ids: torch.Tensor) -> bytes:
-        """Cache key of one sentence: its token ids (1-D, without padding) as int64 bytes."""
-        return ids.to("cpu", torch.long).numpy().tobytes()
-
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
-        lengths = attention_mask.sum(1)  # (B_q,)
-        right_padded = bool(
-            (attention_mask == (torch.arange(attention_mask.shape[1], device=lengths.device) < lengths[:, None])).all()
-        )
-        if self._text_cache is not None and not self.config.train_text_encoder and right_padded:
-            tokens = self._cached_text_states(input_ids, lengths)
-        else:
-            tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
-        sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return tokens, sentence
-
-    @torch.no_grad()
-    def _cached_text_states(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Token states (B_q, S, D_text) from the cache, running the encoder once on the sentences it lacks; padding
-        positions are zero (every consumer masks them)."""
-        cache = self._text_cache
-        keys = [self._text_key(row[:n]) for row, n in zip(input_ids, lengths.tolist())]
-        missing = list(dict.fromkeys(k for k in keys if k not in cache))
-        found = {key: cache[key] for key in keys if key in cache}
-        for key in missing:
-            # one sentence per pass, unpadded: its states then never depend on which batch first held it (a padded
-            # batch changes the float reduction order), so a resumed run gets the bits an uninterrupted one got
-            row = keys.index(key)
-            ids = input_ids[row : row + 1, : int(lengths[row])]
-            found[key] = self.text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
-        for key in dict.fromkeys(keys):
-            cache[key] = found[key]
-            cache.move_to_end(key)
-        while len(cache) > self._text_cache_size:
-            cache.popitem(last=False)
-        sample = next(iter(found.values()))
-        out = sample.new_zeros(len(keys), input_ids.shape[1], sample.shape[-1])  # (B_q, S, D_text)
-        for i, key in enumerate(keys):
-            out[i, : found[key].shape[0]] = found[key]
-        return out
 
     def _block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
         """Backbone block `index` (unless `backbone=False`), then its adapter when it has one and `sentence` is given.
@@ -778,19 +647,278 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         assert pooled.shape[0] == batch_q
         return pooled
 
-    def forward_features(
-        self, pixel_values: torch.Tensor, sentence: torch.Tensor | None, query_video_index: torch.Tensor
+    def check_query_video_index(
+        self, query_video_index: torch.Tensor | None, num_queries: int, video_states: TSGVVideoStates
     ) -> torch.Tensor:
-        """Backbone features per query: `encode_video` (once per video) then `query_features` (per query).
+        """The video of each query as a (B_q,) long tensor: `query_video_index` checked to lie in [0, B_v), or, when
+        None, query i -> video i (then B_q must equal B_v)."""
+        batch_v = video_states.num_videos
+        if query_video_index is None:
+            if num_queries != batch_v:
+                raise ValueError(
+                    f"{num_queries} queries for {batch_v} videos: pass query_video_index to map queries to videos"
+                )
+            return torch.arange(batch_v, device=video_states.hidden_states.device)
+        query_video_index = query_video_index.long()
+        if (
+            self._checks_values(query_video_index)
+            and query_video_index.numel()
+            and (query_video_index.min() < 0 or query_video_index.max() >= batch_v)
+        ):
+            raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
+        return query_video_index
+
+    def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVVideoStates:
+        """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVVideoStates`; checks they fit this model."""
+        tubelet = self.config.backbone_config.tubelet_size
+        steps_per_clip = self.config.clip_frames // tubelet
+        patches = (self.config.image_size // self.config.backbone_config.patch_size) ** 2
+        expected = (self.config.num_frames // self.config.clip_frames, steps_per_clip * patches)
+        width = self.config.backbone_config.hidden_size
+        if video_states.dim() != 4 or tuple(video_states.shape[1:3]) != expected or video_states.shape[3] != width:
+            raise ValueError(
+                f"video_states must have shape (B_v, {expected[0]}, {expected[1]}, {width}) for this model, "
+                f"got {tuple(video_states.shape)}"
+            )
+        batch_v, clips = video_states.shape[:2]
+        dtype = next(self.video_model.parameters()).dtype
+        return TSGVVideoStates(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
+
+
+def video_backbone(video, clip_frames: int | None = None, image_size: int | None = None) -> PreTrainedModel:
+    """The `VideoMAEModel` to build on: `video` itself (or the base of a VideoMAE pre-training / classification model),
+    or loaded from a path / Hub name with `clip_frames` frames per clip and `image_size` px (VideoMAE's positional
+    table is sinusoidal, so both may change there). A model object must already match both; ValueError otherwise."""
+    if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
+        sizes = {"num_frames": clip_frames, "image_size": image_size}
+        video = AutoModel.from_pretrained(video, **{k: v for k, v in sizes.items() if v is not None})
+    video = getattr(video, "videomae", video)  # VideoMAEForPreTraining / ForVideoClassification -> VideoMAEModel
+    if video.config.model_type != "videomae":
+        raise ValueError(f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}")
+    for name, wanted, backbone_name in (
+        ("clip_frames", clip_frames, "num_frames"),
+        ("image_size", image_size, "image_size"),
+    ):
+        if wanted is not None and wanted != getattr(video.config, backbone_name):
+            raise ValueError(
+                f"{name}={wanted} does not match the given backbone ({backbone_name}="
+                f"{getattr(video.config, backbone_name)}); pass the backbone as a path so it is loaded with the new size"
+            )
+    return video
+
+
+class TSGVPreTrainedModel(PreTrainedModel):
+    config: TSGVConfig
+    config_class = TSGVConfig
+    base_model_prefix = "tsgv"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ScadaAdapter", "SentenceSpatialPool", "TSGVGroundingHead"]
+    _supports_sdpa = True
+    # our loss is a mean over the batch's foreground steps and ignores `num_items_in_batch`: the Trainer must divide it
+    # by the gradient-accumulation steps and must not multiply it by the number of processes
+    accepts_loss_kwargs = False
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        # transformers skips `_init_weights` on parameter-less modules of "custom code", assuming such code writes
+        # tensors in place and would clobber loaded weights. Ours goes through `transformers.initialization` (which
+        # honours loaded weights), and needs the module-level inits below (adapter `up`, score prior) to run.
+        return False
+
+    def _init_weights(self, module):
+        """Initialise every module tsgv adds (also under ZeRO-3, where torch's default init is switched off).
+
+        Sub-models (VideoMAE, text encoder) are dispatched to their own `_init_weights` by transformers.
+        """
+        super()._init_weights(module)  # Linear/Conv: normal(initializer_range); norms: ones/zeros; MHA: torch init
+        if isinstance(module, ScadaAdapter):
+            init.zeros_(module.up.weight)  # identity at start: a fresh SCADA model computes the plain backbone
+            init.zeros_(module.up.bias)
+        elif isinstance(module, SentenceSpatialPool):
+            init.zeros_(module.query.weight)  # uniform weights at start: the plain spatial mean
+            init.zeros_(module.query.bias)
+            if module.location is not None:
+                init.zeros_(module.location.weight)
+                init.zeros_(module.location.bias)
+        elif isinstance(module, TSGVGroundingHead):
+            prior = self.config.score_prior
+            init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
+
+    def trainable_parameters_report(self) -> str:
+        """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
+        sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in self.parameters()]  # ZeRO-3: full size
+        trainable = sum(n for n, needs_grad in sizes if needs_grad)
+        total = sum(n for n, _ in sizes)
+        return (
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
+
+    # ------------------------------------------------------------------ forward path
+
+    def _checks_values(self, tensor: torch.Tensor) -> bool:
+        """Whether to check an input's values (not only its shape): always on the CPU; on an accelerator only outside
+        training, where reading a value back waits for all queued work and stalls the step; never while torch.compile
+        traces (the check would split the graph). Inputs built by the training collator are checked there."""
+        if torch.compiler.is_compiling():
+            return False
+        return tensor.device.type == "cpu" or not self.training
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus what transformers needs to load the folder where tsgv is not
+        installed (`trust_remote_code=True`): config.json's `auto_map` (AutoConfig / AutoModel) and
+        `custom_pipelines` (the grounding pipeline), and the module files they name, copied beside the weights (this
+        file and the configuration by transformers; the pipeline and what it imports here)."""
+        self.config.custom_pipelines = CUSTOM_PIPELINES
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from transformers.dynamic_module_utils import get_relative_import_files
+
+            pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_tsgv.py")
+            if os.path.isfile(pipeline_file):
+                for path in [pipeline_file, *get_relative_import_files(pipeline_file)]:
+                    shutil.copy(path, os.path.join(save_directory, os.path.basename(path)))
+            else:  # a model loaded as remote code without its pipeline file: the folder still loads as a model
+                logger.warning(f"{pipeline_file} not found: {save_directory} will not carry the pipeline's code")
+        return result
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained` for safetensors weights only, then `apply_backbone_tuning` (loading
+        replaces parameters and with them the `requires_grad` flags set in `__init__`). A local folder is checked
+        first (`check_model_folder`): what is wrong with it comes as one `ModelFolderError` line naming the path."""
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
+            pretrained_model_name_or_path
+        ):
+            check_model_folder(pretrained_model_name_or_path)
+        kwargs.setdefault("use_safetensors", True)
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model.apply_backbone_tuning()
+        return model
+
+
+class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
+    """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
+
+    Example:
+        >>> config = TSGVConfig(backbone_config=tiny_videomae, text_config=tiny_bert, num_frames=8)
+        >>> out = TSGVForGrounding(config)(pixel_values, input_ids, attention_mask)
+        >>> out.pred_spans.shape   # (B_q, K, 2)
+        torch.Size([4, 4, 2])
+    """
+
+    def __init__(self, config: TSGVConfig, video_model: PreTrainedModel | None = None, text_model=None):
+        super().__init__(config)
+        for part in (video_model, text_model):
+            # a model handed in was initialised (or loaded) by its own constructor: our post_init must not touch it.
+            # Under ZeRO-3 with several ranks, `_from_config` leaves part of its modules unflagged on ranks > 0, and
+            # re-initialising their partitioned (empty) weights fails, e.g. BERT's `weight[padding_idx]`.
+            for module in part.modules() if part is not None else ():
+                module._is_hf_initialized = True
+        self.video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
+        self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
+        use_scada = config.backbone_tuning == "scada"
+        # adapters keyed by block index, beside the untouched backbone (its state-dict keys stay plain VideoMAE)
+        self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
+        self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
+        self.head = TSGVGroundingHead(config)
+        hidden = config.text_config.hidden_size
+        self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
+        self._text_cache = None  # see enable_text_cache
+        self.post_init()
+        self.apply_backbone_tuning()
+
+    # ------------------------------------------------------------------ construction and what trains
+
+    @classmethod
+    def from_backbones(cls, video, text, **config_overrides) -> "TSGVForGrounding":
+        """Build a model from separately pretrained parts.
 
         Args:
-            pixel_values: (B_v, T, 3, H, W) normalised frames; T a multiple of clip_frames (usually config.num_frames).
-            sentence: (B_q, D_text) pooled sentence embeddings (used by SCADA adapters; may be None without them).
-            query_video_index: (B_q,) long, video of each query.
+            video: a VideoMAE model (`VideoMAEModel`, or a pre-training / classification model whose base is used) or
+                a path / Hub name that `AutoModel.from_pretrained` loads.
+            text: a text encoder model, or a path / Hub name (DistilBERT, BERT, MiniLM...).
+            **config_overrides: `TSGVConfig` fields (e.g. `num_frames=64, backbone_tuning="scada"`). `clip_frames` and
+                `image_size` are applied while loading a backbone given by path (VideoMAE's positional table is
+                sinusoidal, so both may change); for a model object they must match its config.
         Returns:
-            (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
+            `TSGVForGrounding` whose backbone and text weights are exactly the pretrained ones.
         """
-        return self.query_features(self.encode_video(pixel_values), sentence, query_video_index)
+        video = video_backbone(video, config_overrides.get("clip_frames"), config_overrides.get("image_size"))
+        if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
+            text = AutoModel.from_pretrained(text)
+        attention = (video.config._attn_implementation, text.config._attn_implementation)
+        config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
+        # `_from_config` builds our own modules under ZeRO-3's zero.Init when DeepSpeed ZeRO-3 is configured, so they
+        # are partitioned and cast (e.g. to bf16) like the parts; otherwise it is a plain constructor call
+        model = cls._from_config(config, video_model=video, text_model=text)
+        # the composite's __init__ resets the (shared) sub-configs' attention choice; keep what the parts loaded with
+        video.config._attn_implementation, text.config._attn_implementation = attention
+        return model
+
+    def apply_backbone_tuning(self):
+        """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
+        mode = self.config.backbone_tuning
+        for param in self.video_model.parameters():
+            param.requires_grad_(mode == "full")
+        if mode == "partial":
+            for i in self.config.partial_layers:
+                self.video_model.encoder.layer[i].requires_grad_(True)
+        self.text_model.requires_grad_(self.config.train_text_encoder)
+        if getattr(self.text_model, "pooler", None) is not None:
+            self.text_model.pooler.requires_grad_(False)  # unused (we mean-pool tokens); DDP rejects unused trainables
+        self.adapters.requires_grad_(True)
+        self.head.requires_grad_(True)
+        if self.spatial_pool is not None:
+            self.spatial_pool.requires_grad_(True)
+
+    # ------------------------------------------------------------------ text
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
+        not train, so a sentence always gets the same states (which `enable_text_cache` relies on)."""
+        super().train(mode)
+        if not self.config.train_text_encoder:
+            self.text_model.eval()
+        return self
+
+    def enable_text_cache(self, max_sentences: int = 50_000):
+        """Remember the frozen text encoder's states per sentence (`SentenceStateCache`, up to `max_sentences`): a
+        training run asks for the same few thousand sentences every epoch.
+
+        Only used while the text encoder does not train. Not for DeepSpeed ZeRO-3, where every rank must run the
+        encoder's forward in lockstep (a rank that found everything cached would skip it and stall the others).
+        """
+        self._text_cache = SentenceStateCache(max_sentences)
+
+    def disable_text_cache(self):
+        """Forget cached sentence states and compute them every call again."""
+        self._text_cache = None
+
+    def prefill_text_cache(self, token_ids: list[list[int]], batch_size: int = 64) -> int:
+        """`SentenceStateCache.prefill` with this model's text encoder; returns the number of sentences encoded (0
+        without `enable_text_cache()` or when the text encoder trains)."""
+        if self._text_cache is None or self.config.train_text_encoder:
+            return 0
+        return self._text_cache.prefill(self.text_model, token_ids, batch_size)
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
+        cached = self._text_cache is not None and not self.config.train_text_encoder
+        if cached:  # the cache reads the ids on the host anyway; it needs right-padded rows
+            lengths = attention_mask.sum(1)  # (B_q,)
+            positions = torch.arange(attention_mask.shape[1], device=lengths.device)
+            cached = bool((attention_mask == (positions < lengths[:, None])).all())
+        if cached:
+            tokens = self._text_cache.lookup(self.text_model, input_ids, lengths)
+        else:
+            tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
+        sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return tokens, sentence
+
+    # ------------------------------------------------------------------ forward path
 
     def forward(
         self,
@@ -830,7 +958,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         Returns:
             [`TSGVGroundingOutput`].
         """
-        if token_type_ids is not None and bool(token_type_ids.any()):
+        if token_type_ids is not None and self._checks_values(token_type_ids) and bool(token_type_ids.any()):
             raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
         if input_ids is None:
             raise ValueError("input_ids are required: the sentences to ground")
@@ -841,22 +969,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         )
         return self.ground(states, input_ids, attention_mask, query_video_index, labels)
 
-    def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVVideoStates:
-        """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVVideoStates`; checks they fit this model."""
-        tubelet = self.config.backbone_config.tubelet_size
-        steps_per_clip = self.config.clip_frames // tubelet
-        patches = (self.config.image_size // self.config.backbone_config.patch_size) ** 2
-        expected = (self.config.num_frames // self.config.clip_frames, steps_per_clip * patches)
-        width = self.config.backbone_config.hidden_size
-        if video_states.dim() != 4 or tuple(video_states.shape[1:3]) != expected or video_states.shape[3] != width:
-            raise ValueError(
-                f"video_states must have shape (B_v, {expected[0]}, {expected[1]}, {width}) for this model, "
-                f"got {tuple(video_states.shape)}"
-            )
-        batch_v, clips = video_states.shape[:2]
-        dtype = next(self.video_model.parameters()).dtype
-        return TSGVVideoStates(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
-
     def ground(
         self,
         video_states: TSGVVideoStates,
@@ -864,7 +976,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        decode_spans: bool = True,
+        decode_spans: bool | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -875,23 +987,16 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             video_states: `encode_video(pixel_values)` of B_v videos.
             input_ids / attention_mask (`(B_q, S)`), query_video_index (`(B_q,)`), labels: as in `forward`.
             decode_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
-                the per-step candidates themselves (the inference pipeline merges them across windows).
+                the per-step candidates themselves (the inference pipeline merges them across windows). Default:
+                decode, except in training mode with `labels` (a training step needs only the loss).
         Returns:
             [`TSGVGroundingOutput`].
         """
-        batch_v = video_states.num_videos
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if query_video_index is None:
-            if input_ids.shape[0] != batch_v:
-                raise ValueError(
-                    f"{input_ids.shape[0]} queries for {batch_v} videos: pass query_video_index to map queries to videos"
-                )
-            query_video_index = torch.arange(batch_v, device=input_ids.device)
-        query_video_index = query_video_index.long()
-        if query_video_index.numel() and (query_video_index.min() < 0 or query_video_index.max() >= batch_v):
-            raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
-
+        query_video_index = self.check_query_video_index(query_video_index, input_ids.shape[0], video_states)
+        if decode_spans is None:
+            decode_spans = not (self.training and labels is not None)
         text_tokens, sentence = self.encode_text(input_ids, attention_mask)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
@@ -916,50 +1021,13 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         )
 
     def compute_loss(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, labels: torch.Tensor):
-        """Focal loss on step scores + DIoU and L1 on spans of foreground steps.
+        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"})."""
+        return grounding_loss(step_logits, step_offsets, labels, self.config, self._checks_values(labels))
 
-        Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised.
-        Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
-        """
-        windows = normalize_labels(labels)
-        has_label = (windows[..., 0] >= 0).any(-1)  # (B_q,)
-        positive, target = assign_targets(windows, step_logits.shape[1])
-        num_pos = positive.sum().clamp(min=1).float()
-        focal = sigmoid_focal_loss(
-            step_logits[has_label],
-            positive[has_label].float(),
-            alpha=self.config.focal_alpha,
-            gamma=self.config.focal_gamma,
-            reduction="sum",
-        )
-        spans = offsets_to_spans(step_offsets)[positive]  # (P, 2)
-        diou = diou_loss_1d(spans, target[positive]).sum()
-        l1 = (spans - target[positive]).abs().sum(-1).sum()
-        terms = {"focal": focal / num_pos, "diou": diou / num_pos, "l1": l1 / num_pos}
-        cfg = self.config
-        loss = (
-            cfg.loss_focal_weight * terms["focal"]
-            + cfg.loss_diou_weight * terms["diou"]
-            + cfg.loss_l1_weight * terms["l1"]
-        )
-        return loss, {k: v.detach() for k, v in terms.items()}
-
-    @torch.no_grad()
     def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
-        """Per-step candidates -> 1-D NMS -> top-K, in normalised time.
-
-        Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); max_spans K (default config.max_spans).
-        Returns: spans (B_q, K, 2) and scores (B_q, K), K = min(max_spans, L_t). When NMS leaves fewer than K spans,
-        the suppressed candidates fill the remaining slots in score order, their scores capped at the last kept
-        one, so scores stay non-increasing along K.
-        """
+        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
         k = min(max_spans or self.config.max_spans, step_logits.shape[1])
-        scores = step_logits.float().sigmoid()  # (B_q, L_t)
-        spans = offsets_to_spans(step_offsets.float()).clamp(0.0, 1.0)  # (B_q, L_t, 2)
-        ranked = [
-            rank_spans(q_spans, q_scores, k, self.config.nms_threshold) for q_spans, q_scores in zip(spans, scores)
-        ]
-        return torch.stack([r[0] for r in ranked]), torch.stack([r[1] for r in ranked])
+        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold)
 
 
 TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file
@@ -968,6 +1036,12 @@ __all__ = [
     "TSGVForGrounding",
     "TSGVVideoStates",
     "rank_spans",
+    "rank_spans_batched",
+    "decode_spans",
+    "grounding_loss",
+    "video_backbone",
+    "SentenceStateCache",
+    "TwoStageBackboneMixin",
     "TSGVPreTrainedModel",
     "TSGVGroundingOutput",
     "ScadaAdapter",

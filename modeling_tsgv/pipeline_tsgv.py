@@ -24,6 +24,7 @@ How a call runs, per video:
 import itertools
 import math
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterable
@@ -31,14 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import AutoModel, VideoMAEVideoProcessor
+from transformers import AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
-from .modeling_tsgv import TSGVVideoStates, offsets_to_spans, rank_spans
+from .modeling_tsgv import TSGVVideoStates, offsets_to_spans, rank_spans_batched
 from .processing_tsgv import TSGVProcessor, check_processor_matches
+from .queries import empty_queries
 from .video import VideoDecodeError, open_video
 
 logger = logging.get_logger(__name__)
@@ -130,6 +132,283 @@ def window_alignment(config, overlap: float) -> int:
     return tubelet
 
 
+def _pad_right(ids: torch.Tensor, length: int, value: int) -> torch.Tensor:
+    """(B_q, S) -> (B_q, length), filled with `value` on the right."""
+    return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=value)
+
+
+def stack_windows(windows: list[dict], pad_id: int) -> dict:
+    """The only windows of several videos as one model input: pixel_values (B_v, T, 3, H, W), every video's queries
+    in order with their token ids right-padded to the longest (`pad_id`), `query_video_index` (B_q,), and the first
+    window's `call` (the batch's timings go there)."""
+    length = max(w["input_ids"].shape[1] for w in windows)
+    return {
+        "pixel_values": torch.cat([w["pixel_values"] for w in windows]),
+        "input_ids": torch.cat([_pad_right(w["input_ids"], length, pad_id) for w in windows]),
+        "attention_mask": torch.cat([_pad_right(w["attention_mask"], length, 0) for w in windows]),
+        "query_video_index": torch.cat(
+            [torch.full((w["input_ids"].shape[0],), v, dtype=torch.long) for v, w in enumerate(windows)]
+        ),
+        "call": windows[0]["call"],
+    }
+
+
+class _DecodeAhead:
+    """Runs an iterator one item ahead in a background thread, so decoding the next window overlaps the model's work
+    on this one (the decoders and the resizing release the GIL). Written here because the pipelines' DataLoader
+    path batches items by their first axis, which for us is queries. An error inside the iterator is raised at the
+    item where it happened; `close()` stops the thread and closes the iterator (and so the video being read)."""
+
+    def __init__(self, iterator, depth: int = 1):
+        self._iterator = iterator
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._fill, name="tsgv-decode-ahead", daemon=True)
+        self._thread.start()
+
+    def _fill(self):
+        try:
+            for item in self._iterator:
+                if not self._put(("item", item)):
+                    return
+            self._put(("end", None))
+        except BaseException as err:  # handed to the consumer, raised there
+            self._put(("error", err))
+        finally:
+            self._iterator.close()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        kind, value = self._queue.get()
+        if kind == "item":
+            return value
+        self._finished = True
+        if kind == "error":
+            raise value
+        raise StopIteration
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
+    """`processor(text=sentences)` for one video's queries, warning about each query longer than the processor's
+    `max_text_length` (only that many tokens are read). Not thread-safe: fast tokenizers keep their truncation /
+    padding settings in shared state (the pipeline calls it under a lock)."""
+    limit = processor.max_text_length
+    # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's warning quiet)
+    counted = processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
+    for position, ids in enumerate(counted):
+        if len(ids) > limit:
+            logger.warning(
+                f"query {position} has {len(ids):,d} tokens; only its first {limit} are read (the model's "
+                "max_text_length)"
+            )
+    return processor(text=sentences, query_video_index=[0] * len(sentences))
+
+
+def window_frames(source, plan: WindowPlan, processor: TSGVProcessor, video: str):
+    """Yield each window's processed frames, (1, num_frames, 3, H, W) float, decoding the video once, streaming:
+    window k > 0 reuses the frames it shares with window k - 1 and decodes only its `hop_frames` new ones.
+
+    `source` is an open `modeling_tsgv.video` reader; decoder failures become `VideoDecodeError` naming `video`.
+    """
+    frames = source.frames_at(plan.frame_times_s())
+    buffer = []  # processed frames (3, H, W) of the current window
+    for window_index in range(plan.num_windows):
+        needed = plan.num_frames if window_index == 0 else plan.hop_frames
+        try:
+            group = [next(frames)[0] for _ in range(needed)]
+        except StopIteration as err:
+            raise VideoDecodeError(f"{video}: the decoder returned fewer frames than asked") from err
+        except VideoDecodeError:
+            raise
+        except Exception as err:  # decoder libraries raise many types for a broken file; report it as one
+            raise VideoDecodeError(f"{video}: cannot decode video ({type(err).__name__}: {err})") from err
+        pixels = processor(videos=[np.stack(group)])["pixel_values"][0]  # (needed, 3, H, W)
+        buffer = buffer[needed:] if window_index else []
+        buffer.extend(pixels)
+        yield torch.stack(buffer)[None]
+
+
+def merge_windows(
+    model_outputs: list[dict], tubelet: int, top_k: int, nms_threshold: float | None, return_timeline: bool = False
+) -> list:
+    """One video's per-window candidates -> its answers in seconds, per query.
+
+    Args:
+        model_outputs: per window, `step_logits` (B_q, L_t) and `step_offsets` (B_q, L_t, 2) in window-normalised
+            time, with `window_index`, `frame_start` (grid frame), `plan` (`WindowPlan`) and `queries`.
+        tubelet: frames per time step. top_k: spans per query. nms_threshold: temporal IoU, None for no NMS.
+        return_timeline: per query a dict with `spans`, `times_s`, `step_scores` (best score any window gave each
+            step of the whole video) and `duration_s`, instead of the list of spans.
+    Returns:
+        per query, `[{"start": s, "end": e, "score": p}, ...]` in seconds, best first (or the timeline dict).
+    """
+    first = model_outputs[0]
+    plan: WindowPlan = first["plan"]
+    spans_s, scores, step_index = [], [], []
+    for window in model_outputs:
+        start_s = plan.window_start_s(window["window_index"])
+        spans = offsets_to_spans(window["step_offsets"].double()).clamp(0.0, 1.0)  # (B_q, L_t, 2) in the window
+        spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
+        scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
+        num_steps = window["step_logits"].shape[1]
+        step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
+    spans_s, scores, step_index = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(step_index)
+
+    if return_timeline:
+        # a step seen by several windows gets the highest score any of them gave it
+        num_steps = int(step_index.max()) + 1
+        step_scores = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64).scatter_reduce(
+            1, step_index.expand_as(scores), scores, reduce="amax", include_self=False
+        )  # (B_q, steps of the whole video)
+        times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s).tolist()
+    best_spans, best_scores = rank_spans_batched(spans_s, scores, min(top_k, spans_s.shape[1]), nms_threshold)
+    results = []
+    for index, (query, query_spans, query_scores) in enumerate(zip(first["queries"], best_spans, best_scores)):
+        spans = [
+            {"start": float(s), "end": float(e), "score": float(p)}
+            for (s, e), p in zip(query_spans.tolist(), query_scores.tolist())
+        ]
+        if return_timeline:
+            spans = {
+                "query": query,
+                "spans": spans,
+                "times_s": times_s,
+                "step_scores": step_scores[index].tolist(),
+                "duration_s": plan.duration_s,
+            }
+        results.append(spans)
+    return results
+
+
+class ClipStateCache:
+    """Per pipeline call (one video), the query-independent states of the clips the next window may share, so each
+    clip of a long video is encoded once (the shared blocks see one clip at a time, so a clip's states do not depend
+    on the window around it). Calls from several threads each keep their own entry; at most `max_calls` are kept
+    (older ones are dropped and recomputed if needed)."""
+
+    def __init__(self, max_calls: int = MAX_OPEN_CALLS):
+        self.calls: dict[int, dict[int, torch.Tensor]] = {}
+        self.max_calls = max_calls
+        self._lock = threading.Lock()
+
+    def video_states(self, model, pixel_values: torch.Tensor, frame_start: int, call: int) -> TSGVVideoStates:
+        """`model.encode_video` of one window (1, T, 3, H, W) whose first frame is grid frame `frame_start`,
+        encoding only the clips the previous window of `call` did not hold."""
+        clip_frames = model.config.clip_frames
+        clips = pixel_values.shape[1] // clip_frames
+        starts = [frame_start + c * clip_frames for c in range(clips)]  # grid frame index of each clip's first frame
+        cache = self.calls.get(call, {})
+        missing = [c for c, s in enumerate(starts) if s not in cache]
+        steps_per_clip = clip_frames // model.config.backbone_config.tubelet_size
+        if len(missing) == clips:  # first window (or no clip shared): encode it as it is
+            hidden = model.encode_video(pixel_values).hidden_states  # (C, N, D)
+            cache = dict(zip(starts, hidden))
+        else:
+            if missing:
+                frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
+                states = model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
+                cache.update({starts[c]: states.hidden_states[j] for j, c in enumerate(missing)})
+            hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
+        with self._lock:  # calls from several threads: eviction iterates the dict others write to
+            self.calls[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
+            while len(self.calls) > self.max_calls:  # more calls at once, or driven by hand: oldest go
+                self.calls.pop(next(iter(self.calls)))
+        return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
+
+    def forget(self, call: int):
+        """Drop what `call` kept (its video is done)."""
+        with self._lock:
+            self.calls.pop(call, None)
+
+
+class VideoStream:
+    """Runs the windows of a list of videos through a grounding pipeline and yields each video's result, in order.
+
+    The windows of all videos form one stream; with `decode_ahead` a background thread decodes (and resizes) the
+    next window while the model works on the current one. A video of one window waits for up to `batch_size` - 1
+    more such videos and they go through the model together (one forward pass on a stacked batch, `stack_windows`);
+    a longer video flushes that group first, then runs window by window (neighbouring windows share clips, which the
+    pipeline's clip cache encodes once). `timings` sums the call; "decode" is the time the model waited for frames.
+    """
+
+    def __init__(self, pipe, forward_params: dict, postprocess_params: dict, batch_size: int, decode_ahead: bool):
+        self.pipe, self.forward_params, self.postprocess_params = pipe, forward_params, postprocess_params
+        self.batch_size, self.decode_ahead = batch_size, decode_ahead
+        self.timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0, "total": 0.0}
+
+    def results(self, inputs, preprocess_params: dict):
+        """Yield one result per input (a video path or `{"video", "queries"}` dict), in order."""
+        pipe, start = self.pipe, time.perf_counter()
+        windows = (window for item in inputs for window in pipe.preprocess(item, **preprocess_params))
+        windows = _DecodeAhead(windows) if self.decode_ahead else windows
+        group, outputs, calls = [], [], set()  # one-window videos waiting; windows of the current longer video
+        try:
+            while True:
+                tick = time.perf_counter()
+                window = next(windows, None)
+                self.timings["decode"] += time.perf_counter() - tick
+                if window is not None and self.batch_size > 1 and window["window_index"] == 0 and window["is_last"]:
+                    group.append(window)  # a one-window video: waits for the others of its group
+                    if len(group) == self.batch_size:
+                        yield from self._ground_group(group)
+                        group = []
+                    continue
+                if group:  # the end, or a longer video: the waiting videos come first (results stay in order)
+                    yield from self._ground_group(group)
+                    group = []
+                if window is None:
+                    break
+                calls.add(window["call"])
+                outputs.append(self._forward(window))
+                if window["is_last"]:
+                    result = pipe.postprocess(outputs, **self.postprocess_params)
+                    outputs = []
+                    pipe._forget(window["call"])
+                    yield result
+        finally:
+            windows.close()  # stops the decoding thread (if any) and closes the video being read
+            for call in calls:
+                pipe._forget(call)
+            self.timings["total"] = time.perf_counter() - start
+
+    def _forward(self, model_inputs: dict) -> dict:
+        self.pipe._timings[model_inputs["call"]] = self.timings  # the pipeline's `_forward` adds the model's share
+        return self.pipe.forward(model_inputs, **self.forward_params)
+
+    def _ground_group(self, group: list[dict]):
+        """One forward pass for several one-window videos; yields each video's result, in order."""
+        pipe = self.pipe
+        batch = group[0] if len(group) == 1 else stack_windows(group, pipe.processor.tokenizer.pad_token_id or 0)
+        try:
+            out = self._forward(batch)
+        finally:
+            pipe._forget(batch["call"])
+        first = 0
+        for window in group:
+            queries = window["input_ids"].shape[0]
+            part = {key: out[key][first : first + queries] for key in ("step_logits", "step_offsets")}
+            first += queries
+            yield pipe.postprocess([{**window, **part}], **self.postprocess_params)
+
+
 class TemporalSentenceGroundingPipeline(ChunkPipeline):
     """Ground sentences in video files: `pipe(video, queries=..., top_k=5)` -> spans in seconds, best first.
 
@@ -181,11 +460,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                     f"{self.model.name_or_path}: no processor or tokenizer saved beside the model "
                     "(save a TSGVProcessor with processor.save_pretrained, as run_grounding.py does)"
                 )
-            size = self.model.config.image_size
-            video_processor = VideoMAEVideoProcessor(
-                size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_center_crop=True
-            )
-            self.processor = TSGVProcessor(video_processor, self.tokenizer)
+            self.processor = TSGVProcessor.from_tokenizer(self.tokenizer, image_size=self.model.config.image_size)
         try:
             check_processor_matches(self.model.config, self.processor, self.model.name_or_path)
         except ValueError as err:
@@ -193,8 +468,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         self.model.eval()
         # per call (so calls from several threads never mix): clip states shared with the next window, and timings
         self._calls = itertools.count()
-        self._clip_cache: dict[int, dict[int, torch.Tensor]] = {}
-        self._cache_lock = threading.Lock()
+        self._clip_cache = ClipStateCache()
         self._tokenizer_lock = threading.Lock()
         self._timings: dict[int, dict[str, float]] = {}
         self.last_timings_s: dict[str, float] = {}
@@ -209,6 +483,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         nms_threshold="unset",
         return_timeline=None,
         backend=None,
+        decode_ahead=None,
         **kwargs,
     ):
         if kwargs:
@@ -226,6 +501,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             if int(query_batch_size) < 1:
                 raise ValueError(f"query_batch_size must be >= 1, got {query_batch_size}")
             forward["query_batch_size"] = int(query_batch_size)
+        if decode_ahead is not None:
+            forward["decode_ahead"] = bool(decode_ahead)
         if top_k is not None:
             if int(top_k) < 1:
                 raise ValueError(f"top_k must be >= 1, got {top_k}")
@@ -239,52 +516,47 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ calling
 
     def __call__(self, inputs, **kwargs):
-        """See the class docstring. One video at a time, windows streamed (the DataLoader machinery of other
-        pipelines would batch our per-window outputs by their first axis, which here is queries, not items)."""
-        for name in ("batch_size", "num_workers"):
-            if kwargs.pop(name, None) not in (None, 1, 0):
-                raise ValueError(
-                    f"{name} is not used by the {TASK} pipeline: it batches the queries of a video itself "
-                    "(query_batch_size) and streams each video's windows"
-                )
+        """See the class docstring. Videos are streamed window by window (the DataLoader machinery of other pipelines
+        would batch our per-window outputs by their first axis, which here is queries, not items); `batch_size` > 1
+        groups that many one-window videos into one forward pass."""
+        batch_size = kwargs.pop("batch_size", None)
+        if batch_size is None:
+            batch_size = self._batch_size if self._batch_size is not None else 1
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1 (videos per forward pass), got {batch_size!r}")
+        if kwargs.pop("num_workers", None) not in (None, 0, 1):
+            raise ValueError(
+                f"num_workers is not used by the {TASK} pipeline: one background thread decodes ahead "
+                "(decode_ahead=True)"
+            )
         pre, fwd, post = self._sanitize_parameters(**kwargs)
         pre, fwd, post = (
             {**self._preprocess_params, **pre},
             {**self._forward_params, **fwd},
             {**self._postprocess_params, **post},
         )
+        decode_ahead = fwd.pop("decode_ahead", True)
+        stream = {"batch_size": batch_size, "decode_ahead": decode_ahead}
         if isinstance(inputs, (str, os.PathLike, dict)):
-            return self.run_single(inputs, pre, fwd, post)
+            return list(self._run([inputs], pre, fwd, post, **stream))[0]
         if isinstance(inputs, (list, tuple)):
-            return [self.run_single(item, pre, fwd, post) for item in inputs]
+            return list(self._run(inputs, pre, fwd, post, **stream))
         if isinstance(inputs, Iterable):
-            return (self.run_single(item, pre, fwd, post) for item in inputs)
+            return self._run(inputs, pre, fwd, post, **stream)
         raise TypeError(f"expected a video path, a {{'video', 'queries'}} dict or a list of them, got {type(inputs)}")
 
-    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
-        """Ground the queries of one video: stream its windows through the model, then merge (see module docstring)."""
-        timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0}
-        start = time.perf_counter()
-        outputs, call = [], None
-        windows = self.preprocess(inputs, **preprocess_params)
+    def _run(self, inputs, preprocess_params, forward_params, postprocess_params, batch_size=1, decode_ahead=True):
+        """Yield one result per input video, in order (`VideoStream`); `last_timings_s` sums the whole call."""
+        stream = VideoStream(self, forward_params, postprocess_params, batch_size, decode_ahead)
         try:
-            while True:
-                tick = time.perf_counter()
-                model_inputs = next(windows, None)
-                timings["decode"] += time.perf_counter() - tick
-                if model_inputs is None:
-                    break
-                call = model_inputs["call"]
-                self._timings[call] = timings  # `_forward` adds the model's share
-                outputs.append(self.forward(model_inputs, **forward_params))
-            result = self.postprocess(outputs, **postprocess_params)
+            yield from stream.results(inputs, preprocess_params)
         finally:
-            windows.close()  # closes the video even when the model failed on a window
-            self._clip_cache.pop(call, None)
-            self._timings.pop(call, None)
-        timings["total"] = time.perf_counter() - start
-        self.last_timings_s = timings
-        return result
+            self.last_timings_s = stream.timings
+
+    def _forget(self, call: int):
+        """Drop what was kept for one video's call: its clip states and timings entry."""
+        self._clip_cache.forget(call)
+        self._timings.pop(call, None)
 
     # ------------------------------------------------------------------ the three stages
 
@@ -303,24 +575,12 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         sentences = [queries] if single else list(queries or [])
         if not sentences:
             raise ValueError(f"{video}: no query given (pass queries=['...'])")
-        for position, sentence in enumerate(sentences):
-            if not isinstance(sentence, str) or not sentence.strip():
-                raise ValueError(f"{video}: query {position} is empty: every query needs words")
+        empty = empty_queries(sentences)
+        if empty:
+            raise ValueError(f"{video}: query {empty[0]} is empty: every query needs words")
         config = self.model.config
-        limit = self.processor.max_text_length
-        # a fast tokenizer keeps its truncation / padding settings in shared state: calls from several threads
-        # with different settings (counting below, encoding after) must not interleave
-        with self._tokenizer_lock:
-            # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's warning quiet)
-            counted = self.processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
-            text = self.processor(text=sentences, query_video_index=[0] * len(sentences))
-        lengths = [len(ids) for ids in counted]
-        for position, length in enumerate(lengths):
-            if length > limit:
-                logger.warning(
-                    f"query {position} has {length:,d} tokens; only its first {limit} are read (the model's "
-                    "max_text_length)"
-                )
+        with self._tokenizer_lock:  # a fast tokenizer keeps its truncation settings in state shared by threads
+            text = tokenize_queries(self.processor, sentences)
         call = next(self._calls)  # keys this video's clip cache and timings, so concurrent calls never mix
 
         with open_video(video, backend) as source:
@@ -333,23 +593,9 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 window_overlap,
                 window_alignment(config, window_overlap),
             )
-            frames = source.frames_at(plan.frame_times_s())
-            buffer = []  # processed frames (3, H, W) of the current window
-            for window_index in range(plan.num_windows):
-                needed = plan.num_frames if window_index == 0 else plan.hop_frames
-                try:
-                    group = [next(frames)[0] for _ in range(needed)]
-                except StopIteration as err:
-                    raise VideoDecodeError(f"{video}: the decoder returned fewer frames than asked") from err
-                except VideoDecodeError:
-                    raise
-                except Exception as err:  # decoder libraries raise many types for a broken file; report it as one
-                    raise VideoDecodeError(f"{video}: cannot decode video ({type(err).__name__}: {err})") from err
-                pixels = self.processor(videos=[np.stack(group)])["pixel_values"][0]  # (needed, 3, H, W)
-                buffer = buffer[needed:] if window_index else []
-                buffer.extend(pixels)
+            for window_index, pixel_values in enumerate(window_frames(source, plan, self.processor, video)):
                 yield {
-                    "pixel_values": torch.stack(buffer)[None].to(self.dtype),  # (1, T, 3, H, W)
+                    "pixel_values": pixel_values.to(self.dtype),  # (1, T, 3, H, W)
                     "input_ids": text["input_ids"],
                     "attention_mask": text["attention_mask"],
                     "video": video,
@@ -362,35 +608,19 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                     "is_last": window_index == plan.num_windows - 1,
                 }
 
-    def _video_states(self, pixel_values: torch.Tensor, frame_start: int, call: int) -> TSGVVideoStates:
-        """encode_video for one window, reusing the clips the previous window of the same call shared with it (the
-        query-independent blocks see one clip at a time, so a clip's states do not depend on the window around it)."""
-        clip_frames = self.model.config.clip_frames
-        clips = pixel_values.shape[1] // clip_frames
-        starts = [frame_start + c * clip_frames for c in range(clips)]  # grid frame index of each clip's first frame
-        cache = self._clip_cache.get(call, {})
-        missing = [c for c, s in enumerate(starts) if s not in cache]
-        steps_per_clip = clip_frames // self.model.config.backbone_config.tubelet_size
-        if len(missing) == clips:  # first window (or no clip shared): encode it as it is
-            hidden = self.model.encode_video(pixel_values).hidden_states  # (C, N, D)
-            cache = dict(zip(starts, hidden))
-        else:
-            if missing:
-                frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
-                states = self.model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
-                cache.update({starts[c]: states.hidden_states[j] for j, c in enumerate(missing)})
-            hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)
-        with self._cache_lock:  # calls from several threads: eviction iterates the dict others write to
-            self._clip_cache[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
-            while len(self._clip_cache) > MAX_OPEN_CALLS:  # more calls at once, or driven by hand: oldest go
-                self._clip_cache.pop(next(iter(self._clip_cache)))
-        return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
-
     def _forward(self, model_inputs, query_batch_size: int | None = None):
         call = model_inputs["call"]
-        timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # run_single registers its dict
+        timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # VideoStream registers its dict
         tick = time.perf_counter()
-        states = self._video_states(model_inputs["pixel_values"], model_inputs["frame_start"], call)
+        if "query_video_index" in model_inputs:  # several one-window videos at once: nothing to share between them
+            pixel_values = model_inputs["pixel_values"]
+            states = self.model.encode_video(pixel_values)
+            query_video_index = model_inputs["query_video_index"]
+        else:
+            states = self._clip_cache.video_states(
+                self.model, model_inputs["pixel_values"], model_inputs["frame_start"], call
+            )
+            query_video_index = torch.zeros(model_inputs["input_ids"].shape[0], dtype=torch.long, device=self.device)
         self._synchronize()
         timings["shared"] += time.perf_counter() - tick
         tick = time.perf_counter()
@@ -403,7 +633,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 states,
                 input_ids[part],
                 attention_mask[part],
-                torch.zeros(input_ids[part].shape[0], dtype=torch.long, device=input_ids.device),
+                query_video_index[part],
                 decode_spans=False,  # postprocess ranks the candidates of all windows together
             )
             logits.append(out.step_logits.float())
@@ -412,7 +642,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         timings["per_query"] += time.perf_counter() - tick
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
         return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
-            k: model_inputs[k] for k in keep
+            k: model_inputs[k] for k in keep if k in model_inputs
         }
 
     def _synchronize(self):
@@ -420,47 +650,13 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             torch.cuda.synchronize(self.device)
 
     def postprocess(self, model_outputs, top_k: int = 5, nms_threshold="config", return_timeline: bool = False):
-        """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query."""
+        """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query
+        (`merge_windows`); one list of spans, or one list per query."""
         if nms_threshold == "config":
             nms_threshold = self.model.config.nms_threshold
-        first = model_outputs[0]
-        plan: WindowPlan = first["plan"]
         tubelet = self.model.config.backbone_config.tubelet_size
-        spans_s, scores, step_index = [], [], []
-        for window in model_outputs:
-            start_s = plan.window_start_s(window["window_index"])
-            spans = offsets_to_spans(window["step_offsets"].double()).clamp(0.0, 1.0)  # (B_q, L_t, 2) in the window
-            spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
-            scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
-            num_steps = window["step_logits"].shape[1]
-            step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
-        spans_s, scores, step_index = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(step_index)
-
-        if return_timeline:
-            # a step seen by several windows gets the highest score any of them gave it
-            num_steps = int(step_index.max()) + 1
-            step_scores = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64).scatter_reduce(
-                1, step_index.expand_as(scores), scores, reduce="amax", include_self=False
-            )  # (B_q, steps of the whole video)
-            times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s).tolist()
-        results = []
-        for index, (query, query_spans, query_scores) in enumerate(zip(first["queries"], spans_s, scores)):
-            k = min(top_k, query_spans.shape[0])
-            best_spans, best_scores = rank_spans(query_spans, query_scores, k, nms_threshold)
-            spans = [
-                {"start": float(s), "end": float(e), "score": float(p)}
-                for (s, e), p in zip(best_spans.tolist(), best_scores.tolist())
-            ]
-            if return_timeline:
-                spans = {
-                    "query": query,
-                    "spans": spans,
-                    "times_s": times_s,
-                    "step_scores": step_scores[index].tolist(),
-                    "duration_s": plan.duration_s,
-                }
-            results.append(spans)
-        return results[0] if first["single_query"] else results
+        results = merge_windows(model_outputs, tubelet, top_k, nms_threshold, return_timeline)
+        return results[0] if model_outputs[0]["single_query"] else results
 
 
 def register_pipeline() -> None:

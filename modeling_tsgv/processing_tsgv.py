@@ -4,9 +4,8 @@ from collections.abc import Sequence
 
 import torch
 from transformers import AutoTokenizer, BatchFeature, ProcessorMixin, VideoMAEVideoProcessor
-from transformers.utils import logging
 
-logger = logging.get_logger(__name__)
+from .queries import empty_queries
 
 FALLBACK_TEXT_ENCODER = "distilbert-base-uncased"  # the paper's text encoder; needs the Hub
 DEFAULT_MAX_TEXT_LENGTH = 64  # tokens per sentence, training and inference alike (a processor saves its own value)
@@ -75,6 +74,13 @@ class TSGVProcessor(ProcessorMixin):
         normalised (VideoMAE's recipe); `video_kwargs` override any `VideoMAEVideoProcessor` setting (e.g. image_mean).
         """
         tokenizer = AutoTokenizer.from_pretrained(text_encoder or default_text_encoder_path())
+        return cls.from_tokenizer(tokenizer, image_size, max_text_length, **video_kwargs)
+
+    @classmethod
+    def from_tokenizer(
+        cls, tokenizer, image_size: int = 224, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH, **video_kwargs
+    ) -> "TSGVProcessor":
+        """A processor around a loaded tokenizer, with frames prepared as `from_text_encoder` describes."""
         settings = {
             "size": {"shortest_edge": image_size},
             "crop_size": {"height": image_size, "width": image_size},
@@ -111,7 +117,7 @@ class TSGVProcessor(ProcessorMixin):
             out.update(self.video_processor(list(videos), return_tensors=return_tensors))
         if text is not None:
             sentences = [text] if isinstance(text, str) else list(text)
-            empty = [i for i, s in enumerate(sentences) if not s or not s.strip()]
+            empty = empty_queries(sentences)
             if empty:
                 raise ValueError(f"empty query at position(s) {empty}: every query needs words")
             out.update(
@@ -179,4 +185,9 @@ class TSGVProcessor(ProcessorMixin):
 
 TSGVProcessor.register_for_auto_class("AutoProcessor")  # its save_pretrained writes auto_map, copies this file
 
-__all__ = ["TSGVProcessor", "check_processor_matches", "default_text_encoder_path", "DEFAULT_MAX_TEXT_LENGTH"]
+__all__ = [
+    "TSGVProcessor",
+    "check_processor_matches",
+    "default_text_encoder_path",
+    "DEFAULT_MAX_TEXT_LENGTH",
+]

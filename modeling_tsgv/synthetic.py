@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "1.2"  # 1.1: "an amber ..." instead of "a amber ..."; 1.2: presets (the standard world unchanged)
 SPLITS = ("train", "val", "test", "test_novel")
-CLIP_NUM_FRAMES = 16  # clip_labels.jsonl: non-overlapping clips of this many frames (VideoMAE's default clip)
-CLIP_MIN_ACTION_FRAMES = 4  # an action is labelled in a clip when it is under way in at least this many frames
 HELD_OUT_FRACTION = 0.15  # of all (colour, action) combinations, kept for test_novel only
 HELD_OUT_MAX_PER_ITEM = 2  # at most this many held-out combos per colour and per action
 EVENT_MIN_S, EVENT_MAX_S = 1.5, 8.0
@@ -529,37 +527,8 @@ def _queries(rng, plan: VideoPlan, held_out) -> list[dict]:
     return queries
 
 
-def _clip_labels(plan: VideoPlan, tracks: dict) -> list[dict]:
-    """Shapes and colours visible, and actions under way, per non-overlapping CLIP_NUM_FRAMES-frame clip."""
-    frame_times_s = np.arange(plan.num_frames) / plan.fps
-    names, labels = list(COLOURS), []
-    for clip_index in range(plan.num_frames // CLIP_NUM_FRAMES):
-        frames = slice(clip_index * CLIP_NUM_FRAMES, (clip_index + 1) * CLIP_NUM_FRAMES)
-        visible = (tracks["alpha"][:, frames] > 0.05).any(axis=1)  # (num_objects,)
-        colours = {names[c] for i in np.flatnonzero(visible) for c in tracks["colour_index"][i, frames]}
-        times_s = frame_times_s[frames]
-        actions = {
-            e.action
-            for e in plan.events
-            if ((times_s >= e.start_s) & (times_s < e.end_s)).sum() >= CLIP_MIN_ACTION_FRAMES
-        }
-        labels.append(
-            {
-                "video_id": plan.video_id,
-                "split": plan.split,
-                "clip_index": clip_index,
-                "start_s": round(frames.start / plan.fps, 4),
-                "end_s": round(frames.stop / plan.fps, 4),
-                "shapes": sorted({o.shape for o, v in zip(plan.objects, visible) if v}),
-                "colours": sorted(colours),
-                "actions": sorted(actions),
-            }
-        )
-    return labels
-
-
 def _make_video(job: tuple) -> dict:
-    """Worker: plan, render and encode one video; return its queries and clip labels."""
+    """Worker: plan, render and encode one video; return its queries."""
     video_index, split, seed, params, held_out, novel_combo, out_dir = job
     plan = plan_video(video_index, split, seed, params, held_out, novel_combo)
     rng = np.random.default_rng([seed, 2, video_index])  # sentences and background
@@ -567,14 +536,7 @@ def _make_video(job: tuple) -> dict:
     queries = _queries(rng, plan, set(held_out))
     path = Path(out_dir) / "videos" / f"{plan.video_id}.mp4"
     write_mp4(path, render_frames(plan, tracks, rng), plan.fps, plan.image_size)
-    labels = _clip_labels(plan, tracks)
-    return {
-        "video_id": plan.video_id,
-        "split": split,
-        "duration_s": plan.duration_s,
-        "queries": queries,
-        "clip_labels": labels,
-    }
+    return {"video_id": plan.video_id, "split": split, "duration_s": plan.duration_s, "queries": queries}
 
 
 # ----------------------------------------------------------------------------- the world: generate() and the CLI
@@ -612,7 +574,7 @@ def _cached_meta(out_dir: Path, params: dict) -> dict | None:
     if meta.get("params") != params or meta.get("generator_version") != GENERATOR_VERSION:
         return None
     names = [f"annotations/{s}.jsonl" for s in SPLITS] + [f"annotations/{s}.charades_sta.txt" for s in SPLITS]
-    names += ["annotations/durations.json", "annotations/clip_labels.jsonl"]
+    names += ["annotations/durations.json"]
     names += [f"videos/{video_id}.mp4" for video_id in meta.get("video_ids", [])]
     return meta if all((out_dir / name).is_file() for name in names) else None
 
@@ -653,7 +615,7 @@ def _write_lines(path: Path, lines) -> None:
 
 
 def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str, int]]:
-    """Write the per-split jsonl and Charades-STA files, durations.json and clip_labels.jsonl; return counts."""
+    """Write the per-split jsonl and Charades-STA files and durations.json; return counts."""
     counts = {}
     for split in SPLITS:
         videos = [r for r in results if r["split"] == split]
@@ -666,9 +628,6 @@ def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str
         counts[split] = {"videos": len(videos), "queries": len(queries)}
     durations = {r["video_id"]: r["duration_s"] for r in results}
     (out_dir / "annotations" / "durations.json").write_text(json.dumps(durations, indent=1) + "\n")
-    _write_lines(
-        out_dir / "annotations" / "clip_labels.jsonl", (json.dumps(c) for r in results for c in r["clip_labels"])
-    )
     return counts
 
 
@@ -689,7 +648,7 @@ def generate(
     """Write the synthetic grounding world to `out_dir` (or reuse it when already there) and return its meta dict.
 
     Layout: `videos/<video_id>.mp4`, `annotations/{split}.jsonl` and `{split}.charades_sta.txt` (one line per
-    query), `annotations/durations.json`, `annotations/clip_labels.jsonl`, `meta.json`. The output depends only on
+    query), `annotations/durations.json`, `meta.json`. The output depends only on
     the parameters (not on `num_workers`): the same seed gives byte-identical annotations and identical frames.
     `preset` (a key of `PRESETS`) sets the look of the world; `image_size` (px), `fps`, `min_duration_s` and
     `max_duration_s` override the preset's values when given.
@@ -741,7 +700,6 @@ def generate(
         },
         "held_out_combos": [list(combo) for combo in held_out],
         "counts": _write_annotations(out_dir, results),
-        "clip_num_frames": CLIP_NUM_FRAMES,
         "video_ids": video_ids,
     }
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")

@@ -12,7 +12,7 @@ def test_defaults_are_vit_b_with_scada_on_the_top_half():
     assert isinstance(config.backbone_config, VideoMAEConfig) and config.backbone_config.hidden_size == 768
     assert isinstance(config.text_config, BertConfig) and config.text_config.hidden_size == 384  # MiniLM's shape
     assert config.scada_layers == list(range(6, 12)) and config.backbone_tuning == "scada"
-    assert config.clip_frames == 16 and config.image_size == 224 and config.num_time_steps == 16
+    assert config.clip_frames == 16 and config.image_size == 224
     assert config.hidden_size == 768  # the video width, for DeepSpeed's "auto" buckets
 
 

@@ -46,7 +46,9 @@ def test_fresh_scada_model_computes_plain_videomae_features():
     model = TSGVForGrounding(tiny_config()).eval()  # adapters at their zero init
     batch = tiny_batch(num_videos=2, queries_per_video=1)
     sentence = torch.randn(2, model.config.text_config.hidden_size)
-    ours = model.forward_features(batch["pixel_values"], sentence, batch["query_video_index"])  # (2, 4, 32)
+    ours = model.query_features(
+        model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"]
+    )  # (2, 4, 32)
 
     plain = VideoMAEModel(model.config.backbone_config).eval()
     plain.load_state_dict(model.video_model.state_dict())
@@ -58,7 +60,7 @@ def test_fresh_scada_model_computes_plain_videomae_features():
     # the comparison can fail: a non-zero adapter changes the features
     with torch.no_grad():
         next(iter(model.adapters.values())).up.weight.fill_(0.1)
-    changed = model.forward_features(batch["pixel_values"], sentence, batch["query_video_index"])
+    changed = model.query_features(model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"])
     assert not torch.allclose(changed, expected)
 
 
@@ -188,7 +190,8 @@ def test_bf16_autocast_forward_and_backward():
         out = model(**tiny_batch())
     assert torch.isfinite(out.loss)
     out.loss.backward()
-    assert out.pred_spans.dtype == torch.float32
+    assert out.pred_spans is None  # a training step with labels skips decoding
+    assert model.decode(out.step_logits, out.step_offsets)[0].dtype == torch.float32
     model_bf16 = make_model().to(torch.bfloat16)
     batch = tiny_batch()
     batch["pixel_values"] = batch["pixel_values"].bfloat16()
@@ -378,3 +381,102 @@ def test_text_cache_gives_the_encoder_states_and_skips_the_encoder():
     left_padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids[:1, :4]], 1)
     model.encode_text(left_padded, (left_padded != 0).long())  # not right-padded: computed, not cached
     assert calls
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The training step's speed fixes (#13): same numbers as the straightforward versions, one graph for torch.compile
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _rank_one_query_reference(spans, scores, k, threshold):
+    """The per-query ranking as it was written before batching: torchvision nms, kept first, then the suppressed."""
+    from torchvision.ops import nms
+
+    order = scores.argsort(descending=True, stable=True)
+    if threshold is not None:
+        boxes = torch.stack([spans[:, 0], torch.zeros_like(scores), spans[:, 1], torch.ones_like(scores)], -1)
+        keep = nms(boxes, scores, threshold)
+        suppressed = torch.ones_like(scores, dtype=torch.bool)
+        suppressed[keep] = False
+        order = torch.cat([keep, order[suppressed[order]]])
+    chosen = order[:k]
+    return spans[chosen], torch.cummin(scores[chosen], dim=0).values
+
+
+@pytest.mark.parametrize("threshold", [None, 0.3, 0.7])
+def test_batched_ranking_matches_ranking_each_query_alone(threshold):
+    from modeling_tsgv.modeling_tsgv import rank_spans_batched
+
+    generator = torch.Generator().manual_seed(0)
+    starts = torch.rand(6, 20, generator=generator)
+    spans = torch.stack([starts, starts + 0.3 * torch.rand(6, 20, generator=generator)], -1)
+    scores = torch.rand(6, 20, generator=generator)
+    best_spans, best_scores = rank_spans_batched(spans, scores, 7, threshold)
+    assert best_spans.shape == (6, 7, 2) and best_scores.shape == (6, 7)
+    for query in range(6):
+        expected_spans, expected_scores = _rank_one_query_reference(spans[query], scores[query], 7, threshold)
+        torch.testing.assert_close(best_spans[query], expected_spans)
+        torch.testing.assert_close(best_scores[query], expected_scores)
+
+
+def _loss_reference(model, step_logits, step_offsets, labels):
+    """The loss written with boolean indexing (as before it was made mask-based)."""
+    from torchvision.ops import sigmoid_focal_loss
+
+    from modeling_tsgv.modeling_tsgv import normalize_labels, offsets_to_spans
+
+    windows = normalize_labels(labels)
+    has_label = (windows[..., 0] >= 0).any(-1)
+    positive, target = assign_targets(windows, step_logits.shape[1])
+    num_pos = positive.sum().clamp(min=1).float()
+    cfg = model.config
+    focal = sigmoid_focal_loss(
+        step_logits[has_label], positive[has_label].float(), cfg.focal_alpha, cfg.focal_gamma, "sum"
+    )
+    spans = offsets_to_spans(step_offsets)[positive]
+    diou = diou_loss_1d(spans, target[positive]).sum()
+    l1 = (spans - target[positive]).abs().sum(-1).sum()
+    return (cfg.loss_focal_weight * focal + cfg.loss_diou_weight * diou + cfg.loss_l1_weight * l1) / num_pos
+
+
+def test_mask_based_loss_equals_the_boolean_indexed_one_with_unlabelled_queries():
+    model = make_model()
+    generator = torch.Generator().manual_seed(1)
+    step_logits = torch.randn(4, 8, generator=generator, requires_grad=True)
+    step_offsets = torch.rand(4, 8, 2, generator=generator).requires_grad_(True)
+    labels = torch.tensor(
+        [
+            [[0.1, 0.4], [-100, -100]],
+            [[0.5, 0.9], [0.0, 0.2]],
+            [[-100, -100], [-100, -100]],
+            [[0.3, 0.3], [-100, -100]],
+        ]
+    )
+    loss, _ = model.compute_loss(step_logits, step_offsets, labels)
+    grads = torch.autograd.grad(loss, [step_logits, step_offsets])
+    expected = _loss_reference(model, step_logits, step_offsets, labels)
+    expected_grads = torch.autograd.grad(expected, [step_logits, step_offsets])
+    torch.testing.assert_close(loss, expected)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_whole_model_compiles_as_one_graph_and_matches_eager(training):
+    """torch.compile(fullgraph=True) fails on any graph break: a value read back to Python (`.item()`, `bool()`),
+    boolean indexing, data-dependent shapes. aot_eager traces forward and backward without a C++ compiler."""
+    torch._dynamo.reset()
+    model = make_model().train(training)
+    batch = tiny_batch(num_videos=2, queries_per_video=3)  # includes the gather from videos to queries
+    eager = model(**batch)
+    compiled_model = torch.compile(model, backend="aot_eager", fullgraph=True)
+    compiled = compiled_model(**batch)
+    torch.testing.assert_close(compiled.loss, eager.loss)
+    torch.testing.assert_close(compiled.step_logits, eager.step_logits)
+    if training:
+        grads = torch.autograd.grad(eager.loss, [p for p in model.parameters() if p.requires_grad])
+        compiled_grads = torch.autograd.grad(compiled.loss, [p for p in model.parameters() if p.requires_grad])
+        for got, want in zip(compiled_grads, grads):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    else:
+        torch.testing.assert_close(compiled.pred_spans, eager.pred_spans)

@@ -103,12 +103,12 @@ def test_cached_clip_states_equal_a_fresh_encoding_of_every_window(pipe, videos)
     with torch.no_grad():
         for call, index in order:  # windows of the three calls interleaved, as from three threads
             window = runs[call][index]
-            cached = pipe._video_states(window["pixel_values"], window["frame_start"], call)
+            cached = pipe._clip_cache.video_states(model, window["pixel_values"], window["frame_start"], call)
             fresh = model.encode_video(window["pixel_values"])
             torch.testing.assert_close(cached.hidden_states, fresh.hidden_states, rtol=0, atol=1e-5)
     assert len(runs[101]) > 2 and len(runs[103]) > len(runs[101])
     for call in runs:
-        pipe._clip_cache.pop(call)
+        pipe._clip_cache.forget(call)
 
 
 @pytest.mark.parametrize(
@@ -297,4 +297,83 @@ def test_one_pipeline_called_from_eight_threads_answers_as_sequential_calls(pipe
                 assert [s["start"] for s in spans] == pytest.approx([s["start"] for s in reference_spans], abs=1e-4)
                 assert [s["end"] for s in spans] == pytest.approx([s["end"] for s in reference_spans], abs=1e-4)
                 assert [s["score"] for s in spans] == pytest.approx([s["score"] for s in reference_spans], abs=1e-4)
-    assert pipe._clip_cache == {} and pipe._timings == {}  # memory stays bounded: nothing kept per finished call
+    assert pipe._clip_cache.calls == {} and pipe._timings == {}  # memory stays bounded: nothing kept per finished call
+
+
+def _assert_same_spans(got, want):
+    for spans, reference in zip(got, want, strict=True):
+        for key in ("start", "end", "score"):
+            assert [s[key] for s in spans] == pytest.approx([s[key] for s in reference], abs=1e-4), key
+
+
+@pytest.fixture(scope="module")
+def short_videos(tmp_path_factory):
+    """Five one-window videos of different lengths (so their frames differ)."""
+    folder = tmp_path_factory.mktemp("short_videos")
+    return [write_test_video(folder / f"v{i}.mp4", np.arange(0, 6 + 2 * i, 0.5)) for i in range(5)]
+
+
+def test_batch_size_grounds_several_short_videos_in_one_pass_with_the_same_answers(pipe, videos, short_videos):
+    """batch_size=3: one-window videos go through the model three at a time (different query counts and token
+    lengths padded together); a longer video in between flushes the waiting ones and keeps the order."""
+    items = [
+        {"video": short_videos[0], "queries": QUERIES[:2]},
+        {"video": short_videos[1], "queries": ["a much longer sentence about a small red ball rolling to the left"]},
+        {"video": videos["long"], "queries": QUERIES[:1]},
+        *({"video": path, "queries": QUERIES[i : i + 3]} for i, path in enumerate(short_videos[2:])),
+    ]
+    expected = [pipe(item, top_k=3) for item in items]
+    embeddings = pipe.model.video_model.embeddings
+    seen = []
+    handle = embeddings.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
+    try:
+        got = pipe(items, top_k=3, batch_size=3)
+    finally:
+        handle.remove()
+    for answer, reference in zip(got, expected, strict=True):
+        _assert_same_spans(answer, reference)
+    clips = pipe.model.config.num_frames // pipe.model.config.clip_frames
+    long_windows = plan_windows(94.5, 8, WINDOW_S, 0.5, align_frames=4).num_windows
+    # 2 short videos flushed before the long one, the long one window by window (first whole, then new clips), 3
+    assert seen == [2 * clips, clips] + [1] * (long_windows - 1) + [3 * clips]
+    assert pipe._clip_cache.calls == {} and pipe._timings == {}
+
+
+def test_batch_size_from_the_pipeline_and_lazily_for_a_generator(model_dir, short_videos):
+    batched = pipeline(TASK, model=str(model_dir), device="cpu", batch_size=2)
+    plain = pipeline(TASK, model=str(model_dir), device="cpu")
+    results = batched((path for path in short_videos[:3]), queries=QUERIES[:2])
+    assert not isinstance(results, list)
+    for path, answer in zip(short_videos[:3], results, strict=True):
+        _assert_same_spans(answer, plain(path, queries=QUERIES[:2]))
+
+
+@pytest.mark.parametrize("decode_ahead", [True, False])
+def test_decoding_ahead_gives_the_same_answers_and_stops_its_thread(pipe, videos, tmp_path, decode_ahead):
+    import threading
+
+    reference = pipe(videos["long"], queries=QUERIES[:2], decode_ahead=False)
+    _assert_same_spans(pipe(videos["long"], queries=QUERIES[:2], decode_ahead=decode_ahead), reference)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    # an unreadable video in a list: the error names it, the decoding thread and per-call state are gone
+    with pytest.raises(VideoDecodeError, match="broken.mp4"):
+        pipe([videos["short"], str(broken), videos["long"]], queries="a", decode_ahead=decode_ahead, batch_size=2)
+    assert not [t for t in threading.enumerate() if t.name == "tsgv-decode-ahead"]
+    assert pipe._clip_cache.calls == {} and pipe._timings == {}
+    # a generator abandoned half way closes its thread and video when it is closed
+    results = pipe((path for path in [videos["long"], videos["short"]]), queries="a", decode_ahead=decode_ahead)
+    next(results)
+    results.close()
+    assert not [t for t in threading.enumerate() if t.name == "tsgv-decode-ahead"]
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "2", True])
+def test_batch_size_must_be_a_positive_integer(pipe, videos, value):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        pipe(videos["short"], queries="a", batch_size=value)
+
+
+def test_num_workers_is_refused_with_the_reason(pipe, videos):
+    with pytest.raises(ValueError, match="num_workers is not used.*decodes ahead"):
+        pipe(videos["short"], queries="a", num_workers=4)

@@ -87,8 +87,6 @@ def test_held_out_combos_only_in_test_novel(world):
         assert all((q["object"]["colour"], q["action"]) not in held_out for q in read_queries(world, split))
     novel = read_queries(world, "test_novel")
     assert novel and all((q["object"]["colour"], q["action"]) in held_out for q in novel)
-    labels = [json.loads(line) for line in (world / "annotations" / "clip_labels.jsonl").read_text().splitlines()]
-    assert {q["video_id"] for q in novel} == {c["video_id"] for c in labels if c["split"] == "test_novel"}
 
 
 def test_plans_respect_held_out_combos_and_have_distractors():
@@ -122,21 +120,8 @@ def test_charades_sta_matches_jsonl(world):
         assert parsed == expected
 
 
-def test_clip_labels_cover_videos_and_events(world):
-    labels = [json.loads(line) for line in (world / "annotations" / "clip_labels.jsonl").read_text().splitlines()]
-    durations = json.loads((world / "annotations" / "durations.json").read_text())
-    for video_id, duration_s in durations.items():
-        clips = [c for c in labels if c["video_id"] == video_id]
-        assert [c["clip_index"] for c in clips] == list(range(round(duration_s * WORLD["fps"]) // 16))
-        assert all(c["shapes"] and c["colours"] for c in clips)  # something is always on screen at the start
-    for q in read_queries(world, "train"):
-        inside = [c for c in labels if c["video_id"] == q["video_id"] and q["start_s"] <= c["start_s"]]
-        inside = [c for c in inside if c["end_s"] <= q["end_s"]]
-        assert all(q["action"] in c["actions"] and q["object"]["shape"] in c["shapes"] for c in inside)
-
-
 def test_deterministic_for_a_seed(world, world_copy, tmp_path):
-    for name in [f"{s}.jsonl" for s in SPLITS] + ["clip_labels.jsonl", "durations.json"]:
+    for name in [f"{s}.jsonl" for s in SPLITS] + ["durations.json"]:
         assert (world / "annotations" / name).read_bytes() == (world_copy / "annotations" / name).read_bytes()
     np.testing.assert_array_equal(decode(world / "videos/syn00003.mp4"), decode(world_copy / "videos/syn00003.mp4"))
     generate(tmp_path, **{**WORLD, "seed": 1}, num_workers=1, progress=False)
