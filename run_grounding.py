@@ -282,7 +282,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         )
     if model_args.video_model in BACKBONE_SIZES and not model_args.model_name_or_path:
         clip_frames, image_size = model_args.clip_frames or 8, model_args.image_size or 64
-        patch = BACKBONE_SIZES[model_args.video_model][4]
+        patch = BACKBONE_SIZES[model_args.video_model]["patch_size"]
         if clip_frames % 2:
             raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
         if model_args.num_frames % clip_frames:
@@ -482,9 +482,9 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
         (start, end), metrics = prior_baseline(splits["train"], splits[split])
         results.update({f"{split}_prior_{k}": v for k, v in metrics.items()})
         records = [  # the prior's answer to every query, as predictions_<split>.jsonl would hold it
-            {"video_id": row["video_id"], "gt_windows_s": windows, "pred_spans_s": [[start * d, end * d]]}
+            {"video_id": row["video_id"], "gt_windows_s": moments, "pred_spans_s": [[start * d, end * d]]}
             for row in splits[split]
-            for windows, d in ((w, row["duration_s"]) for w in row["spans_s"])
+            for moments, d in ((w, row["duration_s"]) for w in row["spans_s"])
         ]
         results[f"{split}_prior_binding"] = sentence_binding(records)[0]
     # the prior's one span, as fractions of each video's duration (0 = start, 1 = end)
@@ -493,7 +493,7 @@ def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
 
 
 def write_predictions(path: str, dataset, output, top_k: int, failed: dict | None = None):
-    """jsonl, one line per query: video_id, query, gt windows (s), top-k [start_s, end_s, score]; for a video in
+    """jsonl, one line per query: video_id, query, gt moments (s), top-k [start_s, end_s, score]; for a video in
     `failed` (video_id -> decode error) the error too (its spans are empty: it was not seen)."""
     spans, scores = output.predictions[:2]
     labels, durations = output.label_ids
@@ -588,24 +588,24 @@ def main(argv=None, callbacks=None):
         model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))
     text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
     processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
-    num_windows = max(
+    num_moments = max(
         [len(q) for ds in splits.values() for spans in ds["spans_s"] for q in spans] + [1]
     )  # fixed label width, so evaluation batches concatenate
     train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
     seed = training_args.seed
     train_collator = train_collator_cls(processor, data_args.max_queries_per_video, seed=seed, report=True)
-    eval_collator = VideoCentricCollator(processor, None, num_windows=num_windows, report=True, drop_failed=False)
+    eval_collator = VideoCentricCollator(processor, None, num_moments=num_moments, report=True, drop_failed=False)
     reading_dir = tempfile.mkdtemp(prefix="tsgv-reading-")  # which file each DataLoader worker is decoding
     atexit.register(shutil.rmtree, reading_dir, True)
     transforms = {}
     for split, dataset in splits.items():
-        sampling = "random" if split == "train" else "uniform"
+        spacing = "random" if split == "train" else "uniform"  # frames jittered in training
         if split == "train" and data_args.sampling == "query_centric":
             dataset = splits[split] = explode_queries(dataset)
         transforms[split] = FrameTransform(
             processor.video_processor,
             model.config.num_frames,
-            sampling,
+            spacing,
             data_args.decode_backend,
             seed=seed,
             reading_dir=reading_dir,

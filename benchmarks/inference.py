@@ -112,7 +112,7 @@ def reuse_table(args, video: str):
         pipe = build_pipeline(
             args.size, args.image_size, args.num_frames, first, args.window_s, args.text_model, args.device, args.dtype
         )
-        blocks = BACKBONE_SIZES[args.size][1]
+        blocks = BACKBONE_SIZES[args.size]["num_hidden_layers"]
         first_block = pipe.model.first_query_block
         print(
             f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
@@ -165,17 +165,9 @@ def memory_table(args, folder: str):
     for minutes in (1, 30):
         video = write_video(os.path.join(folder, f"memory_{minutes}min.mp4"), 60 * minutes, fps=10)
         plan = plan_windows(60.0 * minutes, args.num_frames, args.window_s, 0.5, 16)
-        code = MEMORY_CHILD.format(
-            bench=os.path.dirname(os.path.abspath(__file__)),
-            size=args.size,
-            image_size=args.image_size,
-            num_frames=args.num_frames,
-            window_s=args.window_s,
-            text_model=args.text_model,
-            device=args.device,
-            dtype=args.dtype,
-            video=video,
-        )
+        settings = ("size", "image_size", "num_frames", "window_s", "text_model", "device", "dtype")
+        bench = os.path.dirname(os.path.abspath(__file__))
+        code = MEMORY_CHILD.format(bench=bench, video=video, **{name: getattr(args, name) for name in settings})
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         print(

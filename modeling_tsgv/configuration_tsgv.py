@@ -37,29 +37,24 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
-# Random-init VideoMAE sizes (width, blocks, heads, MLP width, patch): `run_grounding.py --video_model <name>`, the
-# benchmarks and the tests build backbones of these shapes when no pretrained weights are at hand
+# Random-init VideoMAE sizes: `run_grounding.py --video_model <name>`, the benchmarks and the tests build backbones of
+# these shapes when no pretrained weights are at hand (VideoMAEConfig fields)
+_SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "patch_size")
 BACKBONE_SIZES = {
-    "tiny": (128, 4, 4, 512, 16),
-    "vit-s": (384, 12, 6, 1536, 16),
-    "vit-b": (768, 12, 12, 3072, 16),
-    "vit-l": (1024, 24, 16, 4096, 16),
-    "vit-g": (1408, 40, 16, 6144, 14),
+    name: dict(zip(_SIZE_FIELDS, values))
+    for name, values in {
+        "tiny": (128, 4, 4, 512, 16),
+        "vit-s": (384, 12, 6, 1536, 16),
+        "vit-b": (768, 12, 12, 3072, 16),
+        "vit-l": (1024, 24, 16, 4096, 16),
+        "vit-g": (1408, 40, 16, 6144, 14),
+    }.items()
 }
 
 
 def random_backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
     """The VideoMAE config of `BACKBONE_SIZES[size]` for frames of `image_size` px and clips of `clip_frames` frames."""
-    width, blocks, heads, mlp, patch = BACKBONE_SIZES[size]
-    return VideoMAEConfig(
-        hidden_size=width,
-        num_hidden_layers=blocks,
-        num_attention_heads=heads,
-        intermediate_size=mlp,
-        patch_size=patch,
-        image_size=image_size,
-        num_frames=clip_frames,
-    )
+    return VideoMAEConfig(**BACKBONE_SIZES[size], image_size=image_size, num_frames=clip_frames)
 
 
 class TSGVConfig(PreTrainedConfig):

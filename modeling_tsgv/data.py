@@ -2,14 +2,14 @@
 
 Row schema (one row per video):
     video_id (str), video_path (str or None), duration_s (float), sentences (list[str]), query_ids (list[str]),
-    spans_s (list per query of [start_s, end_s] windows; a query may have several, or none for label-less test rows)
+    spans_s (list per query of [start_s, end_s] moments; a query may have several, or none for label-less test rows)
 
 Validation, counted and reported in one log line per file:
     - sentences are stripped; an empty sentence drops its query;
-    - a window with start >= end, a negative or non-finite time, or a start at/after the video's end is dropped, and a
-      query left without windows is dropped (label-less rows, which never had windows, are kept);
+    - a moment with start >= end, a negative or non-finite time, or a start at/after the video's end is dropped, and a
+      query left without moments is dropped (label-less rows, which never had moments, are kept);
     - an end past the video's duration (by more than 1e-6 s: ActivityNet stores durations as float noise) is clipped;
-    - exact duplicate queries (same video, raw sentence, raw windows) are counted and kept unless `drop_duplicates=True`
+    - exact duplicate queries (same video, raw sentence, raw moments) are counted and kept unless `drop_duplicates=True`
       (published TACoS numbers count them);
     - an unparseable line is dropped; a video file missing from `video_dir` drops its queries and is reported by path.
 """
@@ -41,11 +41,11 @@ BLANK_FRAME_SIZE = 16  # px: the stand-in frames of a video that failed to decod
 
 @dataclass
 class RawQuery:
-    """One query as a reader found it, before validation. `windows_s` is None for label-less rows."""
+    """One query as a reader found it, before validation. `moments_s` is None for label-less rows."""
 
     video_id: str
     sentence: str
-    windows_s: list | None
+    moments_s: list | None
     query_id: str
     duration_s: float | None = None
     video_path: str | None = None
@@ -55,16 +55,16 @@ class RawQuery:
 class AnnotationStats:
     """What a reader kept, dropped and fixed in one file.
 
-    `ends_past_video` counts every parsed window ending past the video (also those then dropped for another reason);
-    `clipped_ends` counts the kept windows whose end was clipped."""
+    `ends_past_video` counts every parsed moment ending past the video (also those then dropped for another reason);
+    `clipped_ends` counts the kept moments whose end was clipped."""
 
     path: str
     queries_read: int = 0
     queries_kept: int = 0
     videos_kept: int = 0
-    windows_kept: int = 0
+    moments_kept: int = 0
     dropped: Counter = field(default_factory=Counter)  # reason -> queries (or lines) dropped
-    dropped_windows: Counter = field(default_factory=Counter)  # reason -> windows dropped
+    dropped_moments: Counter = field(default_factory=Counter)  # reason -> moments dropped
     clipped_ends: int = 0
     ends_past_video: int = 0
     stripped_sentences: int = 0
@@ -76,18 +76,18 @@ class AnnotationStats:
         """One line: what was read, kept, dropped (with reasons) and clipped."""
         parts = [
             f"{os.path.basename(self.path)}: {self.queries_kept:,d} queries over {self.videos_kept:,d} videos "
-            f"({self.windows_kept:,d} windows) from {self.queries_read:,d} read"
+            f"({self.moments_kept:,d} moments) from {self.queries_read:,d} read"
         ]
         if self.dropped:
             parts.append("dropped queries: " + ", ".join(f"{k} {v:,d}" for k, v in sorted(self.dropped.items())))
-        if self.dropped_windows:
+        if self.dropped_moments:
             parts.append(
-                "dropped windows: " + ", ".join(f"{k} {v:,d}" for k, v in sorted(self.dropped_windows.items()))
+                "dropped moments: " + ", ".join(f"{k} {v:,d}" for k, v in sorted(self.dropped_moments.items()))
             )
         if self.clipped_ends:
             parts.append(
                 f"ends clipped to the video's duration: {self.clipped_ends:,d} "
-                f"(windows ending past the video, dropped ones included: {self.ends_past_video:,d})"
+                f"(moments ending past the video, dropped ones included: {self.ends_past_video:,d})"
             )
         if self.stripped_sentences:
             parts.append(f"sentences with stray spaces stripped: {self.stripped_sentences:,d}")
@@ -145,11 +145,11 @@ def _parse_qvhighlights(path: Path):
                 continue
             try:
                 record = json.loads(line)
-                windows = record.get("relevant_windows")
+                moments = record.get("relevant_windows")
                 yield RawQuery(
                     str(record["vid"]),
                     record["query"],
-                    None if windows is None else [list(w) for w in windows],
+                    None if moments is None else [list(w) for w in moments],
                     str(record.get("qid", "")),
                     record.get("duration"),
                 )
@@ -185,15 +185,15 @@ def _parse_jsonl(path: Path):
             try:
                 record = json.loads(line)
                 if "windows_s" in record:
-                    windows = record["windows_s"]
+                    moments = record["windows_s"]
                 elif "start_s" in record:
-                    windows = [[record["start_s"], record["end_s"]]]
+                    moments = [[record["start_s"], record["end_s"]]]
                 else:
-                    windows = None
+                    moments = None
                 yield RawQuery(
                     str(record["video_id"]),
                     record["sentence"],
-                    windows,
+                    moments,
                     str(record.get("query_id", f"{record['video_id']}:{line_number}")),
                     record.get("duration_s"),
                     record.get("video_path"),
@@ -260,23 +260,23 @@ def _find_video(video_dir: Path, video_id: str, relative_path: str | None) -> Pa
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _clean_windows(windows_s: list, duration_s: float, stats: AnnotationStats) -> list:
-    """Drop bad windows, clip ends past the video; returns the kept [start_s, end_s] windows."""
+def _clean_moments(moments_s: list, duration_s: float, stats: AnnotationStats) -> list:
+    """Drop bad moments, clip ends past the video; returns the kept [start_s, end_s] moments."""
     kept = []
-    for window in windows_s:
+    for moment in moments_s:
         try:
-            start_s, end_s = float(window[0]), float(window[1])
+            start_s, end_s = float(moment[0]), float(moment[1])
         except (TypeError, ValueError, IndexError):
-            stats.dropped_windows["unparseable"] += 1
+            stats.dropped_moments["unparseable"] += 1
             continue
         past_end = end_s > duration_s + END_TOLERANCE_S
         stats.ends_past_video += past_end
         if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s < 0:
-            stats.dropped_windows["negative or non-finite time"] += 1
+            stats.dropped_moments["negative or non-finite time"] += 1
         elif start_s >= end_s:
-            stats.dropped_windows["start >= end"] += 1
+            stats.dropped_moments["start >= end"] += 1
         elif start_s >= duration_s:
-            stats.dropped_windows["start at/after the video's end"] += 1
+            stats.dropped_moments["start at/after the video's end"] += 1
         else:
             stats.clipped_ends += past_end
             kept.append([start_s, min(end_s, duration_s)])
@@ -325,7 +325,7 @@ def read_annotations(
         _add_query(query, rows, seen, cache, stats, video_dir_path, duration_table, drop_duplicates)
     stats.videos_kept = len(rows)
     stats.queries_kept = sum(len(r["sentences"]) for r in rows.values())
-    stats.windows_kept = sum(len(w) for r in rows.values() for w in r["spans_s"])
+    stats.moments_kept = sum(len(w) for r in rows.values() for w in r["spans_s"])
     if stats.dropped.get("no duration"):
         raise ValueError(
             f"{path}: {stats.dropped['no duration']} queries have no video duration; {format} annotations need "
@@ -352,16 +352,16 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
     if duration_s is None or not duration_s > 0:
         stats.dropped["no duration"] += 1
         return
-    if query.windows_s is None:
-        windows = []
+    if query.moments_s is None:
+        moments = []
         stats.label_less += 1
     else:
-        windows = _clean_windows(query.windows_s, duration_s, stats)
-        if not windows:
-            stats.dropped["no valid window"] += 1
+        moments = _clean_moments(query.moments_s, duration_s, stats)
+        if not moments:
+            stats.dropped["no valid moment"] += 1
             return
-    # "exact" duplicates: the same video, raw sentence and raw windows, as the files hold them
-    key = (query.video_id, query.sentence, repr(query.windows_s))
+    # "exact" duplicates: the same video, raw sentence and raw moments, as the files hold them
+    key = (query.video_id, query.sentence, repr(query.moments_s))
     if key in seen:
         stats.duplicates += 1
         if drop_duplicates:
@@ -381,7 +381,7 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
     )
     row["sentences"].append(sentence)
     row["query_ids"].append(query.query_id)
-    row["spans_s"].append(windows)
+    row["spans_s"].append(moments)
 
 
 DATASET_FEATURES = datasets.Features(
@@ -458,7 +458,7 @@ class FrameTransform:
     Args:
         video_processor: resizes / normalises frames (e.g. `TSGVProcessor.video_processor`).
         num_frames: T.
-        sampling: "uniform" or "random".
+        spacing: where frames fall in their segments: "uniform" (centres) or "random" (jittered, for training).
         backend: decoder, see `read_frames`.
         seed: with a seed, the jitter of an item depends only on (seed, epoch, video and query ids); call
             `set_epoch` each epoch (`EpochCallback` does it for the Trainer). Without, it draws from torch's RNG.
@@ -470,14 +470,14 @@ class FrameTransform:
         self,
         video_processor,
         num_frames: int,
-        sampling: str = "uniform",
+        spacing: str = "uniform",
         backend: str = "auto",
         seed: int | None = None,
         reading_dir: str | None = None,
     ):
         self.video_processor = video_processor
         self.num_frames = num_frames
-        self.sampling = sampling
+        self.spacing = spacing
         self.backend = backend
         self.seed = seed
         self.reading_dir = reading_dir
@@ -496,12 +496,12 @@ class FrameTransform:
         for i, (path, duration_s) in enumerate(zip(batch["video_path"], batch["duration_s"])):
             if path is None:
                 raise VideoDecodeError("this dataset has no video paths: load it with video_dir=...")
-            rng = self._rng(batch, i) if self.sampling == "random" else None
+            rng = self._rng(batch, i) if self.spacing == "random" else None
             if self.reading_dir is not None:
                 with open(os.path.join(self.reading_dir, str(os.getpid())), "w") as f:
                     f.write(str(path))
             try:
-                video = read_frames(path, self.num_frames, self.sampling, self.backend, rng, duration_s)
+                video = read_frames(path, self.num_frames, self.spacing, self.backend, rng, duration_s)
             except (VideoDecodeError, OSError) as err:  # skipped and reported by the collator, not fatal here
                 logger.warning(f"cannot decode {path}: {err}")
                 errors.append(f"{type(err).__name__}: {err}")
@@ -540,13 +540,13 @@ class VideoCentricCollator:
     Output:
         pixel_values (B_v, T, 3, H, W) (or video_states (B_v, C, N, D) when the rows carry cached encode_video
         states); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
-        durations_s (B_v,) seconds; labels (B_q, W, 2) windows in normalised time [0, 1], padded with -100 (W = most
-        windows of a query in the batch; label-less queries are all -100; no `labels` when no query has a window).
+        durations_s (B_v,) seconds; labels (B_q, W, 2) moments in normalised time [0, 1], padded with -100 (W = most
+        moments of a query in the batch; label-less queries are all -100; no `labels` when no query has a moment).
     Args:
         text_processor: a `TSGVProcessor` (its tokenizer, and its `max_text_length`, so training truncates sentences
             exactly as inference does), or a bare tokenizer (then `DEFAULT_MAX_TEXT_LENGTH` tokens).
         max_queries_per_video: cap per video; when a video has more, that many are sampled without replacement.
-        num_windows: pad `labels` to this many windows per query (a fixed shape, so evaluation batches concatenate);
+        num_moments: pad `labels` to this many moments per query (a fixed shape, so evaluation batches concatenate);
             default: the most in the batch.
         seed: with a seed, the queries sampled for a video depend only on (seed, epoch, video id); see `set_epoch`.
         report: also put `video_ids` (B_v,) and `decode_failures` (a list of {"video_id", "video_path", "error",
@@ -561,7 +561,7 @@ class VideoCentricCollator:
         self,
         text_processor,
         max_queries_per_video: int | None = None,
-        num_windows: int | None = None,
+        num_moments: int | None = None,
         seed: int | None = None,
         report: bool = False,
         drop_failed: bool = True,
@@ -571,7 +571,7 @@ class VideoCentricCollator:
         self.tokenizer = getattr(text_processor, "tokenizer", text_processor)
         self.max_text_length = getattr(text_processor, "max_text_length", DEFAULT_MAX_TEXT_LENGTH)
         self.max_queries_per_video = max_queries_per_video
-        self.num_windows = num_windows
+        self.num_moments = num_moments
         self.seed = seed
         self.report, self.drop_failed = report, drop_failed
         self.epoch = 0
@@ -612,11 +612,11 @@ class VideoCentricCollator:
         return batch
 
     def _collate(self, features: list[dict]) -> dict:
-        sentences, windows, video_index = [], [], []
+        sentences, moments, video_index = [], [], []
         for v, feature in enumerate(features):
             for q in self.select_queries(len(feature["sentences"]), str(feature.get("video_id", ""))):
                 sentences.append(feature["sentences"][q])
-                windows.append(
+                moments.append(
                     [[s / feature["duration_s"], e / feature["duration_s"]] for s, e in feature["spans_s"][q]]
                 )
                 video_index.append(v)
@@ -634,16 +634,16 @@ class VideoCentricCollator:
             "query_video_index": torch.tensor(video_index, dtype=torch.long),
             "durations_s": torch.tensor([float(f["duration_s"]) for f in features], dtype=torch.float64),
         }
-        most = max(len(w) for w in windows)
-        if self.num_windows is not None:
-            if most > self.num_windows:
-                raise ValueError(f"a query has {most} windows, more than num_windows={self.num_windows}")
-            most = self.num_windows  # always present, so every evaluation batch has the same structure
+        most = max(len(w) for w in moments)
+        if self.num_moments is not None:
+            if most > self.num_moments:
+                raise ValueError(f"a query has {most} moments, more than num_moments={self.num_moments}")
+            most = self.num_moments  # always present, so every evaluation batch has the same structure
         if most:
-            labels = torch.full((len(windows), most, 2), -100.0)
-            for q, query_windows in enumerate(windows):
-                if query_windows:
-                    labels[q, : len(query_windows)] = torch.tensor(query_windows).clamp(0.0, 1.0)
+            labels = torch.full((len(moments), most, 2), -100.0)
+            for q, query_moments in enumerate(moments):
+                if query_moments:
+                    labels[q, : len(query_moments)] = torch.tensor(query_moments).clamp(0.0, 1.0)
             batch["labels"] = labels
         return batch
 

@@ -76,7 +76,7 @@ class ScadaAdapter(nn.Module):
 
     `x + up(h + pointwise(dwconv_t(h)))` with `h = act(FiLM_s(down(x)))` and `FiLM_s(h) = (1 + gamma(s)) * h + beta(s)`.
     The depth-wise conv runs over the whole video's time axis (all clips), so adapters carry context across the
-    16-frame clips that the backbone sees separately. `up` starts at zero: a fresh adapter is the identity.
+    clips (`clip_frames` frames each) that the backbone sees separately. `up` starts at zero: a fresh adapter is the identity.
     """
 
     def __init__(self, config: TSGVConfig):
@@ -299,31 +299,31 @@ def diou_loss_1d(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) ->
     return 1 - iou + centre_gap.pow(2) / hull.clamp(min=eps).pow(2)
 
 
-def assign_targets(windows: torch.Tensor, num_steps: int):
-    """Assign each time step to a ground-truth window.
+def assign_targets(moments: torch.Tensor, num_steps: int):
+    """Assign each time step to a ground-truth moment.
 
     Args:
-        windows: (B_q, W, 2) windows in normalised time; rows padded with negative values (-100) are ignored.
+        moments: (B_q, W, 2) moments in normalised time; rows padded with negative values (-100) are ignored.
     Returns:
-        positive (B_q, L_t) bool: the step centre lies inside a window (each window's central step always counts);
-        target (B_q, L_t, 2): the shortest window containing the step (zeros where not positive).
+        positive (B_q, L_t) bool: the step centre lies inside a moment (each moment's central step always counts);
+        target (B_q, L_t, 2): the shortest moment containing the step (zeros where not positive).
     """
-    centers = step_centers(num_steps, windows.device)  # (L_t,)
-    start, end = windows[..., 0], windows[..., 1]  # (B_q, W)
+    centers = step_centers(num_steps, moments.device)  # (L_t,)
+    start, end = moments[..., 0], moments[..., 1]  # (B_q, W)
     valid = start >= 0
     inside = (centers[None, :, None] >= start[:, None]) & (centers[None, :, None] <= end[:, None])  # (B_q, L_t, W)
     central = ((start + end) / 2 * num_steps).long().clamp(0, num_steps - 1)  # (B_q, W)
     inside |= F.one_hot(central, num_steps).transpose(1, 2).bool()
     inside &= valid[:, None, :]
-    length = torch.where(inside, (end - start)[:, None, :], torch.full_like(inside, math.inf, dtype=windows.dtype))
+    length = torch.where(inside, (end - start)[:, None, :], torch.full_like(inside, math.inf, dtype=moments.dtype))
     best = length.argmin(-1)  # (B_q, L_t)
-    target = torch.gather(windows, 1, best[..., None].expand(-1, -1, 2))  # (B_q, L_t, 2)
+    target = torch.gather(moments, 1, best[..., None].expand(-1, -1, 2))  # (B_q, L_t, 2)
     positive = inside.any(-1)
     return positive, torch.where(positive[..., None], target, torch.zeros_like(target))
 
 
 def normalize_labels(labels: torch.Tensor, check_values: bool = True) -> torch.Tensor:
-    """labels (B_q, 2) or (B_q, W, 2) in normalised time -> (B_q, W, 2); checks range and order of real windows
+    """labels (B_q, 2) or (B_q, W, 2) in normalised time -> (B_q, W, 2); checks range and order of real moments
     (unless `check_values=False`: reading values back from an accelerator waits for it)."""
     if labels.dim() == 2:
         labels = labels[:, None, :]
@@ -348,9 +348,9 @@ def grounding_loss(
         -100; check_values: check the labels' range (reading values back waits for an accelerator).
     Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
     """
-    windows = normalize_labels(labels, check_values)
-    has_label = (windows[..., 0] >= 0).any(-1)  # (B_q,)
-    positive, target = assign_targets(windows, step_logits.shape[1])  # target zeros where not positive
+    moments = normalize_labels(labels, check_values)
+    has_label = (moments[..., 0] >= 0).any(-1)  # (B_q,)
+    positive, target = assign_targets(moments, step_logits.shape[1])  # target zeros where not positive
     num_pos = positive.sum().clamp(min=1).float()
     # masks instead of boolean indexing: no wait for the device, shapes fixed (torch.compile traces one graph)
     focal = sigmoid_focal_loss(step_logits, positive.float(), alpha=config.focal_alpha, gamma=config.focal_gamma)
@@ -941,8 +941,8 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
             query_video_index (`torch.LongTensor` of shape `(B_q,)`, *optional*):
                 Video (row of `pixel_values`) of each query. `None` means one query per video (B_q == B_v).
             labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*):
-                Ground-truth (start, end) in normalised time [0, 1]; several windows per query may be given, padded
-                with -100. A query whose windows are all padding contributes no loss.
+                Ground-truth (start, end) in normalised time [0, 1]; several moments per query may be given, padded
+                with -100. A query whose moments are all padding contributes no loss.
             durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*):
                 Video durations in seconds. Not used by the model (it works in normalised time); accepted because the
                 Trainer hands every batch entry to `forward` and keeps this one for the metrics. There is deliberately

@@ -57,7 +57,7 @@ def unpack_predictions(spans, scores, labels, durations_s):
 
     Args: spans (N_v, Q, K, 2) and scores (N_v, Q, K) normalised; labels (N_v, Q, W, 2) normalised or None;
         durations_s (N_v,).
-    Returns: list of dicts {video, query, spans_s (K, 3) [start, end, score], windows_s (list of [s, e])}.
+    Returns: list of dicts {video, query, spans_s (K, 3) [start, end, score], moments_s (list of [s, e])}.
     """
     queries = []
     for v in range(spans.shape[0]):
@@ -66,8 +66,8 @@ def unpack_predictions(spans, scores, labels, durations_s):
                 continue
             duration = float(durations_s[v])
             ranked = np.concatenate([np.clip(spans[v, q] * duration, 0, duration), scores[v, q][:, None]], axis=1)
-            windows = [] if labels is None else [list(w * duration) for w in labels[v, q] if w[0] != PAD]
-            queries.append({"video": v, "query": q, "spans_s": ranked, "windows_s": windows})
+            moments = [] if labels is None else [list(w * duration) for w in labels[v, q] if w[0] != PAD]
+            queries.append({"video": v, "query": q, "spans_s": ranked, "moments_s": moments})
     return queries
 
 
@@ -115,11 +115,11 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 
 
 def compute_grounding_metrics(eval_pred) -> dict[str, float]:
-    """`compute_metrics` for the Trainer: R1/R5 @ 0.3/0.5/0.7 and mIoU (%) over queries that have windows."""
+    """`compute_metrics` for the Trainer: R1/R5 @ 0.3/0.5/0.7 and mIoU (%) over queries that have moments."""
     spans, scores = eval_pred.predictions[:2]
     labels, durations_s = eval_pred.label_ids
-    queries = [q for q in unpack_predictions(spans, scores, labels, durations_s) if q["windows_s"]]
-    metrics = grounding_metrics([q["spans_s"] for q in queries], [q["windows_s"] for q in queries])
+    queries = [q for q in unpack_predictions(spans, scores, labels, durations_s) if q["moments_s"]]
+    metrics = grounding_metrics([q["spans_s"] for q in queries], [q["moments_s"] for q in queries])
     metrics["num_queries"] = float(len(queries))
     return metrics
 

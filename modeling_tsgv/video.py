@@ -43,7 +43,7 @@ class VideoFrames:
 
 
 def sample_times_s(
-    duration_s: float, num_frames: int, sampling: str = "uniform", rng=None, start_s: float = 0.0
+    duration_s: float, num_frames: int, spacing: str = "uniform", rng=None, start_s: float = 0.0
 ) -> np.ndarray:
     """Target times for `num_frames` frames over [start_s, start_s + duration_s).
 
@@ -54,12 +54,12 @@ def sample_times_s(
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if not duration_s > 0:
         raise ValueError(f"duration_s must be > 0, got {duration_s}")
-    if sampling == "uniform":
+    if spacing == "uniform":
         offsets = np.full(num_frames, 0.5)
-    elif sampling == "random":
+    elif spacing == "random":
         offsets = (rng if rng is not None else np.random.default_rng()).random(num_frames)
     else:
-        raise ValueError(f"sampling must be 'uniform' or 'random', got {sampling!r}")
+        raise ValueError(f"spacing must be 'uniform' or 'random', got {spacing!r}")
     return start_s + (np.arange(num_frames) + offsets) / num_frames * duration_s
 
 
@@ -348,7 +348,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoSource:
 def read_frames(
     path: str | os.PathLike,
     num_frames: int,
-    sampling: str = "uniform",
+    spacing: str = "uniform",
     backend: str = "auto",
     rng: np.random.Generator | None = None,
     duration_s: float | None = None,
@@ -359,7 +359,7 @@ def read_frames(
     Args:
         path: video file.
         num_frames: T, frames to return.
-        sampling: "uniform" (segment centres, for evaluation) or "random" (one random time per segment, for training).
+        spacing: "uniform" (segment centres, for evaluation) or "random" (one random time per segment, for training).
         backend: "auto" (PyAV, then decord if PyAV fails), "decord", "pyav" or "torchcodec".
         rng: numpy Generator for "random" sampling.
         duration_s: the time axis to sample over (e.g. the annotation's duration); default: the file's own duration.
@@ -377,7 +377,7 @@ def read_frames(
             duration = float(duration_s or source.duration_s or 0.0)
             if duration <= 0:
                 raise VideoDecodeError(f"{path}: cannot tell the video's duration")
-            targets_s = sample_times_s(duration, num_frames, sampling, rng, start_s)
+            targets_s = sample_times_s(duration, num_frames, spacing, rng, start_s)
             frames, times_s = zip(*source.frames_at(targets_s))
         return VideoFrames(np.stack(frames), np.asarray(times_s, dtype=np.float64), duration, name)
 

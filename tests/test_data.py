@@ -30,7 +30,7 @@ def test_charades_sta_real_files(shared_data):
         durations=charades_durations(shared_data),
     )
     assert (stats.queries_kept, stats.videos_kept) == (12_404, 5_336)
-    assert stats.dropped_windows["start >= end"] == 4 and stats.dropped["no valid window"] == 4
+    assert stats.dropped_moments["start >= end"] == 4 and stats.dropped["no valid moment"] == 4
     assert stats.ends_past_video == 1_805 and stats.clipped_ends == 1_802
     assert all(0 <= s < e <= row["duration_s"] for row in rows for spans in row["spans_s"] for s, e in spans)
     test = load_annotations(
@@ -53,7 +53,7 @@ def test_charades_sta_real_files(shared_data):
 def test_activitynet_real_files(shared_data):
     _, train = read_annotations(shared_data / "activitynet_captions" / "train.json", "activitynet")
     assert (train.queries_kept, train.videos_kept) == (37_417, 10_009)
-    assert train.dropped_windows["start >= end"] == 4  # 2 start > end, 2 zero-length
+    assert train.dropped_moments["start >= end"] == 4  # 2 start > end, 2 zero-length
     assert train.stripped_sentences == 25_731 and train.clipped_ends == 29  # float-noise ends are not "past"
     val = load_annotations(shared_data / "activitynet_captions" / "val_1.json", "activitynet")
     assert len(val) == 4_917 and sum(len(s) for s in val["sentences"]) == 17_505
@@ -66,7 +66,7 @@ def test_qvhighlights_real_files_keep_every_window_and_label_less_rows(shared_da
     assert len(val) == 1_519 and len(queries) == 1_550 and sum(len(q) for q in queries) == 2_803
     assert max(len(q) for q in queries) > 1
     _, test = read_annotations(shared_data / "qvhighlights" / "highlight_test_release.jsonl", "qvhighlights")
-    assert test.queries_kept == test.label_less == 1_542 and test.windows_kept == 0
+    assert test.queries_kept == test.label_less == 1_542 and test.moments_kept == 0
 
 
 def test_tacos_real_files_in_frames_and_seconds(shared_data):
@@ -101,8 +101,8 @@ def test_every_bad_row_rule_on_a_crafted_file(tmp_path, caplog):
     with caplog.at_level("INFO", logger="modeling_tsgv.data"):
         rows, stats = read_annotations(path, "charades-sta", durations={"AAA": 10.0, "BBB": 5.0})
     assert stats.queries_read == 10 and stats.queries_kept == 4 and stats.videos_kept == 2
-    assert stats.dropped == {"unparseable line": 1, "empty sentence": 1, "no valid window": 4}
-    assert stats.dropped_windows == {
+    assert stats.dropped == {"unparseable line": 1, "empty sentence": 1, "no valid moment": 4}
+    assert stats.dropped_moments == {
         "start >= end": 2,
         "negative or non-finite time": 1,
         "start at/after the video's end": 1,
@@ -163,9 +163,9 @@ def tokenizer(minilm_path):
     return AutoTokenizer.from_pretrained(minilm_path)
 
 
-def frame_transform(sampling="uniform"):
+def frame_transform(spacing="uniform"):
     processor = VideoMAEVideoProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
-    return FrameTransform(processor, num_frames=8, sampling=sampling)
+    return FrameTransform(processor, num_frames=8, spacing=spacing)
 
 
 def test_video_centric_batches_decode_lazily(video_dataset, tokenizer):

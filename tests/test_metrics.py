@@ -90,3 +90,22 @@ def test_sentence_binding_counts_answers_that_follow_their_own_sentence():
     assert counted == 4
     assert share == pytest.approx(50.0)  # a/q1 and d/q2
     assert np.isnan(sentence_binding(records[2:3])[0])
+
+
+def test_the_prior_proposes_five_fixed_spans_for_its_r5():
+    """R5 of the prior compares like with like: five fixed spans, the first the R1 span, each next covering the
+    training moments the earlier ones missed."""
+    from modeling_tsgv.metrics import fit_prior_span, fit_prior_spans, prior_baseline
+
+    early = [[0.0, 0.2]] * 6 + [[0.02, 0.22]] * 2  # the most common moment
+    late = [[0.7, 0.9]] * 4
+    middle = [[0.4, 0.55]] * 2
+    spans = fit_prior_spans(early + late + middle, k=3)
+    assert spans[0] == fit_prior_span(early + late + middle)
+    assert spans[0][1] <= 0.3 and spans[1][0] >= 0.6 and 0.3 <= spans[2][0] <= 0.5  # one span per cluster
+    rows = [{"duration_s": 10.0, "spans_s": [[[s * 10, e * 10]] for s, e in early + late + middle]}]
+    (start, end), metrics = prior_baseline(rows, rows)
+    assert (start, end) == spans[0]
+    assert metrics["R1@0.5"] == pytest.approx(100 * 8 / 14) and metrics["R5@0.5"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        fit_prior_spans(early, k=0)

@@ -53,7 +53,7 @@ def _check_rows(rows, stats):
                 assert 0 <= start_s < end_s <= row["duration_s"]
     # every query read is kept or dropped for a counted reason
     assert stats.queries_read == stats.queries_kept + sum(stats.dropped.values())
-    assert stats.windows_kept == sum(len(spans) for row in rows for spans in row["spans_s"])
+    assert stats.moments_kept == sum(len(spans) for row in rows for spans in row["spans_s"])
 
 
 @SETTINGS

@@ -40,7 +40,7 @@ def test_sample_times_cover_the_whole_video():
     np.testing.assert_allclose(sample_times_s(10.0, 4), [1.25, 3.75, 6.25, 8.75])
     jittered = sample_times_s(10.0, 4, "random", np.random.default_rng(0))
     assert all(2.5 * k <= t < 2.5 * (k + 1) for k, t in enumerate(jittered))
-    with pytest.raises(ValueError, match="sampling must be"):
+    with pytest.raises(ValueError, match="spacing must be"):
         sample_times_s(10.0, 4, "dense")
 
 
