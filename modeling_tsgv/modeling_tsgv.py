@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, sigmoid_focal_loss
+from torchvision.ops import MLP, batched_nms, sigmoid_focal_loss
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.conversion_mapping import WeightRenaming, register_checkpoint_conversion_mapping
 from transformers.utils import ModelOutput, logging
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
@@ -201,17 +202,14 @@ def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
     return table.to(dtype)
 
 
-class Mlp(nn.Module):
-    """Linear -> GELU -> Linear."""
+def mlp(in_features: int, hidden_features: int, out_features: int) -> MLP:
+    """Linear -> GELU -> Linear (`torchvision.ops.MLP`; its layers are `0` and `3`, checkpoints written before it
+    named them `fc1` / `fc2`: `HEAD_KEY_RENAMES` maps them on loading)."""
+    return MLP(in_features, [hidden_features, out_features], activation_layer=nn.GELU)
 
-    def __init__(self, in_features: int, hidden_features: int, out_features: int):
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+# state-dict keys of the head's MLPs in checkpoints written by tsgv < 0.5 (a hand-written Mlp) -> torchvision's MLP
+HEAD_KEY_RENAMES = [(r"head\.(score|offsets)\.fc1\.", r"head.\1.0."), (r"head\.(score|offsets)\.fc2\.", r"head.\1.3.")]
 
 
 class TSGVGroundingHead(nn.Module):
@@ -242,8 +240,8 @@ class TSGVGroundingHead(nn.Module):
         # can match the sentence with one multiplication instead of an attention pattern learned over many steps
         self.sentence_gate = nn.Linear(config.text_config.hidden_size, dim) if config.head_sentence_gating else None
         self.norm = nn.LayerNorm(dim)
-        self.score = Mlp(dim, dim, 1)
-        self.offsets = Mlp(dim, dim, 2)
+        self.score = mlp(dim, dim, 1)
+        self.offsets = mlp(dim, dim, 2)
 
     def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None):
         """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token, sentence (B_q, D_text) pooled
@@ -744,7 +742,7 @@ class TSGVPreTrainedModel(PreTrainedModel):
                 init.zeros_(module.location.bias)
         elif isinstance(module, TSGVGroundingHead):
             prior = self.config.score_prior
-            init.constant_(module.score.fc2.bias, -math.log((1 - prior) / prior))
+            init.constant_(module.score[3].bias, -math.log((1 - prior) / prior))  # the output layer
 
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
@@ -1031,6 +1029,10 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
 
 
 TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file
+register_checkpoint_conversion_mapping(
+    "tsgv", [WeightRenaming(source, target) for source, target in HEAD_KEY_RENAMES], overwrite=True
+)  # from_pretrained maps the head keys of saved files (save_pretrained writes them back that way); the Trainer's
+# checkpoint reload applies HEAD_KEY_RENAMES itself
 
 __all__ = [
     "TSGVForGrounding",

@@ -153,6 +153,12 @@ def stack_windows(windows: list[dict], pad_id: int) -> dict:
     }
 
 
+def _synchronize(device: torch.device):
+    """Wait for the accelerator's queued work (so the timings split honestly between stages)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class _DecodeAhead:
     """Runs an iterator one item ahead in a background thread, so decoding the next window overlaps the model's work
     on this one (the decoders and the resizing release the GIL). Written here because the pipelines' DataLoader
@@ -342,8 +348,8 @@ class ClipStateCache:
 class VideoStream:
     """Runs the windows of a list of videos through a grounding pipeline and yields each video's result, in order.
 
-    The windows of all videos form one stream; with `decode_ahead` a background thread decodes (and resizes) the
-    next window while the model works on the current one. A video of one window waits for up to `batch_size` - 1
+    The windows of all videos form one stream; with `decode_ahead` a background thread decodes (and resizes) up to
+    `batch_size` windows ahead while the model works on the current ones. A video of one window waits for up to `batch_size` - 1
     more such videos and they go through the model together (one forward pass on a stacked batch, `stack_windows`);
     a longer video flushes that group first, then runs window by window (neighbouring windows share clips, which the
     pipeline's clip cache encodes once). `timings` sums the call; "decode" is the time the model waited for frames.
@@ -358,7 +364,7 @@ class VideoStream:
         """Yield one result per input (a video path or `{"video", "queries"}` dict), in order."""
         pipe, start = self.pipe, time.perf_counter()
         windows = (window for item in inputs for window in pipe.preprocess(item, **preprocess_params))
-        windows = _DecodeAhead(windows) if self.decode_ahead else windows
+        windows = _DecodeAhead(windows, depth=self.batch_size) if self.decode_ahead else windows
         group, outputs, calls = [], [], set()  # one-window videos waiting; windows of the current longer video
         try:
             while True:
@@ -429,6 +435,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
             scores (`times_s`, `step_scores`) and `duration_s`, for plotting.
+        batch_size (`int`, defaults to 1): for a list or generator of videos, how many one-window videos (no longer
+            than `window_s`) go through the model in one forward pass; longer videos run window by window.
+        decode_ahead (`bool`, defaults to True): decode (and resize) the next windows in a background thread while
+            the model works on the current ones.
         backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = PyAV then
             decord). PyAV is the default here because it streams in constant memory: grounding 4 queries
             in a 30-minute video peaked at 1433 MB with PyAV (1410 MB for a 1-minute one) and 2604 MB with decord
@@ -621,7 +631,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 self.model, model_inputs["pixel_values"], model_inputs["frame_start"], call
             )
             query_video_index = torch.zeros(model_inputs["input_ids"].shape[0], dtype=torch.long, device=self.device)
-        self._synchronize()
+        _synchronize(self.device)
         timings["shared"] += time.perf_counter() - tick
         tick = time.perf_counter()
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
@@ -638,16 +648,12 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             )
             logits.append(out.step_logits.float())
             offsets.append(out.step_offsets.float())
-        self._synchronize()
+        _synchronize(self.device)
         timings["per_query"] += time.perf_counter() - tick
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
         return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
             k: model_inputs[k] for k in keep if k in model_inputs
         }
-
-    def _synchronize(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def postprocess(self, model_outputs, top_k: int = 5, nms_threshold="config", return_timeline: bool = False):
         """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query

@@ -26,6 +26,7 @@ from transformers.utils import logging
 
 from .data import file_being_read
 from .metrics import grounding_metrics
+from .modeling_tsgv import HEAD_KEY_RENAMES
 
 logger = logging.get_logger(__name__)
 
@@ -36,6 +37,8 @@ VIDEOMAE_KEY_RENAMES = [
     (re.compile(r"attention\.attention\.q_bias$"), "attention.attention.query.bias"),
     (re.compile(r"attention\.attention\.v_bias$"), "attention.attention.value.bias"),
 ]
+# what `from_pretrained` maps and this reload must map too: VideoMAE's biases, the head's MLP layers (fc1 / fc2 -> 0 / 3)
+CHECKPOINT_KEY_RENAMES = VIDEOMAE_KEY_RENAMES + [(re.compile(source), target) for source, target in HEAD_KEY_RENAMES]
 
 
 def pack_video_major(values: torch.Tensor, query_video_index: torch.Tensor, num_videos: int) -> torch.Tensor:
@@ -360,14 +363,15 @@ class TSGVTrainer(Trainer):
             logger.info(f"Loaded best model from {best} (score: {self.state.best_metric}).")
 
     def _load_safetensors_with_videomae_renames(self, folder: str, model) -> bool:
-        """Load `folder/model.safetensors` strictly, with VideoMAE's key renaming; False when not applicable
+        """Load `folder/model.safetensors` strictly, with the key renaming `from_pretrained` applies
+        (`CHECKPOINT_KEY_RENAMES`); False when not applicable
         (DeepSpeed / FSDP / sharded checkpoints are left to the Trainer)."""
         path = os.path.join(folder, "model.safetensors")
         if self.is_deepspeed_enabled or self.is_fsdp_enabled or not os.path.isfile(path):
             return False
         model = model if model is not None else self.model
         state = load_file(path, device="cpu")
-        for pattern, replacement in VIDEOMAE_KEY_RENAMES:
+        for pattern, replacement in CHECKPOINT_KEY_RENAMES:
             state = {pattern.sub(replacement, key): value for key, value in state.items()}
         self.accelerator.unwrap_model(model).load_state_dict(state, strict=True)
         return True

@@ -119,3 +119,22 @@ def test_a_processor_that_does_not_fit_the_model_is_refused(model_dir, tmp_path,
         ModelFolderError, match=r"tokenizer has 30,522 token ids but the text encoder's vocab_size is 100"
     ):
         pipeline(TASK, model=str(small_vocab), device="cpu")
+
+
+def test_head_mlps_are_torchvision_mlps_and_saved_files_keep_their_names(tmp_path):
+    """The head's MLPs are `torchvision.ops.MLP` (layers 0 / 3 in memory); files keep the names every saved tsgv
+    model has (`fc1` / `fc2`), which from_pretrained maps back, so old and new folders load alike."""
+    from conftest import tiny_batch, tiny_config
+    from safetensors.torch import load_file
+    from torchvision.ops import MLP
+
+    torch.manual_seed(0)
+    model = TSGVForGrounding(tiny_config()).eval()
+    assert isinstance(model.head.score, MLP) and "head.score.3.bias" in model.state_dict()
+    model.save_pretrained(tmp_path)
+    saved = load_file(tmp_path / "model.safetensors")
+    assert {"head.score.fc1.weight", "head.offsets.fc2.bias"} <= set(saved) and "head.score.0.weight" not in saved
+    reloaded = TSGVForGrounding.from_pretrained(tmp_path).eval()
+    batch = tiny_batch()
+    with torch.no_grad():
+        assert torch.equal(model(**batch).step_logits, reloaded(**batch).step_logits)
