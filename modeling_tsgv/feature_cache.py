@@ -54,6 +54,24 @@ def can_cache(model) -> bool:
     return not any(p.requires_grad for m in modules for p in m.parameters())
 
 
+@torch.no_grad()
+def _encode_all(model, loader, field: str, dtype, failed: dict) -> torch.Tensor:
+    """Every batch of `loader` ((pixel_values, [(video_id, decode error)])) as `field` in `dtype` on the CPU:
+    `model.encode_video` states (B_v, C, N, D) or the frames themselves (B_v, T, 3, H, W), concatenated over the
+    batches. Decode errors go into `failed` (video_id -> error)."""
+    device, model_dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    chunks = []
+    for pixel_values, errors in loader:
+        failed.update((video_id, error) for video_id, error in errors if error)
+        if field == "pixel_values":
+            chunks.append(pixel_values.to("cpu", dtype))
+            continue
+        encoded = model.encode_video(pixel_values.to(device, model_dtype))
+        hidden = encoded.hidden_states.view(encoded.num_videos, encoded.clips, *encoded.hidden_states.shape[1:])
+        chunks.append(hidden.to("cpu", dtype))
+    return torch.cat(chunks)
+
+
 class VideoStatesCache:
     """`encode_video` states (or the frames, when encode_video trains) of every video of one split, per
     frame-sampling variant.
@@ -122,28 +140,23 @@ class VideoStatesCache:
             variants / seed / backend: see above and `FrameTransform`. batch_size: videos per encode_video call.
             num_workers: DataLoader processes decoding while the model encodes.
             dtype: storage type of the states.
-        Returns:
-            the cache.
         """
         field = "video_states" if can_cache(model) else "pixel_values"
-        start = time.perf_counter()
-        count = variants if train else 1
+        start, count = time.perf_counter(), (variants if train else 1)
         base = dataset.with_format(None)
         keys = {str(row_id): i for i, row_id in enumerate(base["video_id"])}
         if len(keys) != len(base):
             raise ValueError("video_id must be unique per row to cache video states")
         was_training = model.training
         model.eval()
-        device = next(model.parameters()).device
         states, failed = [], {}
         for variant in range(count):
             transform = FrameTransform(
                 video_processor, model.config.num_frames, "random" if train else "uniform", backend, seed=seed
             )
             transform.set_epoch(variant)
-            view = base.with_transform(transform)
             loader = torch.utils.data.DataLoader(
-                view,
+                base.with_transform(transform),
                 batch_size=batch_size,
                 num_workers=num_workers,
                 collate_fn=lambda rows: (
@@ -151,18 +164,7 @@ class VideoStatesCache:
                     [(str(r["video_id"]), r["decode_error"]) for r in rows],
                 ),
             )
-            chunks = []
-            for pixel_values, errors in loader:
-                failed.update((video_id, error) for video_id, error in errors if error)
-                if field == "pixel_values":
-                    chunks.append(pixel_values.to("cpu", dtype))  # (B_v, T, 3, H, W)
-                    continue
-                encoded = model.encode_video(pixel_values.to(device, next(model.parameters()).dtype))
-                hidden = encoded.hidden_states.view(
-                    encoded.num_videos, encoded.clips, *encoded.hidden_states.shape[1:]
-                )
-                chunks.append(hidden.to("cpu", dtype))  # (B_v, C, N, D)
-            states.append(torch.cat(chunks))
+            states.append(_encode_all(model, loader, field, dtype, failed))
         model.train(was_training)
         cache = cls(states, keys, train, seed, field, failed)
         what = "encode_video states" if field == "video_states" else "frames (encode_video trains)"

@@ -472,6 +472,16 @@ class SentenceStateCache:
         self._trim()
         return len(unique)
 
+    @torch.compiler.disable  # host-side lookups by token ids: a deliberate break in a compiled graph
+    def lookup_padded(self, text_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """`lookup` for a tokenizer's batch (B_q, S): token states (B_q, S, D_text), or None when the rows are not
+        right-padded (the cache keys need each sentence's real tokens first)."""
+        lengths = attention_mask.sum(1)  # (B_q,)
+        positions = torch.arange(attention_mask.shape[1], device=lengths.device)
+        if not bool((attention_mask == (positions < lengths[:, None])).all()):
+            return None
+        return self.lookup(text_model, input_ids, lengths)
+
     @torch.no_grad()
     def lookup(self, text_model: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Token states (B_q, S, D_text) of right-padded `input_ids` (B_q, S) with `lengths` (B_q,) real tokens,
@@ -903,14 +913,10 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
-        cached = self._text_cache is not None and not self.config.train_text_encoder
-        if cached:  # the cache reads the ids on the host anyway; it needs right-padded rows
-            lengths = attention_mask.sum(1)  # (B_q,)
-            positions = torch.arange(attention_mask.shape[1], device=lengths.device)
-            cached = bool((attention_mask == (positions < lengths[:, None])).all())
-        if cached:
-            tokens = self._text_cache.lookup(self.text_model, input_ids, lengths)
-        else:
+        tokens = None
+        if self._text_cache is not None and not self.config.train_text_encoder:
+            tokens = self._text_cache.lookup_padded(self.text_model, input_ids, attention_mask)
+        if tokens is None:
             tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
         sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -631,6 +631,26 @@ def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str
     return counts
 
 
+def _world_params(preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions) -> dict:
+    """`generate`'s arguments with the preset's values filled in where None, checked (ValueError naming the first
+    bad one); the dict that meta.json records and that decides whether a world on disk can be reused."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown synthetic world preset {preset!r}; known: {', '.join(PRESETS)}")
+    look = PRESETS[preset]
+    image_size = look.image_size if image_size is None else image_size
+    fps = look.fps if fps is None else fps
+    min_duration_s = look.min_duration_s if min_duration_s is None else min_duration_s
+    max_duration_s = look.max_duration_s if max_duration_s is None else max_duration_s
+    split_fractions = tuple(float(x) for x in split_fractions)
+    _check_arguments(num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
+    return {
+        "preset": preset, "num_videos": num_videos, "seed": seed, "image_size": image_size, "fps": fps,
+        "min_duration_s": float(min_duration_s), "max_duration_s": float(max_duration_s),
+        "split_fractions": list(split_fractions), "min_objects": look.min_objects, "max_objects": look.max_objects,
+        "min_radius": look.min_radius, "max_radius": look.max_radius, "unique_colours": look.unique_colours,
+    }  # fmt: skip
+
+
 def generate(
     out_dir,
     num_videos: int = 500,
@@ -658,22 +678,8 @@ def generate(
         >>> meta["counts"]["train"]["videos"]
         5
     """
-    if preset not in PRESETS:
-        raise ValueError(f"unknown synthetic world preset {preset!r}; known: {', '.join(PRESETS)}")
-    look = PRESETS[preset]
-    image_size = look.image_size if image_size is None else image_size
-    fps = look.fps if fps is None else fps
-    min_duration_s = look.min_duration_s if min_duration_s is None else min_duration_s
-    max_duration_s = look.max_duration_s if max_duration_s is None else max_duration_s
-    split_fractions = tuple(float(x) for x in split_fractions)
-    _check_arguments(num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
+    params = _world_params(preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
     out_dir = Path(out_dir)
-    params = {
-        "preset": preset, "num_videos": num_videos, "seed": seed, "image_size": image_size, "fps": fps,
-        "min_duration_s": float(min_duration_s), "max_duration_s": float(max_duration_s),
-        "split_fractions": list(split_fractions), "min_objects": look.min_objects, "max_objects": look.max_objects,
-        "min_radius": look.min_radius, "max_radius": look.max_radius, "unique_colours": look.unique_colours,
-    }  # fmt: skip
     cached = None if overwrite else _cached_meta(out_dir, params)
     if cached is not None:
         logger.info("synthetic world in %s is up to date; not regenerating", out_dir)

@@ -402,16 +402,35 @@ def video_duration_s(path: str | os.PathLike) -> float:
     return duration
 
 
+def _frames_in(frames, offset_s: float, start_s: float, end_s: float):
+    """Yield (frame, time_s) for the decoded `frames` shown in [start_s, end_s): first the frame on screen at start_s
+    (timed start_s), then each later one at its own time (seconds from the stream's first timestamp `offset_s`)."""
+    previous = None
+    for frame in frames:
+        if frame.time is None:
+            continue
+        time_s = frame.time - offset_s
+        if time_s >= end_s:
+            break
+        if time_s <= start_s:
+            previous = frame  # the frame on screen at start_s, once decoding reaches it
+            continue
+        if previous is not None:
+            yield previous, start_s
+            previous = None
+        yield frame, time_s
+    if previous is not None:
+        yield previous, start_s
+
+
 def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: str | os.PathLike) -> int:
     """Write the part [start_s, end_s) of a video to `out_path` as an H.264 mp4 (video only; audio is not copied).
 
     Frames are re-encoded, so the cut is frame-accurate (a stream copy could only cut at keyframes); each frame keeps
     its own timing relative to start_s (variable frame rates survive), and the frame on screen at start_s opens the
     clip. Times count from the stream's first timestamp, as `read_frames` reports them. Odd frame sizes lose their last
-    row / column (H.264 in yuv420p needs even sizes); nothing is resampled.
+    row / column (H.264 in yuv420p needs even sizes); nothing is resampled. Returns the number of frames written.
 
-    Returns:
-        the number of frames written.
     Raises:
         VideoDecodeError naming the file when it is missing or unreadable; ValueError when end_s <= start_s or no
         frame lies in [start_s, end_s) (then no file is left behind).
@@ -438,7 +457,7 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
                 out.width, out.height, out.pix_fmt = width, height, "yuv420p"
                 out.codec_context.time_base = Fraction(1, 1000)  # pts in milliseconds since start_s
                 decoder, first = _pyav_seek(source, stream, max(start_s, 0.0), offset_s, 2.0)
-                previous, last_pts = None, -1
+                last_pts = -1
 
                 def write(frame, time_s):
                     nonlocal written, last_pts
@@ -453,21 +472,9 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
                     target.mux(out.encode(image))
                     written += 1
 
-                for frame in itertools.chain([first] if first is not None else [], decoder):
-                    if frame.time is None:
-                        continue
-                    time_s = frame.time - offset_s
-                    if time_s >= end_s:
-                        break
-                    if time_s <= start_s:
-                        previous = frame  # the frame on screen at start_s, once decoding reaches it
-                        continue
-                    if previous is not None:
-                        write(previous, start_s)
-                        previous = None
+                frames = itertools.chain([first] if first is not None else [], decoder)
+                for frame, time_s in _frames_in(frames, offset_s, start_s, end_s):
                     write(frame, time_s)
-                if previous is not None:
-                    write(previous, start_s)
                 target.mux(out.encode())
     except av.error.FFmpegError as err:
         raise VideoDecodeError(f"{path}: cannot cut [{start_s:.2f}, {end_s:.2f}) s ({err})") from err

@@ -20,6 +20,54 @@ def plot_size_px(num_queries: int) -> tuple[int, int]:
     return round(FIGURE_WIDTH_IN * DPI), round(height_in * DPI)
 
 
+def _draw_thumbnails(strip, video_path, num_thumbnails: int, backend: str, duration_s: float) -> None:
+    """The top strip: `num_thumbnails` frames, each centred on its own time (seconds) and one slot wide."""
+    thumbs = read_frames(video_path, num_thumbnails, backend=backend, duration_s=duration_s)
+    slot_s = duration_s / num_thumbnails
+    for frame, time_s in zip(thumbs.frames, thumbs.times_s):
+        centre_s = min(max(time_s, slot_s / 2), duration_s - slot_s / 2)
+        strip.imshow(frame, extent=(centre_s - slot_s / 2, centre_s + slot_s / 2, 0, 1), aspect="auto")
+    strip.set_xlim(0, duration_s)
+    strip.set_ylim(0, 1)
+    strip.set_yticks([])
+    strip.tick_params(labelbottom=False)
+    strip.set_title(os.path.basename(os.fspath(video_path)), fontsize=10, loc="left")
+
+
+SPAN_COLOURS = ["#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]  # rank 1, 2, ...
+
+
+def _draw_query_row(ax, timeline: dict, max_spans: int, last: bool) -> None:
+    """One query's row: its per-step scores over time (seconds) and its top `max_spans` spans, shaded by rank;
+    the time axis is labelled on the `last` row only."""
+    times_s = np.asarray(timeline["times_s"], dtype=float)
+    scores = np.asarray(timeline["step_scores"], dtype=float)
+    ax.fill_between(times_s, scores, step="mid", color="#1f77b4", alpha=0.25, linewidth=0)
+    ax.plot(times_s, scores, drawstyle="steps-mid", color="#1f77b4", linewidth=1.2, label="step score")
+    for rank, span in reversed(list(enumerate(timeline["spans"][:max_spans]))):
+        colour = SPAN_COLOURS[rank % len(SPAN_COLOURS)]
+        ax.axvspan(span["start"], span["end"], color=colour, alpha=0.35 - 0.08 * rank, linewidth=0)
+        ax.text(
+            (span["start"] + span["end"]) / 2,
+            0.97 - 0.14 * rank,
+            f"#{rank + 1} {span['score']:.2f}",
+            ha="center",
+            va="top",
+            fontsize=8,
+            color=colour,
+            transform=ax.get_xaxis_transform(),
+        )
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score", fontsize=8)
+    ax.tick_params(labelsize=8)
+    query = timeline["query"]
+    ax.set_title(f'"{query if len(query) <= 110 else query[:107] + "..."}"', fontsize=9, loc="left")
+    if last:
+        ax.set_xlabel("time (s)", fontsize=9)
+    else:
+        ax.tick_params(labelbottom=False)
+
+
 def plot_grounding(
     video_path: str | os.PathLike,
     timelines: list[dict],
@@ -60,48 +108,11 @@ def plot_grounding(
         hspace=0.45,
     )
 
-    # thumbnails, each centred on its own time and one slot wide
     strip = fig.add_subplot(grid[0])
-    thumbs = read_frames(video_path, num_thumbnails, backend=backend, duration_s=duration_s)
-    slot_s = duration_s / num_thumbnails
-    for frame, time_s in zip(thumbs.frames, thumbs.times_s):
-        centre_s = min(max(time_s, slot_s / 2), duration_s - slot_s / 2)
-        strip.imshow(frame, extent=(centre_s - slot_s / 2, centre_s + slot_s / 2, 0, 1), aspect="auto")
-    strip.set_xlim(0, duration_s)
-    strip.set_ylim(0, 1)
-    strip.set_yticks([])
-    strip.tick_params(labelbottom=False)
-    strip.set_title(os.path.basename(os.fspath(video_path)), fontsize=10, loc="left")
-
-    colours = ["#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]
+    _draw_thumbnails(strip, video_path, num_thumbnails, backend, duration_s)
     for row, timeline in enumerate(timelines, start=1):
         ax = fig.add_subplot(grid[row], sharex=strip)
-        times_s = np.asarray(timeline["times_s"], dtype=float)
-        scores = np.asarray(timeline["step_scores"], dtype=float)
-        ax.fill_between(times_s, scores, step="mid", color="#1f77b4", alpha=0.25, linewidth=0)
-        ax.plot(times_s, scores, drawstyle="steps-mid", color="#1f77b4", linewidth=1.2, label="step score")
-        for rank, span in reversed(list(enumerate(timeline["spans"][:max_spans]))):
-            colour = colours[rank % len(colours)]
-            ax.axvspan(span["start"], span["end"], color=colour, alpha=0.35 - 0.08 * rank, linewidth=0)
-            ax.text(
-                (span["start"] + span["end"]) / 2,
-                0.97 - 0.14 * rank,
-                f"#{rank + 1} {span['score']:.2f}",
-                ha="center",
-                va="top",
-                fontsize=8,
-                color=colour,
-                transform=ax.get_xaxis_transform(),
-            )
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("score", fontsize=8)
-        ax.tick_params(labelsize=8)
-        query = timeline["query"]
-        ax.set_title(f'"{query if len(query) <= 110 else query[:107] + "..."}"', fontsize=9, loc="left")
-        if row < len(timelines):
-            ax.tick_params(labelbottom=False)
-        else:
-            ax.set_xlabel("time (s)", fontsize=9)
+        _draw_query_row(ax, timeline, max_spans, last=row == len(timelines))
     fig.savefig(os.fspath(out_path), dpi=DPI)
     return os.fspath(out_path)
 

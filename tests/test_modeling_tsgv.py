@@ -480,3 +480,16 @@ def test_the_whole_model_compiles_as_one_graph_and_matches_eager(training):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     else:
         torch.testing.assert_close(compiled.pred_spans, eager.pred_spans)
+
+
+def test_compiled_model_with_the_text_cache_matches_eager():
+    """Training as run_grounding.py does (frozen text encoder behind the sentence cache): the cache lookup is a
+    deliberate break in the compiled graph (`torch.compiler.disable`), the loss the eager one."""
+    torch._dynamo.reset()
+    model = make_model().train()
+    model.enable_text_cache()
+    batch = tiny_batch(num_videos=2, queries_per_video=3)
+    eager = model(**batch).loss
+    compiled = torch.compile(model, backend="aot_eager")(**batch).loss
+    torch.testing.assert_close(compiled, eager)
+    assert len(model._text_cache) == 6  # filled once, read by both
