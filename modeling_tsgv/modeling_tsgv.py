@@ -77,7 +77,8 @@ class ScadaAdapter(nn.Module):
 
     `x + up(h + pointwise(dwconv_t(h)))` with `h = act(FiLM_s(down(x)))` and `FiLM_s(h) = (1 + gamma(s)) * h + beta(s)`.
     The depth-wise conv runs over the whole video's time axis (all clips), so adapters carry context across the
-    clips (`clip_frames` frames each) that the backbone sees separately. `up` starts at zero: a fresh adapter is the identity.
+    clips (`clip_frames` frames each) that the backbone sees separately. `up` starts at zero: a fresh adapter is the
+    identity.
     """
 
     def __init__(self, config: TSGVConfig):
@@ -710,7 +711,8 @@ def video_backbone(video, clip_frames: int | None = None, image_size: int | None
         if wanted is not None and wanted != getattr(video.config, backbone_name):
             raise ValueError(
                 f"{name}={wanted} does not match the given backbone ({backbone_name}="
-                f"{getattr(video.config, backbone_name)}); pass the backbone as a path so it is loaded with the new size"
+                f"{getattr(video.config, backbone_name)}); pass the backbone as a path so it is loaded with the new "
+                "size"
             )
     return video
 

@@ -349,10 +349,11 @@ class VideoStream:
     """Runs the windows of a list of videos through a grounding pipeline and yields each video's result, in order.
 
     The windows of all videos form one stream; with `decode_ahead` a background thread decodes (and resizes) up to
-    `batch_size` windows ahead while the model works on the current ones. A video of one window waits for up to `batch_size` - 1
-    more such videos and they go through the model together (one forward pass on a stacked batch, `stack_windows`);
-    a longer video flushes that group first, then runs window by window (neighbouring windows share clips, which the
-    pipeline's clip cache encodes once). `timings` sums the call; "decode" is the time the model waited for frames.
+    `batch_size` windows ahead while the model works on the current ones. A video of one window waits for up to
+    `batch_size` - 1 more such videos and they go through the model together (one forward pass on a stacked batch,
+    `stack_windows`); a longer video flushes that group first, then runs window by window (neighbouring windows share
+    clips, which the pipeline's clip cache encodes once). `timings` sums the call; "decode" is the time the model
+    waited for frames.
     """
 
     def __init__(self, pipe, forward_params: dict, postprocess_params: dict, batch_size: int, decode_ahead: bool):

@@ -37,7 +37,7 @@ VIDEOMAE_KEY_RENAMES = [
     (re.compile(r"attention\.attention\.q_bias$"), "attention.attention.query.bias"),
     (re.compile(r"attention\.attention\.v_bias$"), "attention.attention.value.bias"),
 ]
-# what `from_pretrained` maps and this reload must map too: VideoMAE's biases, the head's MLP layers (fc1 / fc2 -> 0 / 3)
+# what `from_pretrained` maps and this reload must map too: VideoMAE's biases, the head's MLP layers (fc1/fc2 -> 0/3)
 CHECKPOINT_KEY_RENAMES = VIDEOMAE_KEY_RENAMES + [(re.compile(source), target) for source, target in HEAD_KEY_RENAMES]
 
 
