@@ -209,7 +209,7 @@ def mlp(in_features: int, hidden_features: int, out_features: int) -> MLP:
     return MLP(in_features, [hidden_features, out_features], activation_layer=nn.GELU)
 
 
-# state-dict keys of the head's MLPs in checkpoints written by tsgv < 0.5 (a hand-written Mlp) -> torchvision's MLP
+# state-dict keys of the head's MLPs as saved files name them (a hand-written Mlp's fc1 / fc2) -> torchvision's MLP
 HEAD_KEY_RENAMES = [(r"head\.(score|offsets)\.fc1\.", r"head.\1.0."), (r"head\.(score|offsets)\.fc2\.", r"head.\1.3.")]
 
 
