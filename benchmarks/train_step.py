@@ -87,19 +87,31 @@ def time_pair(first, second, steps: int, device) -> tuple[float, float]:
     return tuple(sorted(t)[len(t) // 2] for t in times)
 
 
-def build(args, size: str, tuning: str, device, dtype):
+def build(args, size: str, tuning: str, text=None):
+    """A random-init tsgv model of `size` in training mode and its backbone config; `text`: the text encoder (a model
+    object, default the offline MiniLM loaded by path)."""
     cfg = random_backbone_config(size, args.image_size, args.clip_frames)
     cfg._attn_implementation = args.attn
-    video = VideoMAEModel(cfg)
     overrides = {"num_frames": args.frames, "backbone_tuning": tuning}
     if args.first_adapter is not None:
         overrides["scada_layers"] = list(range(args.first_adapter, cfg.num_hidden_layers))
-    model = TSGVForGrounding.from_backbones(video=video, text=default_text_encoder_path(), **overrides)
+    text = default_text_encoder_path() if text is None else text
+    model = TSGVForGrounding.from_backbones(video=VideoMAEModel(cfg), text=text, **overrides)
     if args.checkpointing:
         model.gradient_checkpointing_enable()
-    if args.text_cache and not args.deepspeed:  # as run_grounding.py: no sentence cache under DeepSpeed
-        model.enable_text_cache()
-    return model.to(device, dtype).train(), cfg
+    return model.train(), cfg
+
+
+def grounding_batch(args, counts: list[int], input_ids, attention_mask, dtype) -> dict:
+    """Random frames for `args.videos` videos with `counts[v]` queries each (their token ids given), one label each."""
+    index = [v for v, n in enumerate(counts) for _ in range(n)]
+    return {
+        "pixel_values": torch.randn(args.videos, args.frames, 3, args.image_size, args.image_size, dtype=dtype),
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "query_video_index": torch.tensor(index),
+        "labels": torch.tensor([[0.2, 0.6]] * len(index), dtype=dtype),
+    }
 
 
 def deepspeed_config(path: str, bf16: bool, width: int) -> dict:
@@ -152,18 +164,14 @@ def deepspeed_engine(args, model, trainable, device):
 
 def run_row(args, size: str, tuning: str, per_video: float, device, dtype) -> dict:
     torch.manual_seed(0)
-    model, cfg = build(args, size, tuning, device, dtype)
+    model, cfg = build(args, size, tuning)
+    if args.text_cache and not args.deepspeed:  # as run_grounding.py: no sentence cache under DeepSpeed
+        model.enable_text_cache()
+    model = model.to(device, dtype)
     processor = TSGVProcessor.from_text_encoder(image_size=args.image_size)
     counts = query_counts(args.videos, per_video)
-    sentences = [SENTENCES[i % len(SENTENCES)] + f" {i}" for i in range(sum(counts))]
-    text = processor(text=sentences, query_video_index=[v for v, n in enumerate(counts) for _ in range(n)])
-    batch = {
-        "pixel_values": torch.randn(args.videos, args.frames, 3, args.image_size, args.image_size, dtype=dtype),
-        "input_ids": text["input_ids"],
-        "attention_mask": text["attention_mask"],
-        "query_video_index": torch.tensor([v for v, n in enumerate(counts) for _ in range(n)]),
-        "labels": torch.tensor([[0.2, 0.6]] * sum(counts), dtype=dtype),
-    }
+    text = processor(text=[SENTENCES[i % len(SENTENCES)] + f" {i}" for i in range(sum(counts))])
+    batch = grounding_batch(args, counts, text["input_ids"], text["attention_mask"], dtype)
     batch = {k: v.to(device) for k, v in batch.items()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     num_trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainable)
@@ -296,26 +304,11 @@ def _estimate_memory(args, size, tuning, per_video, dtype, text_config, fake: bo
             return super()._track_module_params_and_buffers(module, install_grad_hooks and trains)
 
     with FakeTensorMode() if fake else contextlib.nullcontext():
-        cfg = random_backbone_config(size, args.image_size, args.clip_frames)
-        cfg._attn_implementation = args.attn
-        overrides = {"num_frames": args.frames, "backbone_tuning": tuning}
-        if args.first_adapter is not None:
-            overrides["scada_layers"] = list(range(args.first_adapter, cfg.num_hidden_layers))
-        model = TSGVForGrounding.from_backbones(
-            video=VideoMAEModel(cfg), text=AutoModel.from_config(text_config), **overrides
-        )
+        model, _ = build(args, size, tuning, text=AutoModel.from_config(text_config))
         model._checks_values = lambda tensor: False  # fake tensors have no values to check
-        if args.checkpointing:
-            model.gradient_checkpointing_enable()
-        model = model.train()
         counts = query_counts(args.videos, per_video)
-        index = torch.tensor([v for v, n in enumerate(counts) for _ in range(n)])
-        batch = {
-            "pixel_values": torch.randn(args.videos, args.frames, 3, args.image_size, args.image_size, dtype=dtype),
-            "input_ids": torch.randint(1000, 2000, (len(index), 16)),
-            "query_video_index": index,
-            "labels": torch.tensor([[0.2, 0.6]] * len(index), dtype=dtype),
-        }
+        input_ids = torch.randint(1000, 2000, (sum(counts), 16))
+        batch = grounding_batch(args, counts, input_ids, torch.ones_like(input_ids), dtype)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=1e-4)
 

@@ -180,7 +180,7 @@ class TSGVTrainer(Trainer):
         """Take `video_ids` / `decode_failures` out of a batch; remember each failed video once per split."""
         inputs.pop("video_ids", None)
         failures = inputs.pop("decode_failures", None) or []
-        seen = {(f["split"], f["video_id"]) for f in self.decode_failures}
+        seen = {(f["split"], f["video_id"]) for f in self.decode_failures} if failures else set()
         for failure in failures:
             if (self._phase, failure["video_id"]) not in seen:
                 self.decode_failures.append(
@@ -201,11 +201,11 @@ class TSGVTrainer(Trainer):
                 )
             return torch.zeros((), device=self.args.device)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        finite = bool(torch.isfinite(loss))
-        if finite and not self.is_deepspeed_enabled:
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            finite = not grads or bool(torch.isfinite(torch.stack([g.detach().float().norm() for g in grads])).all())
-        if finite:
+        finite = torch.isfinite(loss)
+        grads = [] if self.is_deepspeed_enabled else [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:  # one fused norm over all gradients (inf or nan anywhere makes it non-finite)
+            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads))
+        if bool(finite):  # the step's one wait for the device
             self._nonfinite_in_a_row = 0
             return loss
         self.nonfinite_steps += 1
