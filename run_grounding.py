@@ -44,7 +44,9 @@ from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
     BACKBONE_TUNING_MODES,
+    BUILTIN_BACKBONES,
     ModelFolderError,
+    builtin_backbone_path,
     check_model_folder,
     random_backbone_config,
 )
@@ -84,9 +86,11 @@ class ArgumentError(ValueError):
 @dataclass
 class ModelArguments:
     video_model: str = field(
-        default="tiny",
+        default="synthetic-tiny",
         metadata={
-            "help": f"VideoMAE checkpoint (path or Hub name), or a random-init size: {', '.join(BACKBONE_SIZES)}"
+            "help": "VideoMAE checkpoint (path or Hub name); a backbone shipped in the package "
+            f"({', '.join(BUILTIN_BACKBONES)}: pretrained for the synthetic world by modeling_tsgv.pretraining); or "
+            f"a random-init size ({', '.join(BACKBONE_SIZES)})"
         },
     )
     text_model: str | None = field(
@@ -116,13 +120,6 @@ class ModelArguments:
     head_layers: int = field(default=2, metadata={"help": "Fusion layers."})
     max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
     nms_threshold: float | None = field(default=0.5, metadata={"help": "Decoding NMS IoU threshold (None: off)."})
-    pretrain_backbone_steps: int = field(
-        default=0,
-        metadata={
-            "help": "Stage 1 for random-init backbones on the synthetic world: steps of clip classification "
-            "pretraining (modeling_tsgv.pretraining) before grounding; 0 skips it."
-        },
-    )
 
 
 @dataclass
@@ -263,8 +260,6 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
         positive(name, getattr(model_args, name))
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
-    if model_args.pretrain_backbone_steps < 0:
-        raise ArgumentError(f"--pretrain_backbone_steps must be >= 0, got {model_args.pretrain_backbone_steps}")
     if model_args.head_layers < 0:
         raise ArgumentError(f"--head_layers must be >= 0, got {model_args.head_layers}")
     kernel = model_args.scada_temporal_kernel
@@ -290,11 +285,22 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
 
 
 def check_backbone_shape(model_args: ModelArguments) -> None:
-    """For a random-init size: frames and pixels that its tubelets and patches divide (`ArgumentError`)."""
-    if model_args.video_model not in BACKBONE_SIZES or model_args.model_name_or_path:
+    """For a random-init size or a built-in backbone: frames and pixels that its tubelets and patches divide
+    (`ArgumentError`)."""
+    name = model_args.video_model
+    if model_args.model_name_or_path or name not in BACKBONE_SIZES and name not in BUILTIN_BACKBONES:
         return
-    clip_frames, image_size = model_args.clip_frames or 8, model_args.image_size or 64
-    patch = BACKBONE_SIZES[model_args.video_model]["patch_size"]
+    if name in BUILTIN_BACKBONES:
+        try:
+            with open(os.path.join(builtin_backbone_path(name), "config.json")) as f:
+                shipped = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ArgumentError(f"--video_model {name}: {error}") from error
+        defaults = (shipped["num_frames"], shipped["image_size"], shipped["patch_size"])
+    else:
+        defaults = (8, 64, BACKBONE_SIZES[name]["patch_size"])
+    clip_frames, image_size = model_args.clip_frames or defaults[0], model_args.image_size or defaults[1]
+    patch = defaults[2]
     if clip_frames % 2:
         raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
     if model_args.num_frames % clip_frames:
@@ -307,18 +313,38 @@ def check_backbone_shape(model_args: ModelArguments) -> None:
         )
 
 
+def backbone_description(video_model: str, backbone_config) -> str:
+    """What the model card says of the backbone: its name or path, how it came to be, width and depth."""
+    shape = f"width {backbone_config.hidden_size}, {backbone_config.num_hidden_layers} blocks"
+    if video_model in BUILTIN_BACKBONES:
+        return (
+            f"VideoMAE `{video_model}` ({shape}), shipped in the package: pretrained for the synthetic world by "
+            "`python -m modeling_tsgv.pretraining` (model_cards/videomae-tiny-synthetic.md)"
+        )
+    if video_model in BACKBONE_SIZES:
+        return f"VideoMAE `{video_model}` ({shape}), random init"
+    return f"VideoMAE `{video_model}` ({shape})"
+
+
 def check_paths(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """Model folders / Hub names, the output folder (`check_output_dir`), annotation files and the video folder are
     what the flags say (`ArgumentError`)."""
     for flag in ("video_model", "text_model", "model_name_or_path"):
         name = getattr(model_args, flag)
-        if flag == "video_model" and name in BACKBONE_SIZES or name is None or os.path.isdir(name):
+        if flag == "video_model" and (name in BACKBONE_SIZES or name in BUILTIN_BACKBONES):
+            continue
+        if name is None or os.path.isdir(name):
             continue
         if os.path.exists(name):
             raise ArgumentError(f"--{flag} {name}: a file, expected a model folder")
         # every VideoMAE checkpoint on the Hub has an owner ("MCG-NJU/videomae-base"): a bare word is a mistyped size
         if not HUB_NAME.match(name) or (flag == "video_model" and "/" not in name):
-            sizes = f" or a random-init size ({', '.join(BACKBONE_SIZES)})" if flag == "video_model" else ""
+            sizes = (
+                f", a built-in backbone ({', '.join(BUILTIN_BACKBONES)}) or a random-init size "
+                f"({', '.join(BACKBONE_SIZES)})"
+                if flag == "video_model"
+                else ""
+            )
             raise ArgumentError(f"--{flag} {name}: no such folder, and not a Hub model name{sizes}")
     check_output_dir(training_args)
     if model_args.model_name_or_path and os.path.isdir(model_args.model_name_or_path):
@@ -412,8 +438,9 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
     return splits, roles["eval"]
 
 
-def build_model(model_args: ModelArguments, data_args: DataArguments, training_args) -> TSGVForGrounding:
-    """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE + text encoder, or random-init sizes."""
+def build_model(model_args: ModelArguments) -> TSGVForGrounding:
+    """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE (a path, a Hub name or a backbone shipped in
+    the package) + text encoder, or from a random-init size."""
     overrides = {
         "backbone_tuning": model_args.backbone_tuning,
         "scada_layers": model_args.scada_layers,
@@ -433,38 +460,13 @@ def build_model(model_args: ModelArguments, data_args: DataArguments, training_a
     video = model_args.video_model
     if video in BACKBONE_SIZES:
         backbone = random_backbone_config(video, model_args.image_size or 64, model_args.clip_frames or 8)
-        if model_args.pretrain_backbone_steps > 0 and data_args.dataset == "synthetic":
-            video = pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args)
-        else:
-            # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
-            video = VideoMAEModel._from_config(backbone)
+        # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
+        video = VideoMAEModel._from_config(backbone)
         size_overrides = {}
     else:
+        video = builtin_backbone_path(video) if video in BUILTIN_BACKBONES else video
         size_overrides = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
     return TSGVForGrounding.from_backbones(video=video, text=text, **size_overrides, **overrides)
-
-
-def pretrain_on_synthetic_clips(backbone, text, model_args, data_args, training_args) -> VideoMAEModel:
-    """Stage 1: clip classification on the synthetic world's training events (see modeling_tsgv.pretraining)."""
-    from modeling_tsgv.pretraining import pretrain_backbone_on_clips
-
-    folder = data_args.synthetic_dir
-    with open(os.path.join(folder, "meta.json")) as f:
-        vocabulary = json.load(f)["vocabulary"]
-    processor = TSGVProcessor.from_text_encoder(text, image_size=backbone.image_size)
-    classifier = pretrain_backbone_on_clips(
-        backbone,
-        os.path.join(folder, "annotations", "train.jsonl"),
-        folder,
-        vocabulary,
-        processor.video_processor,
-        num_frames=model_args.num_frames,
-        output_dir=os.path.join(training_args.output_dir, "stage1"),
-        max_steps=model_args.pretrain_backbone_steps,
-        seed=training_args.seed,
-        num_workers=training_args.dataloader_num_workers,
-    )
-    return classifier.videomae
 
 
 def use_video_state_cache(model, splits: dict, eval_split: str, data_args, training_args) -> bool:
@@ -565,7 +567,7 @@ def main(argv=None, callbacks=None):
     with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
         splits, eval_split = load_splits(data_args)
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
-    model = build_model(model_args, data_args, training_args)
+    model = build_model(model_args)
     logger.info(model.trainable_parameters_report())
     if "train" in splits:
         # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
@@ -937,8 +939,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         card_data,
         template_path=template,
         model_id=model_id,
-        backbone_description=f"VideoMAE `{model_args.video_model}` (width {cfg.backbone_config.hidden_size}, "
-        f"{cfg.backbone_config.num_hidden_layers} blocks)",
+        backbone_description=backbone_description(model_args.video_model, cfg.backbone_config),
         text_description=text_encoder_description(model_args, cfg),
         backbone_tuning=cfg.backbone_tuning,
         trainable_report=model.trainable_parameters_report(),

@@ -27,7 +27,7 @@ from transformers import AutoTokenizer, VideoMAEConfig, VideoMAEModel
 from modeling_tsgv import TSGVForGrounding, default_text_encoder_path
 from modeling_tsgv.data import read_annotations
 from modeling_tsgv.metrics import grounding_metrics, prior_baseline, sentence_binding
-from modeling_tsgv.synthetic import COLOURS, SHAPES, _jobs, generate, object_tracks, plan_video
+from modeling_tsgv.synthetic import COLOURS, SHAPES, generate, object_tracks, world_plans
 
 STATE_FEATURES = len(COLOURS) + len(SHAPES) + 6  # colour, shape, x, y, radius, sin(angle), cos(angle), visibility
 
@@ -91,13 +91,10 @@ class OracleGrounding(nn.Module):
 
 def load_world(folder: Path) -> dict:
     """video_id -> {split, plan, tracks, rows (sentences, spans_s, duration_s)} of a generated world."""
-    meta = json.loads((folder / "meta.json").read_text())
-    params = meta["params"]
-    held_out = [tuple(c) for c in meta["held_out_combos"]]
-    videos = {}
-    for job in _jobs(params["num_videos"], params["seed"], params, held_out):
-        plan = plan_video(*job)
-        videos[plan.video_id] = {"split": job[1], "plan": plan, "tracks": object_tracks(plan)}
+    videos = {
+        video_id: {"split": plan.split, "plan": plan, "tracks": object_tracks(plan)}
+        for video_id, plan in world_plans(folder).items()
+    }
     for split in ("train", "val", "test", "test_novel"):
         rows, _ = read_annotations(folder / "annotations" / f"{split}.jsonl", "jsonl")
         for row in rows:

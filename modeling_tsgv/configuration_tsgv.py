@@ -52,6 +52,22 @@ BACKBONE_SIZES = {
 }
 
 
+# Pretrained backbones that ship inside the package (made by `python -m modeling_tsgv.pretraining`, documented by the
+# model card beside their weights): `run_grounding.py --video_model <name>` and `builtin_backbone_path(name)`.
+BUILTIN_BACKBONES = {"synthetic-tiny": "checkpoints/videomae-tiny-synthetic"}
+
+
+def builtin_backbone_path(name: str) -> str:
+    """The folder of a backbone shipped in the package (a `BUILTIN_BACKBONES` name): a plain `VideoMAEModel`
+    checkpoint. Raises ValueError for an unknown name and FileNotFoundError when the installed package lacks it."""
+    if name not in BUILTIN_BACKBONES:
+        raise ValueError(f"unknown built-in backbone {name!r}; known: {', '.join(BUILTIN_BACKBONES)}")
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), BUILTIN_BACKBONES[name])
+    if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+        raise FileNotFoundError(f"{folder}: the built-in backbone {name!r} is missing from this installation")
+    return folder
+
+
 def random_backbone_config(size: str, image_size: int, clip_frames: int) -> VideoMAEConfig:
     """The VideoMAE config of `BACKBONE_SIZES[size]` for frames of `image_size` px and clips of `clip_frames` frames."""
     return VideoMAEConfig(**BACKBONE_SIZES[size], image_size=image_size, num_frames=clip_frames)
@@ -348,4 +364,11 @@ def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
 
 TSGVConfig.register_for_auto_class()  # save_pretrained writes auto_map and copies this file (remote code)
 
-__all__ = ["TSGVConfig", "BACKBONE_TUNING_MODES", "ModelFolderError", "check_model_folder"]
+__all__ = [
+    "TSGVConfig",
+    "BACKBONE_TUNING_MODES",
+    "BUILTIN_BACKBONES",
+    "ModelFolderError",
+    "builtin_backbone_path",
+    "check_model_folder",
+]

@@ -33,14 +33,14 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.2"  # 1.1: "an amber ..." instead of "a amber ..."; 1.2: presets (the standard world unchanged)
+GENERATOR_VERSION = "1.3"  # 1.3: the easy preset blinks slower and spins at a set speed (standard unchanged)
 SPLITS = ("train", "val", "test", "test_novel")
 HELD_OUT_FRACTION = 0.15  # of all (colour, action) combinations, kept for test_novel only
 HELD_OUT_MAX_PER_ITEM = 2  # at most this many held-out combos per colour and per action
 EVENT_MIN_S, EVENT_MAX_S = 1.5, 8.0
 EVENT_MAX_FRACTION = 0.4  # an event lasts at most this fraction of its video
 EVENT_GAP_S = 0.5  # between two events of one object, and two events of one action
-BLINK_HZ = 2.5
+BLINK_HZ = 2.5  # the standard world's blink rate; a preset may set its own
 VIDEO_ID_PATTERN = re.compile(r"syn\d{5,}\.mp4")
 
 COLOURS = {  # name: (RGB, synonyms used in sentences)
@@ -85,14 +85,15 @@ TEMPLATES = {  # {o}: the object phrase, {t}: the new colour of change_colour
 }  # fmt: skip
 ACTIONS = tuple(TEMPLATES)
 TERMINAL_ACTIONS = ("disappear", "change_colour")  # nothing of the object happens after these
-MOVES_PX_PER_IMAGE = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
+MOVE_DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
 SCALE_FACTORS = {"grow": 1.6, "shrink": 0.6}
 
 
 @dataclass(frozen=True)
 class WorldPreset:
     """How a world looks: frame size (px), frame rate, video length (s), objects per video, object radius (fraction of
-    the frame side) and whether the objects of one video all differ in colour."""
+    the frame side), whether the objects of one video all differ in colour, the blink rate (Hz) and how far a spin
+    turns (`spin_deg_per_s`: a set angular speed in degrees per second; None: one full turn per event, however long)."""
 
     image_size: int
     fps: int
@@ -103,11 +104,18 @@ class WorldPreset:
     min_radius: float
     max_radius: float
     unique_colours: bool
+    blink_hz: float = BLINK_HZ
+    spin_deg_per_s: float | None = None
 
 
+# The easy preset is sampled by the default model at 32 frames over 8-16 s, i.e. every 0.25-0.5 s. Its blink is off for
+# 0.625 s at a time (longer than that spacing, so every dark phase is seen), and its spin turns 40 deg/s (at most
+# 1.5 x 40 x 0.5 = 30 deg between two samples at the smoothstep's peak: below half of the star's 72-deg symmetry, so
+# no shape's turn aliases into standing still or turning back). The standard world keeps the first releases' 2.5 Hz
+# blink and one turn per event (`benchmarks/world_visibility.py` shows what that leaves unseen).
 PRESETS = {
     "standard": WorldPreset(112, 10, 8.0, 30.0, 2, 4, 0.07, 0.1, unique_colours=False),
-    "easy": WorldPreset(64, 10, 8.0, 16.0, 2, 3, 0.12, 0.16, unique_colours=True),
+    "easy": WorldPreset(64, 10, 8.0, 16.0, 2, 3, 0.12, 0.16, unique_colours=True, blink_hz=0.8, spin_deg_per_s=40.0),
 }
 
 
@@ -142,6 +150,7 @@ class VideoPlan:
     num_frames: int
     fps: int
     image_size: int
+    blink_hz: float = BLINK_HZ
     objects: list[SceneObject] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
 
@@ -171,7 +180,8 @@ def held_out_combos(seed: int) -> list[tuple[str, str]]:
 
 
 def split_counts(num_videos: int, split_fractions) -> dict[str, int]:
-    """Videos per split by largest remainder; every split gets at least one video when num_videos >= 4."""
+    """Videos per split by largest remainder; every split of a non-zero fraction gets at least one video when
+    num_videos >= 4."""
     exact = [fraction * num_videos for fraction in split_fractions]
     counts = [math.floor(x) for x in exact]
     by_remainder = sorted(range(len(SPLITS)), key=lambda i: (counts[i] - exact[i], i))
@@ -179,7 +189,7 @@ def split_counts(num_videos: int, split_fractions) -> dict[str, int]:
         counts[i] += 1
     if num_videos >= len(SPLITS):
         for i in range(len(SPLITS)):
-            if counts[i] == 0:
+            if counts[i] == 0 and split_fractions[i] > 0:
                 counts[int(np.argmax(counts))] -= 1
                 counts[i] = 1
     return dict(zip(SPLITS, counts))
@@ -244,8 +254,9 @@ def _fits(candidate: Event, placed: list[Event]) -> bool:
     return True
 
 
-def _place_events(rng, pairs, duration_s: float, image_size: int) -> list[Event]:
-    """Random start/end (2 decimals) per event by rejection sampling; an event that never fits is dropped."""
+def _place_events(rng, pairs, duration_s: float, image_size: int, spin_deg_per_s: float | None) -> list[Event]:
+    """Random start/end (2 decimals) per event by rejection sampling; an event that never fits is dropped.
+    Amounts: a move's distance (px), a spin's turns (signed; one, or `spin_deg_per_s` x the event's length)."""
     placed = []
     for object_index, action in pairs:
         for _ in range(60):
@@ -257,10 +268,11 @@ def _place_events(rng, pairs, duration_s: float, image_size: int) -> list[Event]
                 placed.append(candidate)
                 break
     for event in placed:
-        if event.action in MOVES_PX_PER_IMAGE:
+        if event.action in MOVE_DIRECTIONS:
             event.amount = float(rng.uniform(0.2, 0.3) * image_size)
         elif event.action == "spin":
-            event.amount = float(rng.choice([-1.0, 1.0]))
+            turns = 1.0 if spin_deg_per_s is None else spin_deg_per_s * (event.end_s - event.start_s) / 360.0
+            event.amount = float(rng.choice([-1.0, 1.0])) * turns
     return sorted(placed, key=lambda e: (e.start_s, e.object_index))
 
 
@@ -286,8 +298,8 @@ def _place_objects(rng, objects, events, image_size: int, radius_range: tuple[fl
         obj.radius_px = float(rng.uniform(*radius_range) * image_size)
         offsets, scale, max_scale = [(0.0, 0.0)], 1.0, 1.0
         for event in (e for e in events if e.object_index == index):
-            if event.action in MOVES_PX_PER_IMAGE:
-                dx, dy = MOVES_PX_PER_IMAGE[event.action]
+            if event.action in MOVE_DIRECTIONS:
+                dx, dy = MOVE_DIRECTIONS[event.action]
                 offsets.append((offsets[-1][0] + dx * event.amount, offsets[-1][1] + dy * event.amount))
             scale *= SCALE_FACTORS.get(event.action, 1.0)
             max_scale = max(max_scale, scale)
@@ -317,7 +329,7 @@ def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, 
     params = {**asdict(PRESETS["standard"]), **params}  # a look left out is the standard world's
     fps, image_size = params["fps"], params["image_size"]
     num_frames = round(rng.uniform(params["min_duration_s"], params["max_duration_s"]) * fps)
-    plan = VideoPlan(f"syn{video_index:05d}", split, num_frames, fps, image_size)
+    plan = VideoPlan(f"syn{video_index:05d}", split, num_frames, fps, image_size, params["blink_hz"])
     banned = () if novel_combo else set(held_out)
     while not _has_distractor(plan.events):
         if novel_combo:
@@ -330,7 +342,7 @@ def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, 
         num_objects = int(rng.integers(params["min_objects"], params["max_objects"] + 1))
         plan.objects = _sample_objects(rng, num_objects, first, params["unique_colours"])
         pairs = _sample_pairs(rng, plan.objects, int(rng.integers(2, 6)), banned, (0, first_action))
-        plan.events = _place_events(rng, pairs, plan.duration_s, image_size)
+        plan.events = _place_events(rng, pairs, plan.duration_s, image_size, params["spin_deg_per_s"])
     _choose_new_colours(rng, plan.objects, plan.events, params["unique_colours"])
     _place_objects(rng, plan.objects, plan.events, image_size, (params["min_radius"], params["max_radius"]))
     return plan
@@ -364,15 +376,15 @@ def object_tracks(plan: VideoPlan) -> dict[str, np.ndarray]:
         "colour_index": np.array([[names.index(o.colour)] * f for o in plan.objects]),
     }
     for event in plan.events:
-        _apply_event(tracks, event, frame_times_s)
+        _apply_event(tracks, event, frame_times_s, plan.blink_hz)
     return tracks
 
 
-def _apply_event(tracks: dict, event: Event, frame_times_s: np.ndarray) -> None:
+def _apply_event(tracks: dict, event: Event, frame_times_s: np.ndarray, blink_hz: float) -> None:
     """Add one event's effect to its object's tracks; moves, scalings and colour changes persist after the event."""
     i, p, action = event.object_index, _progress(frame_times_s, event), event.action
-    if action in MOVES_PX_PER_IMAGE:
-        dx, dy = MOVES_PX_PER_IMAGE[action]
+    if action in MOVE_DIRECTIONS:
+        dx, dy = MOVE_DIRECTIONS[action]
         tracks["x"][i] += dx * event.amount * p
         tracks["y"][i] += dy * event.amount * p
     elif action in SCALE_FACTORS:
@@ -381,7 +393,7 @@ def _apply_event(tracks: dict, event: Event, frame_times_s: np.ndarray) -> None:
         tracks["angle"][i] += event.amount * 2.0 * math.pi * p
     elif action == "blink":
         active = (frame_times_s >= event.start_s) & (frame_times_s < event.end_s)
-        off = ((frame_times_s - event.start_s) * BLINK_HZ) % 1.0 >= 0.5
+        off = ((frame_times_s - event.start_s) * blink_hz) % 1.0 >= 0.5
         tracks["alpha"][i] *= np.where(active & off, 0.0, 1.0)
     elif action == "change_colour":
         new_rgb = np.array(COLOURS[event.amount][0], dtype=np.float64)
@@ -539,6 +551,65 @@ def _make_video(job: tuple) -> dict:
     return {"video_id": plan.video_id, "split": split, "duration_s": plan.duration_s, "queries": queries}
 
 
+# ----------------------------------------------------------------------------- what the generator knows, per patch
+
+
+def world_plans(out_dir) -> dict[str, VideoPlan]:
+    """The plans of a generated world, rebuilt from its meta.json (planning is deterministic in the parameters).
+
+    Returns {video_id: VideoPlan} in video order; `object_tracks(plan)` gives each object's state per frame. Raises
+    ValueError naming the folder when meta.json is missing or was written by another generator version.
+    """
+    path = Path(out_dir) / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a synthetic world's meta.json ({error})") from None
+    if meta.get("generator_version") != GENERATOR_VERSION:
+        raise ValueError(
+            f"{path}: written by generator version {meta.get('generator_version')}, this is {GENERATOR_VERSION}; "
+            "generate the world again"
+        )
+    params = meta["params"]
+    held_out = held_out_combos(params.get("held_out_seed", params["seed"]))
+    plans = (plan_video(*job) for job in _jobs(params["num_videos"], params["seed"], params, held_out))
+    return {plan.video_id: plan for plan in plans}
+
+
+def patch_coverage(plan: VideoPlan, tracks: dict, frame_indices, grid: int) -> np.ndarray:
+    """Share of each patch that each object covers, as drawn (later objects over earlier ones, weighted by opacity).
+
+    Args:
+        plan, tracks: a video's plan and `object_tracks(plan)`.
+        frame_indices: (F,) integer frame indices into the video (frame time = index / fps).
+        grid: patches per side; the frame side (plan.image_size px) is cut into grid x grid equal squares.
+    Returns:
+        (F, num_objects, grid, grid) float32 in [0, 1]: visible area of the object in the patch / patch area.
+    Raises:
+        ValueError when grid does not divide the frame side.
+    """
+    size = plan.image_size
+    if grid < 1 or size % grid:
+        raise ValueError(f"grid must divide the frame side ({size} px), got {grid}")
+    cell = size // grid
+    out = np.zeros((len(frame_indices), len(plan.objects), grid, grid), dtype=np.float32)
+    for f, frame_index in enumerate(frame_indices):
+        owner = np.full((size, size), -1, dtype=np.int64)  # topmost object per pixel
+        opacity = np.zeros((size, size))
+        for i, obj in enumerate(plan.objects):
+            alpha = tracks["alpha"][i, frame_index]
+            x, y, radius, angle = (tracks[k][i, frame_index] for k in ("x", "y", "radius", "angle"))
+            if alpha <= 0.0 or radius < 0.5:
+                continue
+            row_slice, col_slice, mask = _object_patch(obj.shape, x, y, radius, angle, size)
+            owner[row_slice, col_slice][mask] = i
+            opacity[row_slice, col_slice][mask] = alpha
+        for i in range(len(plan.objects)):
+            weight = np.where(owner == i, opacity, 0.0)  # (H, W)
+            out[f, i] = weight.reshape(grid, cell, grid, cell).sum(axis=(1, 3))
+    return out / (cell * cell)
+
+
 # ----------------------------------------------------------------------------- the world: generate() and the CLI
 
 
@@ -631,7 +702,9 @@ def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str
     return counts
 
 
-def _world_params(preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions) -> dict:
+def _world_params(
+    preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions, held_out_seed
+) -> dict:
     """`generate`'s arguments with the preset's values filled in where None, checked (ValueError naming the first
     bad one); the dict that meta.json records and that decides whether a world on disk can be reused."""
     if preset not in PRESETS:
@@ -643,11 +716,15 @@ def _world_params(preset, num_videos, seed, image_size, fps, min_duration_s, max
     max_duration_s = look.max_duration_s if max_duration_s is None else max_duration_s
     split_fractions = tuple(float(x) for x in split_fractions)
     _check_arguments(num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
+    held_out_seed = seed if held_out_seed is None else held_out_seed
+    if held_out_seed < 0:
+        raise ValueError(f"held_out_seed must be a non-negative integer, got {held_out_seed}")
     return {
         "preset": preset, "num_videos": num_videos, "seed": seed, "image_size": image_size, "fps": fps,
         "min_duration_s": float(min_duration_s), "max_duration_s": float(max_duration_s),
         "split_fractions": list(split_fractions), "min_objects": look.min_objects, "max_objects": look.max_objects,
         "min_radius": look.min_radius, "max_radius": look.max_radius, "unique_colours": look.unique_colours,
+        "blink_hz": look.blink_hz, "spin_deg_per_s": look.spin_deg_per_s, "held_out_seed": held_out_seed,
     }  # fmt: skip
 
 
@@ -661,6 +738,7 @@ def generate(
     max_duration_s: float | None = None,
     split_fractions=(0.7, 0.1, 0.1, 0.1),
     preset: str = "standard",
+    held_out_seed: int | None = None,
     num_workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -671,14 +749,18 @@ def generate(
     query), `annotations/durations.json`, `meta.json`. The output depends only on
     the parameters (not on `num_workers`): the same seed gives byte-identical annotations and identical frames.
     `preset` (a key of `PRESETS`) sets the look of the world; `image_size` (px), `fps`, `min_duration_s` and
-    `max_duration_s` override the preset's values when given.
+    `max_duration_s` override the preset's values when given. The (colour, action) combinations kept for test_novel
+    are `held_out_combos(held_out_seed)` (default: `seed`); a world of another seed that must never show the held-out
+    combinations of a given world (a stage-1 pretraining world) passes that world's seed here.
 
     Example:
         >>> meta = generate("/tmp/syn", num_videos=8, image_size=64, progress=False)
         >>> meta["counts"]["train"]["videos"]
         5
     """
-    params = _world_params(preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions)
+    params = _world_params(
+        preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions, held_out_seed
+    )
     out_dir = Path(out_dir)
     cached = None if overwrite else _cached_meta(out_dir, params)
     if cached is not None:
@@ -688,7 +770,7 @@ def generate(
     (out_dir / "meta.json").unlink(missing_ok=True)  # written last, so an interrupted run is never reused
     for sub in ("videos", "annotations"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    held_out = held_out_combos(seed)
+    held_out = held_out_combos(params["held_out_seed"])
     jobs = _jobs(num_videos, seed, params, held_out)
     results = _run_jobs(jobs, out_dir, num_workers or os.cpu_count() or 1, progress)
     video_ids = [r["video_id"] for r in results]
@@ -720,6 +802,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-videos", type=int, default=500, help="videos in total over all splits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", choices=list(PRESETS), default="standard", help="look of the world")
+    parser.add_argument(
+        "--held-out-seed", type=int, default=None, help="keep out the held-out combinations of this seed's world"
+    )
     parser.add_argument("--image-size", type=int, default=None, help="frame side in pixels (default: the preset's)")
     parser.add_argument("--fps", type=int, default=None, help="frames per second (default: the preset's)")
     parser.add_argument("--min-duration-s", type=float, default=None, help="(default: the preset's)")
@@ -733,7 +818,7 @@ def main(argv=None) -> dict:
     meta = generate(
         args.out_dir, num_videos=args.num_videos, seed=args.seed, image_size=args.image_size, fps=args.fps,
         min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s, preset=args.preset,
-        num_workers=args.num_workers,
+        held_out_seed=args.held_out_seed, num_workers=args.num_workers,
         overwrite=args.overwrite, progress=not args.no_progress,
     )  # fmt: skip
     for split, count in meta["counts"].items():

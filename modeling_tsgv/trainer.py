@@ -138,7 +138,63 @@ class EpochCallback(TrainerCallback):
             target.set_epoch(int(state.epoch or 0))
 
 
-class TSGVTrainer(Trainer):
+class SafeCheckpointsMixin:
+    """Checkpoint writing and reloading for Trainers of VideoMAE-based models (put it before `Trainer` in the bases).
+
+    - `_save_checkpoint` writes `tsgv_checkpoint.json` (files and sizes, atomically) once the folder is complete, so
+      `last_complete_checkpoint` never picks a half-written one.
+    - `_load_from_checkpoint` / `_load_best_model` load `model.safetensors` strictly with the key renaming that
+      `from_pretrained` applies (transformers 5.24's own reload skips it, see the module docstring).
+    """
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        if self.args.should_save and os.path.isdir(folder):
+            if self.args.world_size > 1:  # every rank's files (its RNG state) are written before the marker
+                self.accelerator.wait_for_everyone()
+            sizes = {
+                os.path.relpath(os.path.join(root, name), folder): os.path.getsize(os.path.join(root, name))
+                for root, _, names in os.walk(folder)
+                for name in names
+                if name != CHECKPOINT_MARKER
+            }
+            temporary = os.path.join(folder, CHECKPOINT_MARKER + ".tmp")
+            with open(temporary, "w") as f:
+                json.dump({"step": self.state.global_step, "files": sizes}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, os.path.join(folder, CHECKPOINT_MARKER))  # atomic: complete or absent
+        elif self.args.world_size > 1:
+            self.accelerator.wait_for_everyone()
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        if not self._load_safetensors_with_videomae_renames(resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self):
+        best = self.state.best_model_checkpoint
+        if best is None or not self._load_safetensors_with_videomae_renames(best, None):
+            super()._load_best_model()
+        else:
+            logger.info(f"Loaded best model from {best} (score: {self.state.best_metric}).")
+
+    def _load_safetensors_with_videomae_renames(self, folder: str, model) -> bool:
+        """Load `folder/model.safetensors` strictly, with the key renaming `from_pretrained` applies
+        (`CHECKPOINT_KEY_RENAMES`); False when not applicable
+        (DeepSpeed / FSDP / sharded checkpoints are left to the Trainer)."""
+        path = os.path.join(folder, "model.safetensors")
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or not os.path.isfile(path):
+            return False
+        model = model if model is not None else self.model
+        state = load_file(path, device="cpu")
+        for pattern, replacement in CHECKPOINT_KEY_RENAMES:
+            state = {pattern.sub(replacement, key): value for key, value in state.items()}
+        self.accelerator.unwrap_model(model).load_state_dict(state, strict=True)
+        return True
+
+
+class TSGVTrainer(SafeCheckpointsMixin, Trainer):
     """Trainer for `TSGVForGrounding` with video-centric batches.
 
     Batches from collators built with `report=True` carry `video_ids` and `decode_failures`, which this trainer takes
@@ -330,55 +386,10 @@ class TSGVTrainer(Trainer):
             labels = spans.new_full((num_videos, spans.shape[1], 1, 2), PAD)
         return loss, (spans, scores), (labels, inputs["durations_s"].float())
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-        if self.args.should_save and os.path.isdir(folder):
-            if self.args.world_size > 1:  # every rank's files (its RNG state) are written before the marker
-                self.accelerator.wait_for_everyone()
-            sizes = {
-                os.path.relpath(os.path.join(root, name), folder): os.path.getsize(os.path.join(root, name))
-                for root, _, names in os.walk(folder)
-                for name in names
-                if name != CHECKPOINT_MARKER
-            }
-            temporary = os.path.join(folder, CHECKPOINT_MARKER + ".tmp")
-            with open(temporary, "w") as f:
-                json.dump({"step": self.state.global_step, "files": sizes}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, os.path.join(folder, CHECKPOINT_MARKER))  # atomic: complete or absent
-        elif self.args.world_size > 1:
-            self.accelerator.wait_for_everyone()
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        if not self._load_safetensors_with_videomae_renames(resume_from_checkpoint, model):
-            super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _load_best_model(self):
-        best = self.state.best_model_checkpoint
-        if best is None or not self._load_safetensors_with_videomae_renames(best, None):
-            super()._load_best_model()
-        else:
-            logger.info(f"Loaded best model from {best} (score: {self.state.best_metric}).")
-
-    def _load_safetensors_with_videomae_renames(self, folder: str, model) -> bool:
-        """Load `folder/model.safetensors` strictly, with the key renaming `from_pretrained` applies
-        (`CHECKPOINT_KEY_RENAMES`); False when not applicable
-        (DeepSpeed / FSDP / sharded checkpoints are left to the Trainer)."""
-        path = os.path.join(folder, "model.safetensors")
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled or not os.path.isfile(path):
-            return False
-        model = model if model is not None else self.model
-        state = load_file(path, device="cpu")
-        for pattern, replacement in CHECKPOINT_KEY_RENAMES:
-            state = {pattern.sub(replacement, key): value for key, value in state.items()}
-        self.accelerator.unwrap_model(model).load_state_dict(state, strict=True)
-        return True
-
 
 __all__ = [
     "TSGVTrainer",
+    "SafeCheckpointsMixin",
     "EpochCallback",
     "checkpoint_problem",
     "last_complete_checkpoint",

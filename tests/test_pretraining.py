@@ -1,48 +1,139 @@
-"""Stage-1 clip classification pretraining on the synthetic world: labels, clip cutting, a few Trainer steps."""
+"""Stage 1 (`modeling_tsgv.pretraining`): token targets from the generator's tracks, the world it trains on, the
+command's argument checks, and a few real steps that stop and resume."""
 
 import json
+from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
-from transformers import VideoMAEConfig, VideoMAEVideoProcessor
+from safetensors.torch import load_file
+from transformers import VideoMAEModel
 
-from modeling_tsgv.pretraining import EventClipDataset, clip_label_names, pretrain_backbone_on_clips
-from modeling_tsgv.synthetic import generate
+from modeling_tsgv import pretraining
+from modeling_tsgv.pretraining import IGNORE, TARGET_NAMES, token_targets
+from modeling_tsgv.synthetic import (
+    ACTIONS,
+    COLOURS,
+    SHAPES,
+    Event,
+    SceneObject,
+    VideoPlan,
+    generate,
+    held_out_combos,
+)
 
 
-def test_clip_pretraining_labels_and_training(tmp_path):
-    world = tmp_path / "world"
-    meta = generate(world, num_videos=4, seed=1, image_size=64, progress=False)
-    vocabulary = meta["vocabulary"]
-    names = clip_label_names(vocabulary)
-    assert len(names) == 11 * (1 + 7 + 5) and "red+move_left" in names and "circle+spin" in names
-    processor = VideoMAEVideoProcessor(size={"height": 32, "width": 32}, do_center_crop=False)
-    train = world / "annotations" / "train.jsonl"
-    dataset = EventClipDataset(train, world, processor, names, clip_frames=4, clip_fraction=0.25)
+def one_object_plan(action: str, **event) -> VideoPlan:
+    """A 64-px, 10-fps, 10-s video with one red square of radius 12 px at (24, 24) doing `action` from 2 to 6 s."""
+    plan = VideoPlan("syn00000", "train", num_frames=100, fps=10, image_size=64, blink_hz=0.8)
+    plan.objects = [SceneObject("red", "square", radius_px=12.0, x_px=24.0, y_px=24.0)]
+    plan.events = [Event(0, action, start_s=2.0, end_s=6.0, **event)]
+    return plan
 
-    event = json.loads(train.read_text().splitlines()[0])
-    labels = dataset.labels([event], event["start_s"], event["end_s"])  # a clip exactly over the event
-    on = {names[i] for i in labels.nonzero().flatten().tolist()}
-    action, obj = event["action"], event["object"]
-    assert on == {action, f"{obj['colour']}+{action}", f"{obj['shape']}+{action}"}
-    assert dataset.labels([event], event["end_s"] + 1, event["end_s"] + 2).sum() == 0  # a clip after it
 
-    item = dataset[0]
-    assert item["pixel_values"].shape == (4, 3, 32, 32) and item["labels"].shape == (len(names),)
+def test_token_targets_name_the_covering_object_and_its_action():
+    plan = one_object_plan("move_right", amount=24.0)
+    times_s = np.array([0.0, 0.1, 3.0, 3.1, 8.0, 8.1])  # before, during, after the move: three tubelets
+    targets = token_targets(plan, times_s, grid=4, tubelet_size=2)
+    assert set(targets) == set(TARGET_NAMES) and targets["colour"].shape == (3, 4, 4)
+    red, square = list(COLOURS).index("red") + 1, list(SHAPES).index("square") + 1
+    # the square (side 20.4 px around (24, 24)) covers patches rows/cols 0-2 before the move
+    assert targets["colour"][0, 1, 1] == red and targets["shape"][0, 1, 1] == square
+    assert targets["colour"][0, 3, 3] == 0 and targets["shape"][0, 3, 3] == 0  # background
+    assert targets["action"][0, 3, 3] == IGNORE  # no action target on background
+    assert targets["action"][0, 1, 1] == 0  # still before the event
+    assert targets["action"][1, 1, 1] == ACTIONS.index("move_right") + 1  # moving during it
+    assert targets["action"][2, 1, 2] == 0  # still after it, now further right
+    assert targets["coverage"][0, 1, 1] == pytest.approx(1.0) and targets["coverage"][0, 3, 3] == 0.0
+    # it moved 24 px right: into column 3 (x 37.8-58.2 px), out of column 1
+    assert targets["colour"][2, 1, 3] == red and targets["colour"][0, 1, 3] == 0
+    assert targets["colour"][2, 1, 1] == 0
 
-    backbone = VideoMAEConfig(
-        image_size=32, patch_size=16, num_frames=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64,
+
+def test_a_blinking_object_keeps_its_patches_in_its_dark_phase():
+    plan = one_object_plan("blink")
+    dark_s = 2.0 + 0.5 / 0.8 + 0.1  # inside the first dark half-period of the 0.8-Hz blink
+    targets = token_targets(plan, np.array([dark_s, dark_s + 0.1]), grid=4, tubelet_size=2)
+    assert targets["colour"][0, 1, 1] == list(COLOURS).index("red") + 1
+    assert targets["action"][0, 1, 1] == ACTIONS.index("blink") + 1
+
+
+def test_stage1_world_never_shows_the_grounding_worlds_held_out_combinations(tmp_path):
+    meta = generate(
+        tmp_path, num_videos=40, seed=5, preset="easy", held_out_seed=0, split_fractions=(0.9, 0.1, 0.0, 0.0),
+        progress=False,
     )  # fmt: skip
-    torch.manual_seed(0)
-    classifier = pretrain_backbone_on_clips(
-        backbone, train, world, vocabulary, processor, num_frames=16, output_dir=tmp_path / "stage1",
-        max_steps=3, batch_size=4, num_workers=0,
-    )  # fmt: skip
-    assert classifier.config.problem_type == "multi_label_classification"
-    assert classifier.config.num_labels == len(names)
-    torch.manual_seed(0)
-    fresh = type(classifier)._from_config(classifier.config)
-    moved = (
-        classifier.videomae.encoder.layer[0].output.dense.weight - fresh.videomae.encoder.layer[0].output.dense.weight
+    assert meta["counts"]["test"]["videos"] == meta["counts"]["test_novel"]["videos"] == 0
+    banned = set(held_out_combos(0))
+    lines = [(tmp_path / f"annotations/{split}.jsonl").read_text().splitlines() for split in ("train", "val")]
+    rows = [json.loads(line) for split_lines in lines for line in split_lines]
+    assert rows and all((row["object"]["colour"], row["action"]) not in banned for row in rows)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--world_seed", "0"], "differ from --held_out_seed"),
+        (["--presets", "hard"], "--presets must name"),
+        (["--size", "huge"], "--size must be one of"),
+        (["--clip_frames", "5"], "--clip_frames (5) must be even"),
+        (["--max_steps", "0"], "--max_steps must be >= 1"),
+        (["--init_from", "/nonexistent"], "no config.json there"),
+    ],
+)
+def test_arguments_that_cannot_work_stop_with_one_line(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        pretraining.main(["--output_dir", str(tmp_path / "out"), *flags])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+TINY_RUN = [
+    "--presets", "easy", "--num_videos", "24", "--held_out_fraction", "0.2", "--samplings_per_video", "1",
+    "--num_frames", "16", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "16",
+    "--save_steps", "2", "--eval_steps", "100", "--logging_steps", "1", "--warmup_steps", "1",
+    "--dataloader_num_workers", "0", "--cache_workers", "1", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+def backbone_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return VideoMAEModel.from_pretrained(folder).state_dict()
+
+
+def test_stage1_trains_stops_resumes_and_makes_a_videomae_folder(tmp_path):
+    straight = pretraining.main(["--output_dir", str(tmp_path / "straight"), "--max_steps", "6", *TINY_RUN])
+    stopped = tmp_path / "stopped"
+    pretraining.main(["--output_dir", str(stopped), "--max_steps", "4", *TINY_RUN])
+    with pytest.raises(SystemExit):  # the finished run is not replaced by accident
+        pretraining.main(["--output_dir", str(stopped), "--max_steps", "6", *TINY_RUN])
+    resumed = pretraining.main(
+        ["--output_dir", str(stopped), "--max_steps", "6", "--resume_from_checkpoint", "last", *TINY_RUN]
     )
-    assert moved.abs().max() > 0  # the backbone trained
+    assert straight["steps"] == resumed["steps"] == 6
+    assert set(resumed["readouts"]) >= {"colour_balanced_accuracy", "action_balanced_accuracy"}
+    # the product is a plain VideoMAE checkpoint with the target heads and the record beside it
+    folder = stopped / "backbone"
+    assert (folder / "config.json").is_file() and (folder / "stage1_heads.safetensors").is_file()
+    assert json.loads((folder / "stage1.json").read_text())["world"]["held_out_seed"] == 0
+    assert "videomae.embeddings.patch_embeddings.projection.weight" not in load_file(
+        folder / "stage1_heads.safetensors"
+    )
+    a, b = backbone_weights(tmp_path / "straight" / "backbone"), backbone_weights(folder)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # stopping and resuming changed nothing
+    fresh = pretraining.build_model(pretraining.Stage1Arguments(num_frames=16), seed=0)[0].videomae.state_dict()
+    assert any(not torch.allclose(fresh[k], b[k]) for k in b)  # and it trained
+
+
+def test_init_from_a_saved_backbone_continues_its_count(tmp_path):
+    first = tmp_path / "first"
+    pretraining.main(["--output_dir", str(first), "--max_steps", "2", *TINY_RUN])
+    record = pretraining.main(
+        ["--output_dir", str(tmp_path / "more"), "--max_steps", "2", "--init_from", str(first / "backbone"), *TINY_RUN]
+    )
+    assert record["steps"] == 4  # 2 earlier + 2 now
+    model, earlier = pretraining.build_model(pretraining.Stage1Arguments(init_from=str(first / "backbone")), seed=0)
+    heads = load_file(first / "backbone" / "stage1_heads.safetensors")
+    assert torch.equal(model.state_dict()["heads.action.weight"], heads["heads.action.weight"])
+    assert earlier["steps"] == 2

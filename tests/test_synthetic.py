@@ -54,6 +54,7 @@ def test_file_layout(world):
         assert meta["counts"][split]["queries"] == len(queries) >= 1
         assert all((world / q["video_path"]).is_file() for q in queries)
     assert meta["params"]["seed"] == 0 and meta["held_out_combos"] == [list(c) for c in held_out_combos(0)]
+    assert meta["params"]["held_out_seed"] == 0
 
 
 def test_videos_decode_with_stated_duration_and_size(world):
@@ -195,6 +196,37 @@ def test_split_counts(num_videos):
     assert sum(counts.values()) == num_videos
     assert num_videos < 4 or min(counts.values()) >= 1
     assert counts["train"] == max(counts.values())
+
+
+def test_split_counts_leave_zero_fraction_splits_empty():
+    assert split_counts(40, (0.9, 0.1, 0.0, 0.0)) == {"train": 36, "val": 4, "test": 0, "test_novel": 0}
+
+
+def test_easy_preset_blinks_slower_and_spins_at_a_set_speed():
+    """The easy world's actions show in 32 frames over 8-16 s (one every 0.25-0.5 s): dark blink phases last 0.625 s,
+    a spin turns 40 deg/s; the standard world keeps 2.5 Hz and one turn per event."""
+    params = {**synthetic.asdict(synthetic.PRESETS["easy"])}
+    events = {"spin": 0, "blink": 0}
+    for index in range(60):
+        plan = plan_video(index, "train", 0, params, held_out_combos(0))
+        tracks = synthetic.object_tracks(plan)
+        for event in plan.events:
+            if event.action == "spin":
+                events["spin"] += 1
+                assert abs(event.amount) == pytest.approx(40.0 * (event.end_s - event.start_s) / 360.0)
+            if event.action == "blink":
+                events["blink"] += 1
+                frame_times_s = np.arange(plan.num_frames) / plan.fps
+                during = (frame_times_s >= event.start_s) & (frame_times_s < event.end_s)
+                dark = np.flatnonzero(during & (tracks["alpha"][event.object_index] == 0.0))
+                runs = np.split(dark, np.flatnonzero(np.diff(dark) > 1) + 1)
+                full = [run for run in runs[:-1] if len(run)]  # the last dark phase may be cut by the event's end
+                assert all(len(run) / plan.fps >= 0.6 for run in full)
+    assert events["spin"] and events["blink"]
+    standard = plan_video(3, "train", 0, {}, held_out_combos(0))
+    assert standard.blink_hz == 2.5
+    assert all(abs(e.amount) == 1.0 for i in range(40) for e in plan_video(i, "train", 0, {}, []).events
+               if e.action == "spin")  # fmt: skip
 
 
 def test_cli(tmp_path):
