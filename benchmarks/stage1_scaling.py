@@ -7,7 +7,7 @@ and the prior. Rows go to a JSON file (one per folder and preset) and a run whos
 grows one point at a time. A random-init row (`--video_model tiny`) is the zero point.
 
     python benchmarks/stage1_scaling.py outputs/stage1/snapshots/step-* outputs/stage1/backbone --with-random-init \
-        [--preset easy] [--json benchmarks/results/stage1_scaling.json]
+        [--preset easy] [--json benchmarks/results/stage1_scaling.json] [-- more run_grounding.py flags]
 """
 
 import argparse
@@ -34,11 +34,12 @@ def run_default_job(video_model: str, preset: str, extra: list[str]) -> tuple[di
         return json.loads((Path(out) / "all_results.json").read_text()), wall_s
 
 
-def row_for(folder: str, preset: str, extra: list[str]) -> dict:
-    """One curve point: stage-1 record (none for a random-init size) and the job's figures."""
+def row_for(folder: str, preset: str, extra: list[str], finished: tuple[dict, float] | None = None) -> dict:
+    """One curve point: stage-1 record (none for a random-init size) and the job's figures (`finished`: the
+    all_results.json and wall seconds of a job already run on `folder`, instead of running it)."""
     record_path = Path(folder) / "stage1.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    results, wall_s = run_default_job(folder, preset, extra)
+    results, wall_s = finished or run_default_job(folder, preset, extra)
     return {
         "backbone": folder,
         "preset": preset,
@@ -78,18 +79,29 @@ def main(argv=None):
     parser.add_argument("--with-random-init", action="store_true", help="add the random-init row (--video_model tiny)")
     parser.add_argument("--preset", default="easy", help="synthetic world preset of the default job")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "stage1_scaling.json"))
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more run_grounding.py flags")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []  # after --: more run_grounding.py flags
+    parser.add_argument(
+        "--from-output",
+        nargs=2,
+        metavar=("RUN_DIR", "WALL_S"),
+        help="take the row of the one backbone given from a default job already run into RUN_DIR (its "
+        "all_results.json; WALL_S its wall time in seconds) instead of running it again",
+    )
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     path = Path(args.json)
     rows = json.loads(path.read_text()) if path.is_file() else []
     folders = (["tiny"] if args.with_random_init else []) + args.backbones
-    extra = [flag for flag in args.extra if flag != "--"]
     for folder in folders:
         done = ((r["backbone"], r["preset"], r.get("extra_flags", "")) for r in rows)
         if (folder, args.preset, " ".join(extra)) in done:
             continue
         print(f"default job ({args.preset}) on {folder} ...", flush=True)
-        rows.append(row_for(folder, args.preset, extra))
+        finished = None
+        if args.from_output:
+            run_dir, wall_s = args.from_output
+            finished = (json.loads((Path(run_dir) / "all_results.json").read_text()), float(wall_s))
+        rows.append(row_for(folder, args.preset, extra, finished))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(rows, indent=1) + "\n")
     print_table(rows)

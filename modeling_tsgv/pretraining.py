@@ -659,9 +659,11 @@ def parse_arguments(argv=None) -> tuple[Stage1Arguments, Stage1TrainingArguments
     """Both argument dataclasses from the command line (or `argv`), checked; `Stage1Error` names a bad flag."""
     parser = HfArgumentParser((Stage1Arguments, Stage1TrainingArguments), description=__doc__.split("\n\n")[0])
     parser.epilog = (
-        "Makes <output_dir>/backbone (a VideoMAEModel folder for run_grounding.py --video_model). Time: the default "
-        "(tiny backbone, 2 worlds of 2,000 videos, 20,000 steps of 32 clips) takes ~6 min to generate and decode the "
-        "worlds, then about 10 steps/s on 2 CPU cores; minutes on a GPU."
+        "Makes <output_dir>/backbone: a VideoMAEModel folder for run_grounding.py --video_model, with stage1.json and "
+        "a model card. Time on 2 CPU cores: about 1 min to generate the two 2,000-video worlds and 5 min to decode "
+        "their frames once (both reused by later runs in the same --output_dir), then about 7 steps of 32 clips per "
+        "second (the default 20,000 steps: about 50 min; 6,000 steps already give the default job its targets). On a "
+        "GPU add --bf16 and a larger --per_device_train_batch_size."
     )
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_arguments(args, training_args)
@@ -690,14 +692,15 @@ def main(argv=None) -> dict:
     start_s = time.perf_counter()
     config = backbone_config(args)
     grid, tubelet = config.image_size // config.patch_size, config.tubelet_size
-    entries = prepare_worlds(args, output_dir)
     settings = {"num_frames": args.num_frames, "image_size": config.image_size, "grid": grid, "tubelet_size": tubelet}
-    caches = {
-        split: FrameCache.build(
-            output_dir / "cache" / split, [e for e in entries if e["split"] == split], settings, args.cache_workers
-        )
-        for split in ("train", "held_out")
-    }
+    with training_args.main_process_first(desc="stage-1 worlds and frame caches"):  # one writer; other ranks reuse
+        entries = prepare_worlds(args, output_dir)
+        caches = {
+            split: FrameCache.build(
+                output_dir / "cache" / split, [e for e in entries if e["split"] == split], settings, args.cache_workers
+            )
+            for split in ("train", "held_out")
+        }
     model, earlier = build_model(args, training_args.seed)
     processor = VideoMAEVideoProcessor(**video_processor_settings(config.image_size))
     datasets = {

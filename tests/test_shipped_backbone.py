@@ -2,6 +2,8 @@
 recovers colour and motion far better than on the tokens of a random-init backbone of the same config."""
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,7 @@ from modeling_tsgv.pretraining import IGNORE, balanced_accuracy, token_targets, 
 from modeling_tsgv.synthetic import generate, world_plans
 from modeling_tsgv.video import read_frames
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_VIDEOS = 16  # 12 to fit the probe, 4 to score it
 
 
@@ -75,3 +78,20 @@ def test_shipped_backbone_sees_colour_and_motion_far_better_than_random_init(fre
     # measured with the 6,000-step checkpoint: colour 0.97 against 0.35, motion 0.77 against 0.42
     assert shipped["colour"] >= 0.85 and shipped["colour"] >= random_init["colour"] + 0.3, (shipped, random_init)
     assert shipped["motion"] >= 0.65 and shipped["motion"] >= random_init["motion"] + 0.2, (shipped, random_init)
+
+
+def test_the_default_job_puts_scada_on_the_shipped_backbone():
+    sys.path.insert(0, str(REPO_ROOT))
+    import run_grounding
+
+    model_args = run_grounding.ModelArguments()
+    assert model_args.video_model == "synthetic-tiny"
+    model = run_grounding.build_model(model_args)
+    shipped = VideoMAEModel.from_pretrained(builtin_backbone_path("synthetic-tiny")).state_dict()
+    loaded = model.video_model.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in shipped.items())
+    assert model.config.backbone_tuning == "scada" and model.config.scada_layers == [2, 3]
+    assert not any(p.requires_grad for p in model.video_model.parameters())  # frozen; the adapters train
+    assert any(p.requires_grad for p in model.adapters.parameters())
+    random_init = run_grounding.build_model(run_grounding.ModelArguments(video_model="tiny"))
+    assert not torch.equal(random_init.video_model.state_dict()[next(iter(shipped))], next(iter(shipped.values())))
