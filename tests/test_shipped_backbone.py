@@ -75,7 +75,7 @@ def test_shipped_backbone_sees_colour_and_motion_far_better_than_random_init(fre
     shipped = probe_scores(VideoMAEModel.from_pretrained(builtin_backbone_path("synthetic-tiny")).eval(), videos)
     torch.manual_seed(0)
     random_init = probe_scores(VideoMAEModel(config).eval(), videos)
-    # measured with the 6,000-step checkpoint: colour 0.97 against 0.35, motion 0.77 against 0.42
+    # measured with the shipped 18,001-step checkpoint: colour 0.95 against 0.35, motion 0.75 against 0.42
     assert shipped["colour"] >= 0.85 and shipped["colour"] >= random_init["colour"] + 0.3, (shipped, random_init)
     assert shipped["motion"] >= 0.65 and shipped["motion"] >= random_init["motion"] + 0.2, (shipped, random_init)
 
