@@ -53,6 +53,7 @@ from transformers.modeling_outputs import ModelOutput
 from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedModel
 
 from .configuration_tsgv import BACKBONE_SIZES, random_backbone_config
+from .processing_tsgv import video_processor_settings
 from .synthetic import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
 from .trainer import SafeCheckpointsMixin, last_complete_checkpoint
 from .video import read_frames
@@ -137,16 +138,6 @@ def _decode_job(job: tuple) -> tuple[int, np.ndarray, dict]:
     ][0]  # (T, 3, S, S) float in [0, 255]
     frames = resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (T, S, S, 3)
     return slot, frames, token_targets(plan, video.times_s, settings["grid"], settings["tubelet_size"])
-
-
-def video_processor_settings(image_size: int) -> dict:
-    """The `VideoMAEVideoProcessor` settings of the grounding processor (`TSGVProcessor.from_tokenizer`): resize the
-    short side to `image_size`, centre-crop a square, ImageNet normalisation."""
-    return {
-        "size": {"shortest_edge": image_size},
-        "crop_size": {"height": image_size, "width": image_size},
-        "do_center_crop": True,
-    }
 
 
 class FrameCache:

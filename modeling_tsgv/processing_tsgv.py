@@ -47,6 +47,16 @@ def check_processor_matches(config, processor, where: str = "") -> None:
         )
 
 
+def video_processor_settings(image_size: int) -> dict:
+    """`VideoMAEVideoProcessor` settings for frames of `image_size` px: resize the short side to `image_size`,
+    centre-crop a square, VideoMAE's (ImageNet) normalisation. The grounding processor and stage 1 both use them."""
+    return {
+        "size": {"shortest_edge": image_size},
+        "crop_size": {"height": image_size, "width": image_size},
+        "do_center_crop": True,
+    }
+
+
 class TSGVProcessor(ProcessorMixin):
     """Prepares (videos, sentences) for [`TSGVForGrounding`] and turns its outputs back into seconds.
 
@@ -81,12 +91,7 @@ class TSGVProcessor(ProcessorMixin):
         cls, tokenizer, image_size: int = 224, max_text_length: int = DEFAULT_MAX_TEXT_LENGTH, **video_kwargs
     ) -> "TSGVProcessor":
         """A processor around a loaded tokenizer, with frames prepared as `from_text_encoder` describes."""
-        settings = {
-            "size": {"shortest_edge": image_size},
-            "crop_size": {"height": image_size, "width": image_size},
-            "do_center_crop": True,
-        }
-        settings.update(video_kwargs)
+        settings = {**video_processor_settings(image_size), **video_kwargs}
         return cls(VideoMAEVideoProcessor(**settings), tokenizer, max_text_length=max_text_length)
 
     def __call__(
