@@ -91,11 +91,10 @@ def token_targets(plan, frame_times_s, grid: int, tubelet_size: int = 2) -> dict
     frame_indices = np.clip(np.round(np.asarray(frame_times_s) * plan.fps).astype(int), 0, plan.num_frames - 1)
     times_s = frame_indices / plan.fps
     shown = {**tracks, "alpha": tracks["alpha"].copy()}
+    every_frame_s = np.arange(plan.num_frames) / plan.fps
     for event in plan.events:
         if event.action == "blink":
-            active = (np.arange(plan.num_frames) / plan.fps >= event.start_s) & (
-                np.arange(plan.num_frames) / plan.fps < event.end_s
-            )
+            active = (every_frame_s >= event.start_s) & (every_frame_s < event.end_s)
             shown["alpha"][event.object_index, active] = 1.0
     coverage = patch_coverage(plan, shown, frame_indices, grid)  # (F, O, g, g)
     steps = len(frame_indices) // tubelet_size
