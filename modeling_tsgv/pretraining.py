@@ -724,8 +724,9 @@ def main(argv=None) -> dict:
         }
 
     def save_snapshot(model, step, seconds, metrics):
-        save_backbone(model, output_dir / "snapshots" / f"step-{step}", record_of(step, seconds, metrics),
-                      config.image_size)  # fmt: skip
+        if training_args.should_save:  # the main process writes; other ranks only evaluate
+            save_backbone(model, output_dir / "snapshots" / f"step-{step}", record_of(step, seconds, metrics),
+                          config.image_size)  # fmt: skip
 
     command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
     progress = ProgressCallback(output_dir, args.snapshot_steps, save_snapshot, command)
@@ -743,7 +744,8 @@ def main(argv=None) -> dict:
         logger.info(f"stage 1 read-outs at random init: {progress.readouts_at_init}")
     trainer.train(resume_from_checkpoint=resume)
     record = record_of(trainer.state.global_step, progress.elapsed_s(), trainer.evaluate())
-    save_backbone(trainer.model, output_dir / "backbone", record, config.image_size)
+    if training_args.should_save:
+        save_backbone(trainer.model, output_dir / "backbone", record, config.image_size)
     logger.info(f"stage 1 done: {output_dir / 'backbone'}; read-outs {record['readouts']}")
     return record
 
