@@ -17,17 +17,12 @@ import tempfile
 
 import numpy as np
 
-from modeling_tsgv.synthetic import ACTIONS, PRESETS, _object_patch, generate, object_tracks, world_plans
+from modeling_tsgv.synthetic import ACTIONS, PRESETS, generate, object_mask, object_tracks, world_plans
 
 
 def object_look(plan, tracks, object_index: int, frame_index: int):
     """(mask (S, S) bool, opacity, rgb (3,)) of one object drawn alone at one frame."""
-    size = plan.image_size
-    mask = np.zeros((size, size), dtype=bool)
-    state = [tracks[k][object_index, frame_index] for k in ("x", "y", "radius", "angle")]
-    if state[2] >= 0.5:
-        rows, cols, patch = _object_patch(plan.objects[object_index].shape, *state, size)
-        mask[rows, cols] = patch
+    mask = object_mask(plan, tracks, object_index, frame_index)
     return mask, tracks["alpha"][object_index, frame_index], tracks["rgb"][object_index, frame_index]
 
 

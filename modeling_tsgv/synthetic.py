@@ -576,6 +576,18 @@ def world_plans(out_dir) -> dict[str, VideoPlan]:
     return {plan.video_id: plan for plan in plans}
 
 
+def object_mask(plan: VideoPlan, tracks: dict, object_index: int, frame_index: int) -> np.ndarray:
+    """(image_size, image_size) bool: the pixels of one object's shape at one frame, whatever its opacity (none when
+    it has shrunk below half a pixel)."""
+    size = plan.image_size
+    mask = np.zeros((size, size), dtype=bool)
+    x, y, radius, angle = (tracks[k][object_index, frame_index] for k in ("x", "y", "radius", "angle"))
+    if radius >= 0.5:
+        rows, cols, patch = _object_patch(plan.objects[object_index].shape, x, y, radius, angle, size)
+        mask[rows, cols] = patch
+    return mask
+
+
 def patch_coverage(plan: VideoPlan, tracks: dict, frame_indices, grid: int) -> np.ndarray:
     """Share of each patch that each object covers, as drawn (later objects over earlier ones, weighted by opacity).
 
@@ -596,14 +608,11 @@ def patch_coverage(plan: VideoPlan, tracks: dict, frame_indices, grid: int) -> n
     for f, frame_index in enumerate(frame_indices):
         owner = np.full((size, size), -1, dtype=np.int64)  # topmost object per pixel
         opacity = np.zeros((size, size))
-        for i, obj in enumerate(plan.objects):
+        for i in range(len(plan.objects)):
             alpha = tracks["alpha"][i, frame_index]
-            x, y, radius, angle = (tracks[k][i, frame_index] for k in ("x", "y", "radius", "angle"))
-            if alpha <= 0.0 or radius < 0.5:
-                continue
-            row_slice, col_slice, mask = _object_patch(obj.shape, x, y, radius, angle, size)
-            owner[row_slice, col_slice][mask] = i
-            opacity[row_slice, col_slice][mask] = alpha
+            if alpha > 0.0:
+                mask = object_mask(plan, tracks, i, frame_index)
+                owner[mask], opacity[mask] = i, alpha
         for i in range(len(plan.objects)):
             weight = np.where(owner == i, opacity, 0.0)  # (H, W)
             out[f, i] = weight.reshape(grid, cell, grid, cell).sum(axis=(1, 3))
