@@ -761,6 +761,8 @@ def report(trainer, metrics: dict, splits: dict, eval_splits, eval_split, model,
     if trainer.nonfinite_steps:
         metrics["train_nonfinite_steps"] = trainer.nonfinite_steps
         logger.warning(f"{trainer.nonfinite_steps} training steps had a non-finite loss or gradient and were skipped")
+    if trainer.scaler_skipped_steps:
+        metrics["train_scaler_skipped_steps"] = trainer.scaler_skipped_steps
     metrics = tidy_metrics(metrics)
     trainer.save_metrics("all", metrics)
     failures = trainer.gathered_failures()  # every rank takes part
@@ -775,7 +777,14 @@ def report(trainer, metrics: dict, splits: dict, eval_splits, eval_split, model,
     return metrics
 
 
-COUNT_SUFFIXES = ("num_queries", "_failed_videos", "_failed_queries", "_binding_queries", "_nonfinite_steps")
+COUNT_SUFFIXES = (
+    "num_queries",
+    "_failed_videos",
+    "_failed_queries",
+    "_binding_queries",
+    "_nonfinite_steps",
+    "_skipped_steps",
+)
 
 
 def tidy_metrics(metrics: dict) -> dict:

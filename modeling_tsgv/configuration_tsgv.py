@@ -281,6 +281,11 @@ class TSGVConfig(PreTrainedConfig):
         return loaded
 
     @property
+    def num_time_steps(self) -> int:
+        """L_t: time steps the model scores per video (`num_frames` / the backbone's `tubelet_size`)."""
+        return self.num_frames // self.backbone_config.tubelet_size
+
+    @property
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size

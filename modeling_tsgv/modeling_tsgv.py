@@ -337,20 +337,41 @@ def normalize_labels(labels: torch.Tensor, check_values: bool = True) -> torch.T
     return labels.float()
 
 
+def count_positive_steps(labels: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Foreground time steps of a batch: the normaliser of `grounding_loss`.
+
+    Args: labels (B_q, 2) or (B_q, W, 2) in normalised time, padded with -100; num_steps: L_t of the model
+        (`config.num_time_steps`).
+    Returns: a 0-d int64 tensor on `labels`' device (no wait for the device).
+    """
+    positive, _ = assign_targets(normalize_labels(labels, check_values=False), num_steps)
+    return positive.sum()
+
+
 def grounding_loss(
-    step_logits: torch.Tensor, step_offsets: torch.Tensor, labels: torch.Tensor, config, check_values: bool = True
+    step_logits: torch.Tensor,
+    step_offsets: torch.Tensor,
+    labels: torch.Tensor,
+    config,
+    check_values: bool = True,
+    num_items_in_batch: torch.Tensor | int | None = None,
 ):
     """Focal loss on step scores + DIoU and L1 on the spans of foreground steps, weighted by `config`'s
     `loss_{focal,diou,l1}_weight` (focal with `focal_alpha` / `focal_gamma`).
 
     Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised, padded with
-        -100; check_values: check the labels' range (reading values back waits for an accelerator).
+        -100; check_values: check the labels' range (reading values back waits for an accelerator);
+        num_items_in_batch: foreground steps of the whole optimiser step (every micro-batch of a gradient
+            accumulation, every process: `count_positive_steps` summed, as the Trainer's `get_batch_samples` does in
+            `TSGVTrainer`). Given, each term is this batch's sum over that total, so the sum over micro-batches (and
+            processes) is one mean over the whole step whatever the split; None: this batch's own foreground steps.
     Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
     """
     moments = normalize_labels(labels, check_values)
     has_label = (moments[..., 0] >= 0).any(-1)  # (B_q,)
     positive, target = assign_targets(moments, step_logits.shape[1])  # target zeros where not positive
-    num_pos = positive.sum().clamp(min=1).float()
+    normaliser = positive.sum() if num_items_in_batch is None else num_items_in_batch
+    normaliser = torch.as_tensor(normaliser, device=step_logits.device).float().clamp(min=1)
     # masks instead of boolean indexing: no wait for the device, shapes fixed (torch.compile traces one graph)
     focal = sigmoid_focal_loss(step_logits, positive.float(), alpha=config.focal_alpha, gamma=config.focal_gamma)
     focal = (focal * has_label[:, None]).sum()  # (B_q, L_t) -> scalar
@@ -358,7 +379,7 @@ def grounding_loss(
     weight = positive.to(spans.dtype)
     diou = (diou_loss_1d(spans, target) * weight).sum()
     l1 = ((spans - target).abs().sum(-1) * weight).sum()
-    terms = {"focal": focal / num_pos, "diou": diou / num_pos, "l1": l1 / num_pos}
+    terms = {"focal": focal / normaliser, "diou": diou / normaliser, "l1": l1 / normaliser}
     loss = (
         config.loss_focal_weight * terms["focal"]
         + config.loss_diou_weight * terms["diou"]
@@ -726,9 +747,10 @@ class TSGVPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["ScadaAdapter", "SentenceSpatialPool", "TSGVGroundingHead"]
     _supports_sdpa = True
-    # our loss is a mean over the batch's foreground steps and ignores `num_items_in_batch`: the Trainer must divide it
-    # by the gradient-accumulation steps and must not multiply it by the number of processes
-    accepts_loss_kwargs = False
+    # `forward` takes `num_items_in_batch` (the foreground steps of the whole optimiser step, counted by
+    # `TSGVTrainer.get_batch_samples`): the Trainer then neither divides the loss by the accumulation steps nor lets
+    # DDP's gradient mean shrink it (it multiplies by the number of processes), so one objective results
+    accepts_loss_kwargs = True
 
     @classmethod
     def is_custom_code(cls) -> bool:
@@ -936,6 +958,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         durations_s: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         video_states: torch.Tensor | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
     ) -> TSGVGroundingOutput:
         r"""
         Args:
@@ -951,9 +974,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
                 with -100. A query whose moments are all padding contributes no loss.
             durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*):
                 Video durations in seconds. Not used by the model (it works in normalised time); accepted because the
-                Trainer hands every batch entry to `forward` and keeps this one for the metrics. There is deliberately
-                no `**kwargs`: with it, the Trainer would treat the loss as normalised by `num_items_in_batch` and
-                stop dividing it by the gradient-accumulation steps (see `accepts_loss_kwargs`).
+                Trainer hands every batch entry to `forward` and keeps this one for the metrics.
             token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*):
                 Accepted so that a tokenizer's output can be passed whole; each query is one sentence (segment 0), so
                 any non-zero entry is an error.
@@ -961,6 +982,9 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
                 Instead of `pixel_values`: the videos' `encode_video` hidden states, computed earlier with the same
                 frozen weights (see `modeling_tsgv.feature_cache`), so a training step skips decoding and the
                 query-independent blocks.
+            num_items_in_batch (`torch.Tensor` or `int`, *optional*):
+                Foreground time steps of the whole optimiser step (all micro-batches and processes), which the loss is
+                divided by (see `grounding_loss`); the Trainer passes it. None: this batch's own.
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -973,7 +997,9 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         states = (
             self.encode_video(pixel_values) if video_states is None else self.video_states_from_cache(video_states)
         )
-        return self.ground(states, input_ids, attention_mask, query_video_index, labels)
+        return self.ground(
+            states, input_ids, attention_mask, query_video_index, labels, num_items_in_batch=num_items_in_batch
+        )
 
     def ground(
         self,
@@ -983,6 +1009,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decode_spans: bool | None = None,
+        num_items_in_batch: torch.Tensor | int | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -995,6 +1022,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
             decode_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
                 the per-step candidates themselves (the inference pipeline merges them across windows). Default:
                 decode, except in training mode with `labels` (a training step needs only the loss).
+            num_items_in_batch: the loss's normaliser, as in `forward`.
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -1012,7 +1040,9 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
 
         loss = loss_dict = None
         if labels is not None:
-            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels.to(step_logits.device))
+            loss, loss_dict = self.compute_loss(
+                step_logits, step_offsets, labels.to(step_logits.device), num_items_in_batch
+            )
         pred_spans = pred_scores = None
         if decode_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
@@ -1026,9 +1056,16 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
             loss_dict=loss_dict,
         )
 
-    def compute_loss(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, labels: torch.Tensor):
+    def compute_loss(
+        self,
+        step_logits: torch.Tensor,
+        step_offsets: torch.Tensor,
+        labels: torch.Tensor,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
         """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"})."""
-        return grounding_loss(step_logits, step_offsets, labels, self.config, self._checks_values(labels))
+        checks = self._checks_values(labels)
+        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch)
 
     def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
         """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
@@ -1049,6 +1086,7 @@ __all__ = [
     "rank_spans_batched",
     "decode_spans",
     "grounding_loss",
+    "count_positive_steps",
     "video_backbone",
     "SentenceStateCache",
     "TwoStageBackboneMixin",

@@ -13,6 +13,7 @@
   fresh on resume (upstream huggingface/transformers#43701). We load checkpoints with the renaming and strict=True.
 """
 
+import itertools
 import json
 import os
 import re
@@ -26,7 +27,7 @@ from transformers.utils import logging
 
 from .data import file_being_read
 from .metrics import grounding_metrics
-from .modeling_tsgv import HEAD_KEY_RENAMES
+from .modeling_tsgv import HEAD_KEY_RENAMES, count_positive_steps
 
 logger = logging.get_logger(__name__)
 
@@ -138,6 +139,17 @@ class EpochCallback(TrainerCallback):
             target.set_epoch(int(state.epoch or 0))
 
 
+class _ScalerSkipCounter(TrainerCallback):
+    """Counts the optimiser steps an fp16 GradScaler skipped, in `trainer.scaler_skipped_steps`."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        if self.trainer.accelerator.scaler is not None and self.trainer.accelerator.optimizer_step_was_skipped:
+            self.trainer.scaler_skipped_steps += 1
+
+
 class SafeCheckpointsMixin:
     """Checkpoint writing and reloading for Trainers of VideoMAE-based models (put it before `Trainer` in the bases).
 
@@ -230,6 +242,9 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.reading_dir = reading_dir
         self.decode_failures: list[dict] = []  # {"split", "video_id", "video_path", "error"}, each video once
         self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
+        self._step_nonfinite = self._nonfinite_loss = False
+        self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
+        self.add_callback(_ScalerSkipCounter(self))
         self._phase = "train"
 
     def _record_failures(self, inputs: dict) -> list[dict]:
@@ -244,7 +259,51 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                 )
         return failures
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The micro-batches of one optimiser step and their foreground time steps, summed over the micro-batches and
+        (with `average_tokens_across_devices`, the default) over the processes: the normaliser `grounding_loss`
+        divides each micro-batch's sum by, so accumulation and DDP give the objective of one big batch.
+
+        Replaces the Trainer's count (labels != -100, which counts coordinates of our (start, end) labels, not the
+        loss's items); the gather stays a tensor operation (no wait for the device)."""
+        batches = list(itertools.islice(epoch_iterator, num_batches))  # as the Trainer's own collection
+        config = self.accelerator.unwrap_model(self.model).config
+        counts = []
+        for batch in batches:
+            if batch.get("labels") is None:
+                continue
+            steps = config.num_time_steps
+            if batch.get("pixel_values") is not None:
+                steps = batch["pixel_values"].shape[1] // config.backbone_config.tubelet_size
+            counts.append(count_positive_steps(batch["labels"], steps))
+        if not counts:
+            return batches, None
+        num_items = torch.stack(counts).sum().to(device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            num_items = self.accelerator.gather(num_items).sum()
+        return batches, num_items
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The Trainer's `compute_loss`; in training, a non-finite loss is counted and replaced by a zero that reaches
+        every trainable parameter, so its backward adds nothing: the gradients other micro-batches accumulated stay,
+        and under DDP every rank still reduces every parameter. (Under DeepSpeed the loss is kept: its engine
+        owns the gradients.)"""
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss = result[0] if return_outputs else result
+        if not model.training or self.is_deepspeed_enabled or bool(torch.isfinite(loss)):  # one wait per micro-batch
+            return result
+        self._nonfinite_loss = True
+        zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+        return (zero, result[1]) if return_outputs else zero
+
     def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step, with decode failures taken out of the batch and non-finite values kept out of the
+        weights. A micro-batch with a non-finite loss adds no gradient (see `compute_loss`). Whether the accumulated
+        gradients are finite is decided once, after the optimiser step's last micro-batch: under fp16 the Trainer's
+        GradScaler decides (it skips the step and lowers its scale, counted in `scaler_skipped_steps`); otherwise a
+        non-finite gradient drops the whole step (its gradients set to None, so the optimiser changes nothing).
+        Returns the micro-batch's loss, NaN when it has none (every video failed to decode, or non-finite), which
+        the Trainer's `logging_nan_inf_filter` (on by default) keeps out of the logged mean."""
         video_ids = list(inputs.get("video_ids") or [])
         failures = self._record_failures(inputs)
         if failures:
@@ -255,27 +314,38 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                     "no video of a training batch could be decoded, and with several processes a rank cannot skip "
                     f"a step alone: {', '.join(str(f['video_path']) for f in failures)}"
                 )
-            return torch.zeros((), device=self.args.device)
+            return torch.full((), float("nan"), device=self.args.device)
+        self._nonfinite_loss = False
         loss = super().training_step(model, inputs, num_items_in_batch)
-        finite = torch.isfinite(loss)
-        grads = [] if self.is_deepspeed_enabled else [p.grad for p in model.parameters() if p.grad is not None]
-        if grads:  # one fused norm over all gradients (inf or nan anywhere makes it non-finite)
-            finite = finite & torch.isfinite(torch.nn.utils.get_total_norm(grads))
-        if bool(finite):  # the step's one wait for the device
-            self._nonfinite_in_a_row = 0
-            return loss
-        self.nonfinite_steps += 1
-        self._nonfinite_in_a_row += 1
-        videos = ", ".join(video_ids) or "unknown"
-        logger.warning(f"step {self.state.global_step}: non-finite loss or gradient, step skipped (videos: {videos})")
-        if not self.is_deepspeed_enabled:
-            model.zero_grad(set_to_none=True)
-        if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
-            raise FloatingPointError(
-                f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last batch's "
-                f"videos: {videos}); lower the learning rate, train in float32 instead of fp16/bf16, or check them"
+        if self._nonfinite_loss:
+            self._step_nonfinite = True
+            logger.warning(
+                f"step {self.state.global_step + 1}: non-finite loss, this batch adds no gradient "
+                f"(videos: {', '.join(video_ids) or 'unknown'})"
             )
-        return torch.zeros((), device=loss.device)
+        if not self.accelerator.sync_gradients:
+            return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
+        # the optimiser step's last micro-batch: decide once for the whole step
+        if self.accelerator.scaler is None and not self.is_deepspeed_enabled:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            # one fused norm over all gradients (inf or nan anywhere makes it non-finite); one wait per optimiser step
+            if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+                model.zero_grad(set_to_none=True)  # the optimiser skips parameters without a gradient
+                self._step_nonfinite = True
+                logger.warning(f"step {self.state.global_step + 1}: non-finite gradient, the step is skipped")
+        step_nonfinite, self._step_nonfinite = self._step_nonfinite, False
+        if not step_nonfinite:
+            self._nonfinite_in_a_row = 0
+        else:
+            self.nonfinite_steps += 1
+            self._nonfinite_in_a_row += 1
+            if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
+                raise FloatingPointError(
+                    f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last "
+                    f"batch's videos: {', '.join(video_ids) or 'unknown'}); lower the learning rate, train in "
+                    "float32 instead of fp16/bf16, or check them"
+                )
+        return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
 
     def _check_failure_budget(self):
         failed = [f for f in self.decode_failures if f["split"] == "train"]

@@ -1,12 +1,13 @@
-"""One Trainer optimiser step of a tiny TSGVForGrounding on identical samples; prints the logged loss and the update.
+"""One Trainer optimiser step of a tiny TSGVForGrounding over four samples; prints the logged loss and the update.
 
 Used by tests/test_loss_and_scaling.py, in-process and under `torchrun --nproc_per_node 2` (gloo on CPU):
 
     python tests/trainer_scaling_job.py OUT_JSON --batch_size 2 --accumulation 2
 
-Every sample is the same video with the same query and moment, so every micro-batch, every rank and every batch size
-has the same loss: a correct Trainer integration logs that loss and applies the same SGD update whatever the gradient
-accumulation or the number of processes.
+The dataset holds four samples of one video whose moments have different lengths (1 to 4 of the 4 time steps), and
+the one optimiser step sees all four whatever the split (one batch of 4, 2 micro-batches of 2, or 2 ranks of 2). A
+mean over each micro-batch's own foreground steps would weigh the samples differently in each split; a correct
+Trainer integration logs the same loss and applies the same SGD update in all of them.
 """
 
 import argparse
@@ -24,19 +25,20 @@ from modeling_tsgv import TSGVForGrounding  # noqa: E402
 from modeling_tsgv.trainer import TSGVTrainer  # noqa: E402
 
 
-class SameSample(torch.utils.data.Dataset):
-    """`length` copies of one video with one query (tiny_config shapes)."""
+class MomentsOfFourLengths(torch.utils.data.Dataset):
+    """Four one-query samples of the same video (tiny_config shapes) with moments covering 1, 2, 3 and 4 time steps."""
 
-    def __init__(self, length: int):
+    MOMENTS = [(0.0, 0.2), (0.1, 0.45), (0.0, 0.7), (0.05, 1.0)]
+
+    def __init__(self):
         batch = tiny_batch(num_videos=1, queries_per_video=1, seed=1)
         self.item = {key: value[0] for key, value in batch.items()}
-        self.length = length
 
     def __len__(self):
-        return self.length
+        return len(self.MOMENTS)
 
     def __getitem__(self, index):
-        return self.item
+        return {**self.item, "labels": torch.tensor(self.MOMENTS[index])}
 
 
 def collate(items):
@@ -47,7 +49,7 @@ def collate(items):
     return batch
 
 
-def run(output_dir: str, batch_size: int, accumulation: int, num_samples: int = 8) -> dict:
+def run(output_dir: str, batch_size: int, accumulation: int) -> dict:
     """One optimiser step (SGD, lr 0.1, no clipping). Returns {"loss": logged loss, "update": {name: list}}."""
     args = TrainingArguments(
         output_dir=output_dir,
@@ -73,7 +75,7 @@ def run(output_dir: str, batch_size: int, accumulation: int, num_samples: int = 
     # no running sentence statistics: they would depend on how a step's samples are split, which is not the point here
     model = TSGVForGrounding(tiny_config(sentence_standardization=False))
     before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-    trainer = TSGVTrainer(model=model, args=args, train_dataset=SameSample(num_samples), data_collator=collate)
+    trainer = TSGVTrainer(model=model, args=args, train_dataset=MomentsOfFourLengths(), data_collator=collate)
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     update = {
