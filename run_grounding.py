@@ -29,6 +29,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -38,12 +39,19 @@ import datasets
 import numpy as np
 import torch
 import transformers
-from transformers import HfArgumentParser, TrainingArguments, VideoMAEModel, set_seed
+from transformers import (
+    AutoConfig,
+    AutoProcessor,
+    HfArgumentParser,
+    TrainerCallback,
+    TrainingArguments,
+    VideoMAEModel,
+    set_seed,
+)
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
-    BACKBONE_TUNING_MODES,
     BUILTIN_BACKBONES,
     ModelFolderError,
     builtin_backbone_path,
@@ -59,8 +67,11 @@ from modeling_tsgv.data import (
     read_annotations,
 )
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
+from modeling_tsgv.files import atomic_path, write_text_atomic
 from modeling_tsgv.metrics import prior_baseline, sentence_binding
+from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.trainer import (
+    BadSampleBudgetError,
     EpochCallback,
     TSGVTrainer,
     checkpoint_problem,
@@ -75,6 +86,7 @@ logger = logging.getLogger(__name__)
 HUB_NAME = re.compile(
     r"^(?!.*\.\.)[\w-][\w.-]*(/[\w-][\w.-]*)?$"
 )  # "distilbert-base-uncased", "MCG-NJU/videomae-base"
+REPLACED_CHECKPOINTS = ".replaced-checkpoints"  # where --overwrite_output_dir keeps the earlier run's checkpoints
 TRAINED_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
@@ -83,28 +95,67 @@ class ArgumentError(ValueError):
     `python run_grounding.py` prints it as one line and exits with status 2."""
 
 
+# the named model flags: shorthands for TSGVConfig fields (--config_overrides sets any other plain field)
+CONFIG_FLAGS = (
+    "backbone_tuning",
+    "scada_layers",
+    "scada_bottleneck",
+    "scada_temporal_kernel",
+    "partial_layers",
+    "train_text_encoder",
+    "num_frames",
+    "clip_frames",
+    "image_size",
+    "spatial_pooling",
+    "head_hidden_size",
+    "head_layers",
+    "max_spans",
+    "nms_threshold",
+)
+DEFAULT_VIDEO_MODEL = "synthetic-tiny"
+
+
 @dataclass
 class ModelArguments:
-    video_model: str = field(
-        default="synthetic-tiny",
+    """Which model to build or load, and its configuration. The config flags default to None ("not given": the
+    TSGVConfig default, or the loaded model's value); each is a shorthand for the same key in --config_overrides."""
+
+    video_model: str | None = field(
+        default=None,
         metadata={
             "help": "VideoMAE checkpoint (path or Hub name); a backbone shipped in the package "
             f"({', '.join(BUILTIN_BACKBONES)}: pretrained for the synthetic world by modeling_tsgv.pretraining); or "
-            f"a random-init size ({', '.join(BACKBONE_SIZES)})"
+            f"a random-init size ({', '.join(BACKBONE_SIZES)}). Default: {DEFAULT_VIDEO_MODEL}"
         },
     )
     text_model: str | None = field(
         default=None, metadata={"help": "Text encoder (path or Hub name). Default: offline MiniLM, else distilbert."}
     )
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "A saved tsgv model to start from (overrides video_model / text_model)."}
+        default=None,
+        metadata={
+            "help": "A saved tsgv model to start from (its own backbones and processor: not with --video_model / "
+            "--text_model; config flags that would change its weights' shapes are refused)."
+        },
     )
-    backbone_tuning: str = field(default="scada", metadata={"help": "scada | frozen | partial | full"})
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "TSGVConfig fields as key=value,key=value (e.g. head_dropout=0.2,loss_diou_weight=2,"
+            "scada_bottleneck=32); the named flags below are shorthands. See `help(modeling_tsgv.TSGVConfig)`."
+        },
+    )
+    backbone_tuning: str | None = field(default=None, metadata={"help": "scada (default) | frozen | partial | full"})
     scada_layers: list[int] | None = field(default=None, metadata={"help": "Blocks with adapters (default top half)."})
-    scada_bottleneck: int = field(default=64, metadata={"help": "Adapter bottleneck width."})
-    scada_temporal_kernel: int = field(default=3, metadata={"help": "Adapter temporal conv kernel (odd; 1 = off)."})
-    train_text_encoder: bool = field(default=False, metadata={"help": "Also train the text encoder."})
-    num_frames: int = field(default=32, metadata={"help": "Frames sampled over each whole video."})
+    scada_bottleneck: int | None = field(default=None, metadata={"help": "Adapter bottleneck width (default 64)."})
+    scada_temporal_kernel: int | None = field(
+        default=None, metadata={"help": "Adapter temporal conv kernel (odd; 1 = off; default 3)."}
+    )
+    partial_layers: list[int] | None = field(
+        default=None, metadata={"help": "Blocks trained under --backbone_tuning partial (default top half)."}
+    )
+    train_text_encoder: bool | None = field(default=None, metadata={"help": "Also train the text encoder."})
+    num_frames: int | None = field(default=None, metadata={"help": "Frames sampled over each whole video (32)."})
     clip_frames: int | None = field(
         default=None,
         metadata={
@@ -115,11 +166,40 @@ class ModelArguments:
         default=None,
         metadata={"help": "Frame size (default: 64 for random-init sizes, the checkpoint's for pretrained)."},
     )
-    spatial_pooling: str = field(default="sentence", metadata={"help": "mean | sentence (sentence-weighted tokens)."})
-    head_hidden_size: int = field(default=256, metadata={"help": "Fusion / head width."})
-    head_layers: int = field(default=2, metadata={"help": "Fusion layers."})
-    max_spans: int = field(default=5, metadata={"help": "Spans returned per query."})
-    nms_threshold: float | None = field(default=0.5, metadata={"help": "Decoding NMS IoU threshold (None: off)."})
+    spatial_pooling: str | None = field(
+        default=None, metadata={"help": "sentence (default: sentence-weighted tokens) | mean."}
+    )
+    head_hidden_size: int | None = field(default=None, metadata={"help": "Fusion / head width (256)."})
+    head_layers: int | None = field(default=None, metadata={"help": "Fusion layers (2)."})
+    max_spans: int | None = field(default=None, metadata={"help": "Spans returned per query (5)."})
+    nms_threshold: float | None = field(
+        default=None, metadata={"help": "Decoding NMS IoU threshold (0.5; 1 keeps all but identical spans)."}
+    )
+
+    def __post_init__(self):
+        if self.model_name_or_path:
+            given = [flag for flag in ("video_model", "text_model") if getattr(self, flag) is not None]
+            if given:
+                raise ArgumentError(
+                    f"--{given[0]} cannot apply with --model_name_or_path: the saved model has its own backbones"
+                )
+        elif self.video_model is None:
+            self.video_model = DEFAULT_VIDEO_MODEL
+
+    def config_overrides_dict(self) -> dict:
+        """The TSGVConfig fields this command line sets: the named flags given, and --config_overrides (a key in
+        both is refused). Raises `ArgumentError` naming the flag."""
+        overrides = {name: getattr(self, name) for name in CONFIG_FLAGS if getattr(self, name) is not None}
+        if self.config_overrides:
+            try:
+                parsed = TSGVConfig.parse_overrides(self.config_overrides)
+            except ValueError as error:
+                raise ArgumentError(f"--config_overrides {self.config_overrides!r}: {error}") from error
+            twice = sorted(set(parsed) & set(overrides))
+            if twice:
+                raise ArgumentError(f"--config_overrides sets {twice[0]}, which --{twice[0]} sets too: give it once")
+            overrides.update(parsed)
+        return overrides
 
 
 @dataclass
@@ -231,8 +311,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, traini
     Raises `ArgumentError` naming the flag. The dataclasses' own checks run while parsing; these need several of them.
     """
     check_values(model_args, data_args, training_args)
-    check_backbone_shape(model_args)
     check_paths(model_args, data_args, training_args)
+    check_model_config(model_args)
 
 
 def check_values(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
@@ -255,24 +335,14 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
         positive("learning_rate", training_args.learning_rate, allow_none=False)
         positive("per_device_train_batch_size", training_args.per_device_train_batch_size, allow_none=False)
         positive("gradient_accumulation_steps", training_args.gradient_accumulation_steps, allow_none=False)
+        if training_args.dataloader_persistent_workers and training_args.dataloader_num_workers > 0:
+            raise ArgumentError(
+                "--dataloader_persistent_workers would keep each DataLoader worker's copy of the epoch-0 frame "
+                "jitter, query sampling and cached variants for the whole run: leave it off"
+            )
     positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
-    for name in ("num_frames", "clip_frames", "image_size", "scada_bottleneck", "head_hidden_size", "max_spans"):
-        positive(name, getattr(model_args, name))
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
-    if model_args.head_layers < 0:
-        raise ArgumentError(f"--head_layers must be >= 0, got {model_args.head_layers}")
-    kernel = model_args.scada_temporal_kernel
-    if kernel < 1 or kernel % 2 == 0:
-        raise ArgumentError(f"--scada_temporal_kernel must be odd and >= 1, got {kernel}")
-    if model_args.nms_threshold is not None and not 0 < model_args.nms_threshold <= 1:
-        raise ArgumentError(f"--nms_threshold must be in (0, 1], got {model_args.nms_threshold}")
-    if model_args.backbone_tuning not in BACKBONE_TUNING_MODES:
-        raise ArgumentError(
-            f"--backbone_tuning must be one of {', '.join(BACKBONE_TUNING_MODES)}, got {model_args.backbone_tuning!r}"
-        )
-    if model_args.spatial_pooling not in ("mean", "sentence"):
-        raise ArgumentError(f"--spatial_pooling must be mean or sentence, got {model_args.spatial_pooling!r}")
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
     if not 0 <= data_args.max_bad_sample_fraction <= 1:
@@ -284,33 +354,47 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
         )
 
 
-def check_backbone_shape(model_args: ModelArguments) -> None:
-    """For a random-init size or a built-in backbone: frames and pixels that its tubelets and patches divide
-    (`ArgumentError`)."""
+def check_model_config(model_args: ModelArguments) -> None:
+    """The model configuration the flags ask for is valid — checked by TSGVConfig itself, on the backbone's config
+    (a built-in backbone, a random-init size or a local folder; a Hub name is checked when it loads) or on the saved
+    model's config. Raises `ArgumentError` naming the flag."""
+    overrides = model_args.config_overrides_dict()
+    try:
+        if model_args.model_name_or_path:
+            if os.path.isdir(model_args.model_name_or_path):
+                TSGVConfig.from_pretrained(model_args.model_name_or_path).with_overrides(overrides)
+            return
+        backbone = backbone_config(model_args, overrides)
+        if backbone is not None:
+            TSGVConfig(backbone_config=backbone, **overrides)
+    except ValueError as error:
+        raise config_error(error, overrides) from error
+
+
+def config_error(error: ValueError, overrides: dict) -> ArgumentError:
+    """A TSGVConfig validation error as an `ArgumentError` that names the flag which set the field."""
+    message = str(error).strip().splitlines()[0]
+    field_name = message.split()[0]
+    if field_name in CONFIG_FLAGS:
+        return ArgumentError(f"--{message}")
+    if field_name in overrides:
+        return ArgumentError(f"--config_overrides {message}")
+    return ArgumentError(message)
+
+
+def backbone_config(model_args: ModelArguments, overrides: dict):
+    """The VideoMAE config the model will be built on, without loading weights: a random-init size's, a built-in
+    backbone's or a local folder's; None for a Hub name (not fetched during argument checking)."""
     name = model_args.video_model
-    if model_args.model_name_or_path or name not in BACKBONE_SIZES and name not in BUILTIN_BACKBONES:
-        return
-    if name in BUILTIN_BACKBONES:
-        try:
-            with open(os.path.join(builtin_backbone_path(name), "config.json")) as f:
-                shipped = json.load(f)
-        except (OSError, ValueError) as error:
-            raise ArgumentError(f"--video_model {name}: {error}") from error
-        defaults = (shipped["num_frames"], shipped["image_size"], shipped["patch_size"])
-    else:
-        defaults = (8, 64, BACKBONE_SIZES[name]["patch_size"])
-    clip_frames, image_size = model_args.clip_frames or defaults[0], model_args.image_size or defaults[1]
-    patch = defaults[2]
-    if clip_frames % 2:
-        raise ArgumentError(f"--clip_frames must be even (tubelets of 2 frames), got {clip_frames}")
-    if model_args.num_frames % clip_frames:
-        raise ArgumentError(
-            f"--num_frames ({model_args.num_frames}) must be a multiple of --clip_frames ({clip_frames})"
-        )
-    if image_size % patch:
-        raise ArgumentError(
-            f"--image_size ({image_size}) must be a multiple of {model_args.video_model}'s {patch}-px patches"
-        )
+    if name in BACKBONE_SIZES:
+        return random_backbone_config(name, overrides.get("image_size") or 64, overrides.get("clip_frames") or 8)
+    path = builtin_backbone_path(name) if name in BUILTIN_BACKBONES else name
+    if not os.path.isdir(path):
+        return None
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ArgumentError(f"--video_model {name}: {str(error).strip().splitlines()[0]}") from error
 
 
 def backbone_description(video_model: str, backbone_config) -> str:
@@ -396,11 +480,31 @@ def check_output_dir(training_args) -> None:
             f"--output_dir {output_dir} already holds {what}: pass --overwrite_output_dir to replace it, "
             "--resume_from_checkpoint last to continue that training, or another --output_dir"
         )
-    if training_args.process_index == 0:
+    if training_args.process_index == 0 and checkpoints:
+        # set aside, not deleted: until this run has saved something, the earlier run's work stays on disk
+        held = os.path.join(output_dir, REPLACED_CHECKPOINTS)
+        os.makedirs(held, exist_ok=True)
         for path in checkpoints:
-            shutil.rmtree(path)
-        if checkpoints:
-            logger.info(f"--overwrite_output_dir: removed {len(checkpoints)} checkpoint folders of an earlier run")
+            os.replace(path, os.path.join(held, os.path.basename(path)))
+        logger.info(
+            f"--overwrite_output_dir: {len(checkpoints)} checkpoint folders of an earlier run moved to {held}; "
+            "removed once this run has saved its first checkpoint or its model"
+        )
+
+
+class DropReplacedCheckpoints(TrainerCallback):
+    """Removes the checkpoints `--overwrite_output_dir` set aside (`check_output_dir`) once this run has a complete
+    checkpoint of its own (`on_save` comes after the checkpoint's completion marker); `drop` does it after the final
+    save."""
+
+    def on_save(self, args, state, control, **kwargs):
+        self.drop(args)
+
+    @staticmethod
+    def drop(args):
+        held = os.path.join(args.output_dir, REPLACED_CHECKPOINTS)
+        if args.process_index == 0 and os.path.isdir(held):
+            shutil.rmtree(held, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -438,35 +542,57 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
     return splits, roles["eval"]
 
 
+def check_validation_labels(splits: dict, eval_split: str, data_args, training_args) -> None:
+    """Evaluation during training needs labelled moments in the validation split (annotation files of hidden test
+    sets have none): without them every metric is NaN and no checkpoint can be the best. Raises `ArgumentError`."""
+    training = "train" in splits and not data_args.evaluate_only
+    if not training or training_args.eval_strategy == "no" or eval_split not in splits:
+        return
+    if not any(query for spans in splits[eval_split].with_format(None)["spans_s"] for query in spans):
+        raise ArgumentError(
+            f"the validation split ({eval_split}) has no labelled moments, so evaluation during training would "
+            "measure nothing and could not pick a best checkpoint: pass a --validation_file with moments, or "
+            "--eval_strategy no --load_best_model_at_end False"
+        )
+
+
 def build_model(model_args: ModelArguments) -> TSGVForGrounding:
-    """A tsgv model from a saved tsgv folder, from a pretrained VideoMAE (a path, a Hub name or a backbone shipped in
-    the package) + text encoder, or from a random-init size."""
-    overrides = {
-        "backbone_tuning": model_args.backbone_tuning,
-        "scada_layers": model_args.scada_layers,
-        "scada_bottleneck": model_args.scada_bottleneck,
-        "scada_temporal_kernel": model_args.scada_temporal_kernel,
-        "train_text_encoder": model_args.train_text_encoder,
-        "num_frames": model_args.num_frames,
-        "spatial_pooling": model_args.spatial_pooling,
-        "head_hidden_size": model_args.head_hidden_size,
-        "head_layers": model_args.head_layers,
-        "max_spans": model_args.max_spans,
-        "nms_threshold": model_args.nms_threshold,
-    }
-    if model_args.model_name_or_path:
-        return TSGVForGrounding.from_pretrained(model_args.model_name_or_path)
-    text = model_args.text_model or default_text_encoder_path()
-    video = model_args.video_model
-    if video in BACKBONE_SIZES:
-        backbone = random_backbone_config(video, model_args.image_size or 64, model_args.clip_frames or 8)
-        # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
-        video = VideoMAEModel._from_config(backbone)
-        size_overrides = {}
-    else:
-        video = builtin_backbone_path(video) if video in BUILTIN_BACKBONES else video
-        size_overrides = {"clip_frames": model_args.clip_frames, "image_size": model_args.image_size}
-    return TSGVForGrounding.from_backbones(video=video, text=text, **size_overrides, **overrides)
+    """A tsgv model from a saved tsgv folder (its config updated by the flags that can apply to it), from a pretrained
+    VideoMAE (a path, a Hub name or a backbone shipped in the package) + text encoder, or from a random-init size;
+    the config flags and --config_overrides applied."""
+    overrides = model_args.config_overrides_dict()
+    try:
+        if model_args.model_name_or_path:
+            config = TSGVConfig.from_pretrained(model_args.model_name_or_path).with_overrides(overrides)
+            return TSGVForGrounding.from_pretrained(model_args.model_name_or_path, config=config)
+        text = model_args.text_model or default_text_encoder_path()
+        video = model_args.video_model
+        if video in BACKBONE_SIZES:
+            # `_from_config` builds under DeepSpeed ZeRO-3's zero.Init when --deepspeed is set (what ViT-g needs)
+            video = VideoMAEModel._from_config(backbone_config(model_args, overrides))
+        elif video in BUILTIN_BACKBONES:
+            video = builtin_backbone_path(video)
+        return TSGVForGrounding.from_backbones(video=video, text=text, **overrides)
+    except ValueError as error:
+        if isinstance(error, ModelFolderError):
+            raise
+        raise config_error(error, overrides) from error
+
+
+def load_processor(model_args: ModelArguments, model) -> TSGVProcessor:
+    """The processor saved with --model_name_or_path (`AutoProcessor`, checked against the model), else one built
+    for the text encoder and the model's frame size. Raises `ArgumentError` when the saved one cannot feed the
+    model."""
+    path = model_args.model_name_or_path
+    if not path:
+        text_source = model_args.text_model or default_text_encoder_path()
+        return TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
+    try:
+        processor = AutoProcessor.from_pretrained(path)
+        check_processor_matches(model.config, processor, path)
+    except (OSError, ValueError) as error:
+        raise ArgumentError(f"--model_name_or_path {path}: {str(error).strip().splitlines()[0]}") from error
+    return processor
 
 
 def use_video_state_cache(model, splits: dict, eval_split: str, data_args, training_args) -> bool:
@@ -480,16 +606,27 @@ def use_video_state_cache(model, splits: dict, eval_split: str, data_args, train
         reasons.append("DeepSpeed shards the backbone")
     if data_args.sampling == "query_centric":
         reasons.append("query-centric batches decode per query by design")
-    videos = len(splits["train"]) * data_args.video_state_variants + len(splits.get(eval_split, []))
-    size_gb = estimate_bytes(model.config, videos, dtype=torch.float16 if frames else torch.bfloat16, frames=frames)
-    size_gb /= 2**30
+    train_dtype, eval_dtype = cache_dtypes(model)
+    size_gb = (
+        estimate_bytes(model.config, len(splits["train"]), data_args.video_state_variants, train_dtype, frames)
+        + estimate_bytes(model.config, len(splits.get(eval_split, [])), 1, eval_dtype, frames)
+    ) / 2**30
+    # one copy per machine, whatever the number of processes on it (see fill_caches)
     if data_args.cache_video_states == "auto" and size_gb > data_args.cache_video_states_max_gb:
-        reasons.append(f"it would take {size_gb:.1f} GB (> --cache_video_states_max_gb)")
+        reasons.append(f"it would take {size_gb:.1f} GB per machine (> --cache_video_states_max_gb)")
+
     if reasons and data_args.cache_video_states == "yes":
         raise ArgumentError("--cache_video_states yes is not possible: " + "; ".join(reasons))
     if reasons:
         logger.info("not caching video states: " + "; ".join(reasons))
     return not reasons
+
+
+def cache_dtypes(model) -> tuple[torch.dtype, torch.dtype]:
+    """Storage types of the (training, evaluation) video caches: training keeps states in bfloat16 (rounding within
+    the bound tests/test_feature_cache.py states) or frames in float16 (normalised 8-bit pixels fit it); evaluation
+    keeps float32, so validation metrics are those of the frames."""
+    return (torch.bfloat16 if can_cache(model) else torch.float16), torch.float32
 
 
 def prior_metrics(splits: dict, eval_splits: list[str]) -> dict:
@@ -516,7 +653,7 @@ def write_predictions(path: str, dataset, output, top_k: int, failed: dict | Non
     `failed` (video_id -> decode error) the error too (its spans are empty: it was not seen)."""
     spans, scores = output.predictions[:2]
     labels, durations = output.label_ids
-    with open(path, "w") as f:
+    with atomic_path(path) as temporary, open(temporary, "w") as f:
         for item in unpack_predictions(spans, scores, labels, durations):
             row = dataset[item["video"]]
             record = {
@@ -567,13 +704,13 @@ def main(argv=None, callbacks=None):
     with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
         splits, eval_split = load_splits(data_args)
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
+    check_validation_labels(splits, eval_split, data_args, training_args)
     model = build_model(model_args)
     logger.info(model.trainable_parameters_report())
     if "train" in splits:
         # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
         model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))
-    text_source = model_args.model_name_or_path or model_args.text_model or default_text_encoder_path()
-    processor = TSGVProcessor.from_text_encoder(text_source, image_size=model.config.image_size)
+    processor = load_processor(model_args, model)
     train_collator, eval_collator, transforms, reading_dir = prepare_data(
         splits, model, processor, data_args, training_args
     )
@@ -588,7 +725,8 @@ def main(argv=None, callbacks=None):
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
-        callbacks=[EpochCallback(train_collator, *transforms.values(), *caches), *(callbacks or [])],
+        callbacks=[EpochCallback(train_collator, *transforms.values(), *caches), DropReplacedCheckpoints()]
+        + list(callbacks or []),
         max_bad_sample_fraction=data_args.max_bad_sample_fraction,
         max_nonfinite_steps=data_args.max_nonfinite_steps,
         reading_dir=reading_dir,
@@ -603,6 +741,7 @@ def main(argv=None, callbacks=None):
         trainer.save_model()
         if trainer.is_world_process_zero():
             processor.save_pretrained(training_args.output_dir)
+        DropReplacedCheckpoints.drop(training_args)
 
     # ---- evaluation and report -------------------------------------------------------------------------------
     metrics.update(evaluate_splits(trainer, splits, eval_splits, transforms, model, training_args))
@@ -702,28 +841,43 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
         for split, train in (("train", True), (eval_split, False)):
             if split not in splits or (split == eval_split and split == "train"):
                 continue
-            cache = VideoStatesCache.build(
-                model,
-                splits[split],
-                processor.video_processor,
-                train=train,
-                variants=data_args.video_state_variants,
-                seed=seed,
-                backend=data_args.decode_backend,
-                batch_size=training_args.per_device_eval_batch_size,
-                num_workers=training_args.dataloader_num_workers,
-                # training: bfloat16 states / float16 frames (normalised pixels keep their 8 bits); evaluation exact
-                dtype=(torch.bfloat16 if can_cache(model) else torch.float16) if train else torch.float32,
-            )
+
+            def build(split=split, train=train):
+                return VideoStatesCache.build(
+                    model,
+                    splits[split],
+                    processor.video_processor,
+                    train=train,
+                    variants=data_args.video_state_variants,
+                    seed=seed,
+                    backend=data_args.decode_backend,
+                    batch_size=training_args.per_device_eval_batch_size,
+                    num_workers=training_args.dataloader_num_workers,
+                    dtype=cache_dtypes(model)[0 if train else 1],
+                )
+
+            cache = shared_per_machine(build, f"video-states-{split}", training_args)
             splits[split].set_transform(cache.transform())
             caches.append(cache)
             if train and len(cache.failed) > data_args.max_bad_sample_fraction * len(splits[split]):
-                first = "; ".join(f"{video_id} ({error})" for video_id, error in list(cache.failed.items())[:3])
-                raise RuntimeError(
-                    f"{len(cache.failed)} of {len(splits[split])} training videos failed to decode, more than "
-                    f"--max_bad_sample_fraction {data_args.max_bad_sample_fraction:g}; first: {first}"
-                )
+                failed = [{"video_id": video_id, "error": error} for video_id, error in cache.failed.items()]
+                fraction = data_args.max_bad_sample_fraction
+                raise BadSampleBudgetError(len(failed), len(splits[split]), fraction, failed)
     return caches
+
+
+def shared_per_machine(build, name: str, training_args) -> VideoStatesCache:
+    """`build()` in one process per machine; with several processes there, it saves the cache into
+    `<output_dir>/.<name>-<host>` and the others map those files (`VideoStatesCache.load`): one copy per machine.
+    The folder is removed when the builder exits (the others have mapped it by then)."""
+    if training_args.world_size == 1:
+        return build()
+    folder = os.path.join(training_args.output_dir, f".{name}-{socket.gethostname()}")
+    with training_args.main_process_first(local=True, desc=f"building the {name} cache"):
+        if training_args.local_process_index == 0:
+            build().save(folder)
+            atexit.register(shutil.rmtree, folder, True)
+    return VideoStatesCache.load(folder)  # the builder too maps the files: its built copy is dropped
 
 
 def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: dict, model, training_args) -> dict:
@@ -734,6 +888,8 @@ def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: d
         splits[split].set_transform(transforms[split])  # from the video files, as inference does
         output = trainer.predict(splits[split], metric_key_prefix=split)
         metrics.update(output.metrics)
+        if not output.metrics.get(f"{split}_num_queries"):
+            logger.warning(f"[{split}] no query has a labelled moment: its metrics are NaN (predictions are written)")
         failed = {f["video_id"]: f["error"] for f in trainer.gathered_failures() if f["split"] == split}
         if failed:
             rows = splits[split].with_format(None)
@@ -974,9 +1130,9 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         seed=training_args.seed,
         train_runtime=f"{metrics.get('train_runtime', float('nan')):.0f} s",
     )
-    card.save(os.path.join(training_args.output_dir, "README.md"))
-    with open(os.path.join(training_args.output_dir, "run_arguments.json"), "w") as f:
-        json.dump({"model": asdict(model_args), "data": asdict(data_args)}, f, indent=2)
+    write_text_atomic(os.path.join(training_args.output_dir, "README.md"), str(card))
+    arguments = {"model": asdict(model_args), "data": asdict(data_args)}
+    write_text_atomic(os.path.join(training_args.output_dir, "run_arguments.json"), json.dumps(arguments, indent=2))
 
 
 if __name__ == "__main__":

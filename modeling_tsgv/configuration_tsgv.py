@@ -1,5 +1,6 @@
 """TSGVConfig: the single source of truth for a tsgv grounding model (backbone, SCADA, text encoder, head, losses)."""
 
+import copy
 import dataclasses
 import json
 import os
@@ -236,6 +237,19 @@ class TSGVConfig(PreTrainedConfig):
                 )
         if self.backbone_tuning == "scada" and not self.scada_layers:
             raise ValueError("backbone_tuning='scada' needs at least one block in scada_layers")
+        for name, least in (
+            ("scada_bottleneck", 1),
+            ("head_hidden_size", 1),
+            ("head_num_heads", 1),
+            ("head_layers", 0),
+        ):
+            if getattr(self, name) < least:
+                raise ValueError(f"{name} must be >= {least}, got {getattr(self, name)}")
+        if self.clip_frames <= 0 or self.image_size <= 0:
+            raise ValueError(f"clip_frames and image_size must be > 0, got {self.clip_frames} and {self.image_size}")
+        patch = self.backbone_config.patch_size
+        if self.image_size % patch:
+            raise ValueError(f"image_size ({self.image_size}) must be a multiple of the backbone's {patch}-px patches")
         if self.clip_frames % self.backbone_config.tubelet_size:
             raise ValueError(
                 f"clip_frames ({self.clip_frames}) must be a multiple of the backbone's tubelet_size "
@@ -260,6 +274,55 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(f"inference_window_s must be > 0 seconds, got {self.inference_window_s}")
         if not 0.0 < self.score_prior < 1.0:
             raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
+        for name in ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "focal_gamma"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.focal_alpha <= 1.0:
+            raise ValueError(f"focal_alpha must be in [0, 1], got {self.focal_alpha}")
+
+    @classmethod
+    def parse_overrides(cls, text: str) -> dict:
+        """`"key=value,key=value"` (transformers' `--config_overrides` convention) -> {field: typed value}.
+
+        Parsed by `PreTrainedConfig.update_from_string` on a default config, so each value takes its field's type
+        (int, float, bool, str). Raises ValueError for an unknown field, a value of the wrong type, or a field that
+        is not a plain number / flag / word (lists such as `scada_layers`: use their own flags)."""
+        probe = cls()
+        pairs = [pair for pair in text.split(",") if pair.strip()]
+        for pair in pairs:
+            if "=" not in pair:
+                raise ValueError(f"{pair!r} is not key=value")
+        keys = [pair.split("=", 1)[0].strip() for pair in pairs]
+        try:
+            probe.update_from_string(",".join(f"{k}={pair.split('=', 1)[1].strip()}" for k, pair in zip(keys, pairs)))
+        except TypeError as error:  # a field that is not int / float / bool / str
+            raise ValueError(str(error)) from error
+        return {key: getattr(probe, key) for key in keys}
+
+    def with_overrides(self, overrides: dict) -> "TSGVConfig":
+        """A copy of this (loaded) config with `overrides` applied and validated, for fine-tuning or evaluating a
+        saved model with other settings. Fields that shape the saved weights (`WEIGHT_SHAPING_FIELDS`, and
+        switching SCADA adapters on or off) cannot change: they raise a ValueError naming the field."""
+        config = copy.deepcopy(self)
+        for key, value in overrides.items():
+            if key not in {f.name for f in dataclasses.fields(TSGVConfig)} or key in (
+                "backbone_config",
+                "text_config",
+            ):
+                raise ValueError(f"{key} is not a TSGVConfig field that can be set")
+            current = getattr(config, key)
+            changes_weights = key in WEIGHT_SHAPING_FIELDS or (
+                key == "backbone_tuning" and (value == "scada") != (current == "scada")
+            )
+            if changes_weights and value != current:
+                raise ValueError(
+                    f"{key} cannot change from {current!r} to {value!r} on a saved model: its weights have that shape"
+                )
+            setattr(config, key, value)
+        config._validate_tsgv()
+        return config
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -289,6 +352,24 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+# fields whose value decides which weights a model has, or their shapes: a saved model keeps them
+WEIGHT_SHAPING_FIELDS = (
+    "scada_layers",
+    "scada_bottleneck",
+    "scada_temporal_kernel",
+    "clip_frames",
+    "image_size",
+    "spatial_pooling",
+    "spatial_pool_location",
+    "head_hidden_size",
+    "head_layers",
+    "head_num_heads",
+    "head_temporal_kernel",
+    "head_sentence_gating",
+    "sentence_standardization",
+)
 
 
 def _pipeline_installed() -> bool:

@@ -3,8 +3,11 @@
 Under `backbone_tuning="scada"` (and `"frozen"`) the blocks up to the first adapter are frozen, so
 `TSGVForGrounding.encode_video` is a fixed function of the frames. With frames sampled the same way, its output can be
 computed once per video and reused by every epoch: a training step then costs only the per-query part (adapters,
-blocks above them, pooling, head) — no decoding, no shared blocks. This is exact, not an approximation: a step on
-cached states gives the same loss and gradients as a step on the frames they came from.
+blocks above them, pooling, head) — no decoding, no shared blocks. Kept in float32 (`dtype=torch.float32`, what
+`run_grounding.py` uses for evaluation) a step on cached states gives the same loss and gradients as a step on the
+frames they came from. `run_grounding.py` keeps the training states in bfloat16 (half the memory): a step then differs
+from the float32 one by bfloat16's rounding of the states (tests/test_feature_cache.py bounds it: loss within 1 %,
+gradients at cosine >= 0.99).
 
 Frame jitter (random sampling within each of the T segments) is kept by caching `variants` jittered samplings per
 training video; each epoch picks one per video, seeded by (seed, epoch, video), so a resumed run sees the same ones.
@@ -14,11 +17,14 @@ When the embeddings train too (`backbone_tuning="full"`, or `"partial"` reaching
 is fixed; the cache then keeps the decoded, resized and normalised frames (`pixel_values`) instead, which still saves
 the decoding of every epoch (on a small dataset at a small resolution, decoding is most of a full-tuning step).
 
-Memory: videos x variants x C x N x D values (states) or T x 3 x H x W values (frames), bfloat16 by default
-(`estimate_bytes`). `run_grounding.py` uses the cache when the estimate fits `--cache_video_states_max_gb`.
+Memory: videos x variants x C x N x D values (states) or T x 3 x H x W values (frames) of the storage dtype
+(`estimate_bytes`). With several processes on a machine, one of them builds the cache and saves it (`save`); the others
+map the same files (`load`, shared memory-mapped storage), so a machine holds one copy, not one per process.
 """
 
+import json
 import logging
+import os
 import time
 
 import torch
@@ -174,6 +180,47 @@ class VideoStatesCache:
             + (f"; {len(failed)} failed to decode and will be skipped" if failed else "")
         )
         return cache
+
+    def save(self, folder: str) -> None:
+        """Write the cache into `folder` (created): one raw file per variant and `cache.json` (shapes, dtype, keys,
+        failures), the latter last and atomically, so `load` never reads a half-written cache."""
+        os.makedirs(folder, exist_ok=True)
+        shapes = []
+        for variant, states in enumerate(self.states):
+            states.contiguous().view(-1).view(torch.uint8).numpy().tofile(
+                os.path.join(folder, f"states-{variant}.bin")
+            )
+            shapes.append(list(states.shape))
+        meta = {
+            "shapes": shapes,
+            "dtype": str(self.states[0].dtype).removeprefix("torch."),
+            "keys": self.keys,
+            "train": self.train,
+            "seed": self.seed,
+            "field": self.field,
+            "failed": self.failed,
+        }
+        temporary = os.path.join(folder, "cache.json.tmp")
+        with open(temporary, "w") as f:
+            json.dump(meta, f)
+        os.replace(temporary, os.path.join(folder, "cache.json"))
+
+    @classmethod
+    def load(cls, folder: str) -> "VideoStatesCache":
+        """A cache `save`d in `folder`, its states memory-mapped read-only from the files (shared with every other
+        process that maps them: the machine's page cache holds one copy). Raises FileNotFoundError without a complete
+        `cache.json`."""
+        with open(os.path.join(folder, "cache.json")) as f:
+            meta = json.load(f)
+        dtype = getattr(torch, meta["dtype"])
+        states = []
+        for variant, shape in enumerate(meta["shapes"]):
+            size = 1
+            for dim in shape:
+                size *= dim
+            path = os.path.join(folder, f"states-{variant}.bin")
+            states.append(torch.from_file(path, shared=True, size=size, dtype=dtype).view(shape))
+        return cls(states, meta["keys"], meta["train"], meta["seed"], meta["field"], meta["failed"])
 
     def variant_of(self, video_id: str) -> int:
         """The variant used for `video_id` this epoch (0 for an evaluation cache)."""

@@ -42,12 +42,17 @@ def _as_moments(reference, index: int) -> np.ndarray:
 
 
 def _as_ranked_spans(prediction, max_rank: int) -> np.ndarray:
-    """One query's ranked predictions, rows (start, end[, score, ...]) -> (<=max_rank, 2) array (may be empty)."""
+    """One query's ranked predictions -> (<=max_rank, 2) array (may be empty). Rows are (start, end[, score, ...])
+    or the grounding pipeline's `{"start", "end", "score"}` dicts; the pipeline's timeline answer
+    (`return_timeline=True`, a dict with "spans") gives its spans."""
+    if isinstance(prediction, dict) and "spans" in prediction:
+        prediction = prediction["spans"]
     if prediction is None or len(prediction) == 0:
         return np.zeros((0, 2))
-    if np.isscalar(prediction[0]):  # a single bare (start, end) span
+    if isinstance(prediction, dict) or np.isscalar(prediction[0]):  # a single bare span
         prediction = [prediction]
-    return np.asarray([row[:2] for row in list(prediction)[:max_rank]], dtype=np.float64).reshape(-1, 2)
+    rows = [(row["start"], row["end"]) if isinstance(row, dict) else row[:2] for row in list(prediction)[:max_rank]]
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
 
 
 def per_query_best_iou(predictions: Sequence, references: Sequence, max_rank: int) -> np.ndarray:
@@ -76,13 +81,14 @@ def grounding_metrics(
     """Recall at IoU thresholds and mean IoU of the top-1 prediction, in percent.
 
     Args:
-        predictions: per query, a ranked list (best first) of (start_s, end_s) or (start_s, end_s, score) in seconds.
+        predictions: per query, a ranked list (best first) of (start_s, end_s) or (start_s, end_s, score) in seconds,
+            or what the grounding pipeline returned for it (`[{"start", "end", "score"}, ...]`).
         references: per query, one (start_s, end_s) moment or a list of moments, in seconds.
         iou_thresholds: IoU thresholds m of the "Rk@m" keys.
         ranks: k values of the "Rk@m" keys.
     Returns:
-        {"R1@0.3": %, "R1@0.5": %, ..., "R5@0.7": %, "mIoU": %} (floats in [0, 100]); {} keys stay present with 0.0
-        for zero queries.
+        {"R1@0.3": %, "R1@0.5": %, ..., "R5@0.7": %, "mIoU": %} (floats in [0, 100]); every value NaN for zero
+        queries (nothing was measured: as `sentence_binding`, and never a best checkpoint's 0).
     """
     max_rank = max(ranks)
     best = per_query_best_iou(predictions, references, max_rank)  # (Q, max_rank)
@@ -90,8 +96,8 @@ def grounding_metrics(
     for k in ranks:
         top = best[:, :k].max(axis=1) if len(best) else np.zeros(0)
         for threshold in iou_thresholds:
-            results[f"R{k}@{threshold:g}"] = float(100 * np.mean(top >= threshold)) if len(top) else 0.0
-    results["mIoU"] = float(100 * best[:, 0].mean()) if len(best) else 0.0
+            results[f"R{k}@{threshold:g}"] = float(100 * np.mean(top >= threshold)) if len(top) else float("nan")
+    results["mIoU"] = float(100 * best[:, 0].mean()) if len(best) else float("nan")
     return results
 
 

@@ -17,6 +17,7 @@ inference can encode a video once and ground any number of queries against it, i
 import math
 import os
 import shutil
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -451,11 +452,15 @@ class SentenceStateCache:
     """A frozen text encoder's token states per sentence, keyed by the sentence's token ids, up to `max_sentences`
     (least recently used dropped first). Each sentence is encoded alone and unpadded, so its states never depend on
     the batch that first held it (a padded batch changes the float reduction order): a resumed run gets the bits an
-    uninterrupted one got."""
+    uninterrupted one got.
+
+    Thread-safe: the pipeline may serve concurrent calls on one model; reads and writes of the table hold a lock
+    (encoding a missing sentence does not, so threads encode in parallel)."""
 
     def __init__(self, max_sentences: int = 50_000):
         self.states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self.max_sentences = max_sentences
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.states)
@@ -477,7 +482,8 @@ class SentenceStateCache:
         `token_ids`. Returns the number of sentences encoded."""
         device = next(text_model.parameters()).device
         unique = sorted({tuple(int(t) for t in ids) for ids in token_ids if len(ids)})
-        unique = [ids for ids in unique if self.key(torch.tensor(ids)) not in self.states]
+        with self._lock:
+            unique = [ids for ids in unique if self.key(torch.tensor(ids)) not in self.states]
         by_length = {}
         for ids in unique:
             by_length.setdefault(len(ids), []).append(ids)
@@ -488,10 +494,12 @@ class SentenceStateCache:
             for start in range(0, len(group), batch_size):
                 ids = torch.tensor(group[start : start + batch_size], dtype=torch.long, device=device)
                 states = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-                for row, state in zip(ids, states):
-                    self.states[self.key(row)] = state.clone()
+                with self._lock:
+                    for row, state in zip(ids, states):
+                        self.states[self.key(row)] = state.clone()
         text_model.train(was_training)
-        self._trim()
+        with self._lock:
+            self._trim()
         return len(unique)
 
     @torch.compiler.disable  # host-side lookups by token ids: a deliberate break in a compiled graph
@@ -509,15 +517,17 @@ class SentenceStateCache:
         """Token states (B_q, S, D_text) of right-padded `input_ids` (B_q, S) with `lengths` (B_q,) real tokens,
         running `text_model` once per sentence it lacks; padding positions are zero (every consumer masks them)."""
         keys = [self.key(row[:n]) for row, n in zip(input_ids, lengths.tolist())]
-        found = {key: self.states[key] for key in keys if key in self.states}
+        with self._lock:
+            found = {key: self.states[key] for key in keys if key in self.states}
         for key in dict.fromkeys(k for k in keys if k not in found):
             row = keys.index(key)
             ids = input_ids[row : row + 1, : int(lengths[row])]
             found[key] = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
-        for key in dict.fromkeys(keys):
-            self.states[key] = found[key]
-            self.states.move_to_end(key)
-        self._trim()
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                self.states[key] = found[key]
+                self.states.move_to_end(key)
+            self._trim()
         out = nn.utils.rnn.pad_sequence([found[key] for key in keys], batch_first=True)  # (B_q, <=S, D_text)
         return F.pad(out, (0, 0, 0, input_ids.shape[1] - out.shape[1]))  # (B_q, S, D_text), zeros after each end
 

@@ -154,9 +154,10 @@ def stack_windows(windows: list[dict], pad_id: int) -> dict:
 
 
 def _synchronize(device: torch.device):
-    """Wait for the accelerator's queued work (so the timings split honestly between stages)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    """Wait for the accelerator's queued work (so the timings split honestly between stages). Nothing to wait for on
+    the CPU; `torch.accelerator.synchronize` raises there on a CUDA build without a GPU, hence the guard."""
+    if device.type != "cpu" and torch.accelerator.is_available():
+        torch.accelerator.synchronize(device)
 
 
 class _DecodeAhead:

@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.utils import logging
 
 from .data import file_being_read
+from .files import write_text_atomic
 from .metrics import grounding_metrics
 from .modeling_tsgv import HEAD_KEY_RENAMES, count_positive_steps
 
@@ -139,14 +140,34 @@ class EpochCallback(TrainerCallback):
             target.set_epoch(int(state.epoch or 0))
 
 
+class BadSampleBudgetError(RuntimeError):
+    """More training videos failed to decode than `--max_bad_sample_fraction` allows; one line naming the first
+    files and the flag."""
+
+    def __init__(self, count: int, total: int, fraction: float, failed: list[dict]):
+        first = "; ".join(f"{f.get('video_path') or f.get('video_id')} ({f['error']})" for f in failed[:3])
+        super().__init__(
+            f"{count} of {total} training videos failed to decode, more than --max_bad_sample_fraction {fraction:g} "
+            f"allows; first: {first}"
+        )
+
+
 class _ScalerSkipCounter(TrainerCallback):
-    """Counts the optimiser steps an fp16 GradScaler skipped, in `trainer.scaler_skipped_steps`."""
+    """Counts the optimiser steps an fp16 GradScaler skipped, in `trainer.scaler_skipped_steps`: those after which its
+    scale went down (it lowers the scale exactly when it found inf/NaN gradients). Not accelerate's
+    `optimizer_step_was_skipped`: with a fused optimiser (the Trainer's default `adamw_torch_fused`) the scaler hands
+    the inf check to the optimiser and accelerate never sees the skip."""
 
     def __init__(self, trainer):
-        self.trainer = trainer
+        self.trainer, self.scale = trainer, None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        scaler = self.trainer.accelerator.scaler
+        self.scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        if self.trainer.accelerator.scaler is not None and self.trainer.accelerator.optimizer_step_was_skipped:
+        scaler = self.trainer.accelerator.scaler
+        if self.scale is not None and scaler.get_scale() < self.scale:
             self.trainer.scaler_skipped_steps += 1
 
 
@@ -243,6 +264,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.decode_failures: list[dict] = []  # {"split", "video_id", "video_path", "error"}, each video once
         self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
         self._step_nonfinite = self._nonfinite_loss = False
+        self._train_videos = None
         self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
         self.add_callback(_ScalerSkipCounter(self))
         self._phase = "train"
@@ -306,7 +328,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         the Trainer's `logging_nan_inf_filter` (on by default) keeps out of the logged mean."""
         video_ids = list(inputs.get("video_ids") or [])
         failures = self._record_failures(inputs)
-        if failures:
+        if failures and self.args.world_size == 1:
             self._check_failure_budget()
         if "input_ids" not in inputs:  # every video of the batch failed to decode: nothing to learn from
             if self.args.world_size > 1:
@@ -326,6 +348,8 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         if not self.accelerator.sync_gradients:
             return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
         # the optimiser step's last micro-batch: decide once for the whole step
+        if self.args.world_size > 1:  # the ranks' failures together: every rank reaches this line at every step
+            self._check_failure_budget(collective=True)
         if self.accelerator.scaler is None and not self.is_deepspeed_enabled:
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             # one fused norm over all gradients (inf or nan anywhere makes it non-finite); one wait per optimiser step
@@ -347,15 +371,26 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                 )
         return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
 
-    def _check_failure_budget(self):
+    def _check_failure_budget(self, collective: bool = False):
+        """Stop (`BadSampleBudgetError`) when more than `max_bad_sample_fraction` of the training videos have failed
+        to decode. Counted in videos (also under query-centric batches, whose rows are queries) over all processes:
+        with `collective` (every rank calls it at the same step) the ranks' counts are summed; otherwise only this
+        rank's count is checked, which can only be lower."""
         failed = [f for f in self.decode_failures if f["split"] == "train"]
-        total = len(self.train_dataset) if self.train_dataset is not None else 0
-        if total and len(failed) > self.max_bad_sample_fraction * total:
-            first = "; ".join(f"{f['video_path']} ({f['error']})" for f in failed[:3])
-            raise RuntimeError(
-                f"{len(failed)} of {total} training videos failed to decode, more than --max_bad_sample_fraction "
-                f"{self.max_bad_sample_fraction:g}; first: {first}"
-            )
+        count = len(failed)
+        if collective and self.args.world_size > 1:
+            count = int(self.accelerator.reduce(torch.tensor([count], device=self.args.device), "sum").item())
+        total = self._num_train_videos()
+        if total and count > self.max_bad_sample_fraction * total:
+            raise BadSampleBudgetError(count, total, self.max_bad_sample_fraction, failed)
+
+    def _num_train_videos(self) -> int:
+        """Distinct videos of the training set (its rows are queries under query-centric batching)."""
+        if self._train_videos is None:
+            dataset = self.train_dataset
+            ids = dataset.with_format(None)["video_id"] if hasattr(dataset, "with_format") else range(len(dataset))
+            self._train_videos = len(set(ids))
+        return self._train_videos
 
     def train(self, *args, **kwargs):
         self._phase = "train"
@@ -406,8 +441,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         if not failures:
             return None
         path = os.path.join(output_dir, "skipped_videos.json")
-        with open(path, "w") as f:
-            json.dump(failures, f, indent=2)
+        write_text_atomic(path, json.dumps(failures, indent=2))
         counts = {}
         for failure in failures:
             counts[failure["split"]] = counts.get(failure["split"], 0) + 1
@@ -459,6 +493,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 
 __all__ = [
     "TSGVTrainer",
+    "BadSampleBudgetError",
     "SafeCheckpointsMixin",
     "EpochCallback",
     "checkpoint_problem",

@@ -16,6 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .files import atomic_path
+
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "decord", "pyav", "torchcodec")
@@ -433,7 +435,8 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
 
     Raises:
         VideoDecodeError naming the file when it is missing or unreadable; ValueError when end_s <= start_s or no
-        frame lies in [start_s, end_s) (then no file is left behind).
+        frame lies in [start_s, end_s). On any error `out_path` is left as it was (written to a temporary file
+        that replaces it only when complete).
     """
     import av
 
@@ -452,7 +455,7 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
             if duration_s is not None and start_s >= duration_s:
                 raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s (the video ends first)")
             width, height = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
-            with av.open(out_path, "w") as target:
+            with atomic_path(out_path) as temporary, av.open(temporary, "w", format="mp4") as target:
                 out = target.add_stream("libx264", rate=stream.average_rate or Fraction(25))
                 out.width, out.height, out.pix_fmt = width, height, "yuv420p"
                 out.codec_context.time_base = Fraction(1, 1000)  # pts in milliseconds since start_s
@@ -476,11 +479,10 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
                 for frame, time_s in _frames_in(frames, offset_s, start_s, end_s):
                     write(frame, time_s)
                 target.mux(out.encode())
+                if written == 0:  # nothing to keep: the temporary file goes, out_path stays as it was
+                    raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s")
     except av.error.FFmpegError as err:
         raise VideoDecodeError(f"{path}: cannot cut [{start_s:.2f}, {end_s:.2f}) s ({err})") from err
-    if written == 0:
-        os.remove(out_path)
-        raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s")
     return written
 
 

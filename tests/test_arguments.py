@@ -41,6 +41,7 @@ NONSENSE = [
     (["--evaluate_only"], "--evaluate_only needs --model_name_or_path"),
     (["--resume_from_checkpoint", "last"], "--resume_from_checkpoint last"),
     (["--resume_from_checkpoint", "no/such/checkpoint-3"], "--resume_from_checkpoint"),
+    (["--dataloader_persistent_workers", "--dataloader_num_workers", "1"], "--dataloader_persistent_workers"),
 ]
 
 
@@ -107,10 +108,16 @@ def _training_args(out, *extra):
     return args
 
 
-def test_overwrite_removes_the_earlier_runs_checkpoints(tmp_path):
+def test_overwrite_sets_the_earlier_runs_checkpoints_aside_until_the_new_run_saves(tmp_path):
     out = _trained_folder(tmp_path / "out", checkpoints=(264, 528))
-    run_grounding.check_output_dir(_training_args(out, "--overwrite_output_dir"))
-    # the new run's checkpoint rotation and a later `--resume_from_checkpoint last` must not see stale ones
+    args = _training_args(out, "--overwrite_output_dir")
+    run_grounding.check_output_dir(args)
+    # the new run's checkpoint rotation and a later `--resume_from_checkpoint last` must not see stale ones...
+    assert sorted(os.listdir(out)) == [".replaced-checkpoints", "all_results.json", "model.safetensors"]
+    assert run_grounding.last_complete_checkpoint(str(out)) is None
+    # ...but nothing is deleted before the new run has saved something
+    assert sorted(os.listdir(out / ".replaced-checkpoints")) == ["checkpoint-264", "checkpoint-528"]
+    run_grounding.DropReplacedCheckpoints.drop(args)
     assert sorted(os.listdir(out)) == ["all_results.json", "model.safetensors"]
 
 
@@ -122,3 +129,89 @@ def test_resume_last_finds_the_newest_complete_checkpoint(tmp_path):
     run_grounding.check_output_dir(args)
     assert args.resume_from_checkpoint == str(out / "checkpoint-10")
     assert (out / "model.safetensors").exists()  # resuming replaces nothing before training ends
+
+
+# ---- the model flags: shorthands for --config_overrides, applied to new and saved models alike, refused where not
+
+
+def _parsed(tmp_path, *extra):
+    return run_grounding.parse_arguments(["--output_dir", str(tmp_path / "out"), *extra])
+
+
+def test_config_overrides_reach_the_model_with_the_named_flags(tmp_path):
+    model_args, _, _ = _parsed(
+        tmp_path,
+        *("--video_model", "tiny", "--image_size", "32", "--clip_frames", "4", "--num_frames", "8"),
+        *("--backbone_tuning", "partial", "--partial_layers", "1", "--max_spans", "3"),
+        *("--config_overrides", "head_dropout=0.3, loss_diou_weight=2.5,head_sentence_gating=false"),
+    )
+    config = run_grounding.build_model(model_args).config
+    assert (config.head_dropout, config.loss_diou_weight, config.head_sentence_gating) == (0.3, 2.5, False)
+    assert (config.backbone_tuning, config.partial_layers, config.max_spans) == ("partial", [1], 3)
+    assert config.num_frames == 8 and config.image_size == 32
+
+
+CONFIG_NONSENSE = [
+    (["--config_overrides", "head_dropuot=0.3"], "--config_overrides"),  # a typo
+    (["--config_overrides", "head_dropout=lots"], "--config_overrides"),
+    (["--config_overrides", "head_dropout=1.5"], "--config_overrides head_dropout must be in [0, 1)"),
+    (["--config_overrides", "scada_layers=1"], "--config_overrides"),  # a list: its own flag
+    (["--config_overrides", "max_spans=2", "--max_spans", "3"], "give it once"),
+    (["--head_layers", "-1"], "--head_layers must be >= 0"),
+    (["--config_overrides", "focal_alpha=2"], "--config_overrides focal_alpha"),
+]
+
+
+@pytest.mark.parametrize("extra,words", CONFIG_NONSENSE, ids=[" ".join(args) for args, _ in CONFIG_NONSENSE])
+def test_bad_config_overrides_stop_in_one_line(tmp_path, extra, words):
+    with pytest.raises(ArgumentError) as error:
+        _parsed(tmp_path, "--synthetic_dir", str(tmp_path / "world"), *extra)
+    assert words in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "world").exists()
+
+
+@pytest.fixture
+def saved_model(tmp_path, minilm_path):
+    from conftest import save_tiny_model
+
+    from modeling_tsgv import TSGVProcessor
+
+    folder = save_tiny_model(tmp_path / "saved", minilm_path)
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=32, max_text_length=7).save_pretrained(folder)
+    return folder
+
+
+def test_flags_apply_to_a_saved_model_and_its_own_processor_is_loaded(tmp_path, saved_model):
+    model_args, _, _ = _parsed(
+        tmp_path, "--model_name_or_path", str(saved_model), "--max_spans", "2", "--backbone_tuning", "scada"
+    )
+    model = run_grounding.build_model(model_args)
+    assert model.config.max_spans == 2  # applied, not dropped
+    processor = run_grounding.load_processor(model_args, model)
+    assert processor.max_text_length == 7  # the saved processor, not one rebuilt from defaults
+
+
+SAVED_MODEL_REFUSALS = [
+    (["--scada_bottleneck", "16"], "scada_bottleneck cannot change"),
+    (["--backbone_tuning", "full"], "backbone_tuning cannot change"),
+    (["--config_overrides", "head_hidden_size=64"], "head_hidden_size cannot change"),
+    (["--video_model", "tiny"], "--video_model cannot apply with --model_name_or_path"),
+    (["--text_model", "bert-base-uncased"], "--text_model cannot apply"),
+]
+
+
+@pytest.mark.parametrize("extra,words", SAVED_MODEL_REFUSALS, ids=[" ".join(a) for a, _ in SAVED_MODEL_REFUSALS])
+def test_flags_that_cannot_apply_to_a_saved_model_are_refused(tmp_path, saved_model, extra, words):
+    with pytest.raises(ArgumentError) as error:
+        _parsed(tmp_path, "--model_name_or_path", str(saved_model), *extra)
+    assert words in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_saved_processor_that_cannot_feed_the_model_is_refused(tmp_path, saved_model, minilm_path):
+    from modeling_tsgv import TSGVProcessor
+
+    TSGVProcessor.from_text_encoder(minilm_path, image_size=64).save_pretrained(saved_model)
+    model_args, _, _ = _parsed(tmp_path, "--model_name_or_path", str(saved_model))
+    model = run_grounding.build_model(model_args)
+    with pytest.raises(ArgumentError, match="another size than the model's image_size 32"):
+        run_grounding.load_processor(model_args, model)

@@ -194,3 +194,78 @@ def test_a_kill_while_a_checkpoint_is_written_never_resumes_from_it(broken_world
     actual = load_file(out / "model.safetensors")
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
+
+
+def test_the_bad_sample_budget_counts_videos_also_when_rows_are_queries(tmp_path):
+    """Query-centric training rows are queries: 2 failed videos of 10 is 20 % (over a 10 % budget), although they are
+    only 2 of 40 rows."""
+    import datasets
+    from conftest import tiny_config
+    from transformers import TrainingArguments
+
+    from modeling_tsgv import TSGVForGrounding
+    from modeling_tsgv.data import explode_queries
+    from modeling_tsgv.trainer import BadSampleBudgetError, TSGVTrainer
+
+    videos = [
+        {"video_id": f"v{i}", "video_path": f"/videos/v{i}.mp4", "duration_s": 10.0, "sentences": ["a"] * 4,
+         "query_ids": [f"v{i}:{q}" for q in range(4)], "spans_s": [[[1.0, 2.0]]] * 4}
+        for i in range(10)
+    ]  # fmt: skip
+    rows = explode_queries(datasets.Dataset.from_list(videos))
+    assert len(rows) == 40
+    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none", remove_unused_columns=False)
+    trainer = TSGVTrainer(
+        model=TSGVForGrounding(tiny_config()), args=args, train_dataset=rows, max_bad_sample_fraction=0.1
+    )
+    failures = [
+        {"index": 0, "video_id": f"v{i}", "video_path": f"/videos/v{i}.mp4", "error": "truncated"} for i in (3, 7)
+    ]
+    batch = {"video_ids": ["v3", "v7"], "decode_failures": failures[:1]}
+    trainer.training_step(trainer.model, batch)  # 1 of 10 videos: within 10 %
+    batch = {"video_ids": ["v7"], "decode_failures": failures[1:]}
+    with pytest.raises(
+        BadSampleBudgetError, match=r"2 of 10 training videos .*--max_bad_sample_fraction 0.1.*v3\.mp4"
+    ):
+        trainer.training_step(trainer.model, batch)
+
+
+def test_a_validation_split_without_moments_is_refused_before_training(tmp_path):
+    import datasets
+
+    rows = [{"video_id": "v", "duration_s": 5.0, "sentences": ["a"], "spans_s": [[]]}]
+    splits = {"train": datasets.Dataset.from_list(rows), "val": datasets.Dataset.from_list(rows)}
+    _, data_args, training_args = run_grounding.parse_arguments(["--output_dir", str(tmp_path / "out")])
+    with pytest.raises(run_grounding.ArgumentError, match="validation split \\(val\\) has no labelled moments"):
+        run_grounding.check_validation_labels(splits, "val", data_args, training_args)
+    training_args.eval_strategy = "no"
+    run_grounding.check_validation_labels(splits, "val", data_args, training_args)  # nothing evaluated: fine
+
+
+KILL_WHEN_TRAINING_STARTS_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from transformers import TrainerCallback
+import run_grounding
+
+class Kill(TrainerCallback):
+    def on_train_begin(self, args, state, control, **kwargs):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+run_grounding.main({args!r}, callbacks=[Kill()])
+"""
+
+
+def test_a_run_killed_before_its_first_save_leaves_the_overwritten_model_in_place(broken_world, tmp_path):
+    from test_run_grounding import run_script
+
+    out = tmp_path / "out"
+    (out / "checkpoint-40").mkdir(parents=True)
+    (out / "checkpoint-40" / "trainer_state.json").write_text("{}")
+    (out / "model.safetensors").write_bytes(b"the earlier run's weights")
+    args = tiny_args(tmp_path, "--synthetic_dir", str(broken_world[0]), "--max_bad_sample_fraction", "1")
+    args += ["--overwrite_output_dir", "--max_steps", "2"]
+    killed = run_script([], python_code=KILL_WHEN_TRAINING_STARTS_SCRIPT.format(root=str(REPO_ROOT), args=args))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (out / "model.safetensors").read_bytes() == b"the earlier run's weights"
+    assert (out / ".replaced-checkpoints" / "checkpoint-40" / "trainer_state.json").exists()

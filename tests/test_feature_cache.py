@@ -125,3 +125,63 @@ def test_bad_cached_states_are_refused(minilm_path):
         model(video_states=bad, input_ids=torch.ones(1, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="exactly one of pixel_values"):
         model(input_ids=torch.ones(1, 3, dtype=torch.long))
+
+
+def test_bfloat16_training_states_give_the_float32_step_within_the_stated_bound(world_rows, processor, minilm_path):
+    """run_grounding keeps training states in bfloat16; the module docstring states the bound this checks."""
+    model = make_model(minilm_path)
+    dataset = datasets.Dataset.from_list(world_rows)
+    collator = VideoCentricCollator(processor, seed=4)
+    steps = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        cache = VideoStatesCache.build(
+            model, dataset, processor.video_processor, train=True, variants=1, seed=4, num_workers=0, dtype=dtype
+        )
+        batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows))])
+        model.train()
+        steps[dtype] = step(model, batch)
+    (loss32, grads32), (loss16, grads16) = steps[torch.float32], steps[torch.bfloat16]
+    assert float(loss16) == pytest.approx(float(loss32), rel=1e-2)
+    flat32 = torch.cat([g.flatten() for g in grads32.values()])
+    flat16 = torch.cat([grads16[name].flatten() for name in grads32])
+    assert torch.nn.functional.cosine_similarity(flat32, flat16, dim=0) >= 0.99
+
+
+def test_a_saved_cache_maps_its_files_instead_of_copying_them(tmp_path):
+    cache = VideoStatesCache(
+        [torch.randn(3, 2, 4, 5).bfloat16(), torch.randn(3, 2, 4, 5).bfloat16()],
+        {"a": 0, "b": 1, "c": 2},
+        train=True,
+        seed=3,
+        failed={"b": "moov atom not found"},
+    )
+    cache.save(str(tmp_path / "cache"))
+    loaded = VideoStatesCache.load(str(tmp_path / "cache"))
+    for saved, mapped in zip(cache.states, loaded.states):
+        assert torch.equal(saved, mapped)
+        assert mapped.untyped_storage().filename is not None  # memory-mapped: processes share the page cache
+    assert (loaded.keys, loaded.failed, loaded.train, loaded.seed) == (cache.keys, cache.failed, True, 3)
+    assert [loaded.variant_of(v) for v in "abc"] == [cache.variant_of(v) for v in "abc"]
+
+
+def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows, minilm_path):
+    import sys
+    from types import SimpleNamespace
+
+    from conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT))
+    import run_grounding
+
+    model = make_model(minilm_path)
+    splits = {"train": world_rows, "val": world_rows[:2]}
+    train = estimate_bytes(model.config, len(world_rows), 2, torch.bfloat16)
+    size = train + estimate_bytes(model.config, 2, 1, torch.float32)
+    cap_gb = (train + estimate_bytes(model.config, 2, 1, torch.bfloat16) + size) / 2 / 2**30  # between the two
+    data_args = SimpleNamespace(
+        cache_video_states="auto", sampling="video_centric", video_state_variants=2, cache_video_states_max_gb=cap_gb
+    )
+    training_args = SimpleNamespace(deepspeed=None)
+    assert not run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+    data_args.cache_video_states_max_gb = size / 2**30 * 1.01
+    assert run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)

@@ -109,3 +109,25 @@ def test_the_prior_proposes_five_fixed_spans_for_its_r5():
     assert metrics["R1@0.5"] == pytest.approx(100 * 8 / 14) and metrics["R5@0.5"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="k must be >= 1"):
         fit_prior_spans(early, k=0)
+
+
+def test_zero_queries_measure_nothing_nan_as_binding_does():
+    from modeling_tsgv.metrics import sentence_binding
+
+    metrics = grounding_metrics([], [])
+    assert metrics.keys() >= {"R1@0.5", "R5@0.7", "mIoU"}
+    assert all(np.isnan(value) for value in metrics.values())  # never a 0 that a best-checkpoint search would keep
+    assert np.isnan(sentence_binding([])[0])
+
+
+def test_the_pipelines_own_answers_are_scored_as_they_come():
+    references = [(0.0, 5.0), [(5.0, 10.0), (20.0, 22.0)]]
+    as_pairs = [[(0.0, 4.0, 0.9), (10.0, 20.0, 0.2)], [(6.0, 10.0, 0.8)]]
+    as_pipeline = [
+        [{"start": 0.0, "end": 4.0, "score": 0.9}, {"start": 10.0, "end": 20.0, "score": 0.2}],
+        [{"start": 6.0, "end": 10.0, "score": 0.8}],
+    ]
+    expected = grounding_metrics(as_pairs, references)
+    assert grounding_metrics(as_pipeline, references) == expected
+    timeline = [{"query": "q", "spans": spans, "times_s": [], "step_scores": []} for spans in as_pipeline]
+    assert grounding_metrics(timeline, references) == expected  # pipeline(..., return_timeline=True)

@@ -62,6 +62,7 @@ def test_a_grad_scaler_skips_an_overflowed_step_and_training_goes_on(tmp_path):
     trainer = _trainer(tmp_path, model, max_steps=4, max_grad_norm=1.0)  # clipping unscales first
     # the CPU has no fp16 autocast in the Trainer, so hand it the GradScaler an fp16 GPU run gets
     trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    trainer.accelerator.native_amp = True  # as on a GPU: gradients unscaled before clipping, fp16 autocast
     overflow_on = {2}
     step = [0]
 

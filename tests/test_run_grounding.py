@@ -168,6 +168,9 @@ def test_two_cpu_ranks_train_and_gather_ragged_evaluation(world, tmp_path):
     log = result.stdout + result.stderr
     assert "Total train batch size (w. parallel, distributed & accumulation) = 4" in log  # 2 per rank x 2 ranks
     out = tmp_path / "out"
+    # the training and validation caches are built once for the machine (the other rank maps the files), then removed
+    assert log.count("cached encode_video states of") == 2, log[-3000:]
+    assert not list(out.glob(".video-states-*"))
     results = json.loads((out / "all_results.json").read_text())
     test_queries = sum(1 for line in (world / "annotations" / "test.jsonl").read_text().splitlines() if line.strip())
     # every query evaluated exactly once although videos (with ragged query counts) were split over 2 ranks

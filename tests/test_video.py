@@ -107,6 +107,28 @@ def test_cut_clip_rejects_bad_requests(tmp_path):
     assert cut_clip(video, 1.2, 2.6, tmp_path / "c.mp4") == 4  # frames shown at 1.0 (on screen at 1.2), 1.5, 2.0, 2.5
 
 
+def test_a_cut_that_fails_midway_leaves_no_partial_file(tmp_path, monkeypatch):
+    import modeling_tsgv.video as video_module
+
+    video = write_test_video(tmp_path / "v.mp4", np.arange(0, 4, 0.5))
+    clip = tmp_path / "c.mp4"
+    assert video_module.cut_clip(video, 0.0, 1.0, clip) == 2
+    before = clip.read_bytes()
+    frames_in = video_module._frames_in
+
+    def fail_after_one(*args):
+        for index, item in enumerate(frames_in(*args)):
+            if index == 1:
+                raise OSError("disk full")
+            yield item
+
+    monkeypatch.setattr(video_module, "_frames_in", fail_after_one)
+    with pytest.raises(OSError, match="disk full"):
+        video_module.cut_clip(video, 0.0, 3.0, clip)
+    assert clip.read_bytes() == before  # the earlier clip, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "v.mp4"]  # no partial file beside it
+
+
 def test_mpeg_ts_and_a_stream_that_does_not_start_at_zero(tmp_path):
     """Seeks that land after the target (MPEG-TS) are retried further back; times count from the first frame."""
     ts = write_test_video(tmp_path / "cam.ts", np.arange(0, 20, 0.25))  # frame k at k / 4 s
