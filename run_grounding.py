@@ -26,7 +26,6 @@ import glob
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -56,6 +55,7 @@ from modeling_tsgv.configuration_tsgv import (
     ModelFolderError,
     builtin_backbone_path,
     check_model_folder,
+    is_hub_id,
     random_backbone_config,
 )
 from modeling_tsgv.data import (
@@ -83,9 +83,6 @@ from modeling_tsgv.video import BACKENDS
 
 logger = logging.getLogger(__name__)
 
-HUB_NAME = re.compile(
-    r"^(?!.*\.\.)[\w-][\w.-]*(/[\w-][\w.-]*)?$"
-)  # "distilbert-base-uncased", "MCG-NJU/videomae-base"
 REPLACED_CHECKPOINTS = ".replaced-checkpoints"  # where --overwrite_output_dir keeps the earlier run's checkpoints
 TRAINED_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
@@ -422,7 +419,7 @@ def check_paths(model_args: ModelArguments, data_args: DataArguments, training_a
         if os.path.exists(name):
             raise ArgumentError(f"--{flag} {name}: a file, expected a model folder")
         # every VideoMAE checkpoint on the Hub has an owner ("MCG-NJU/videomae-base"): a bare word is a mistyped size
-        if not HUB_NAME.match(name) or (flag == "video_model" and "/" not in name):
+        if not is_hub_id(name, owner_required=flag == "video_model"):
             sizes = (
                 f", a built-in backbone ({', '.join(BUILTIN_BACKBONES)}) or a random-init size "
                 f"({', '.join(BACKBONE_SIZES)})"

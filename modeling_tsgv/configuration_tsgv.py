@@ -4,14 +4,13 @@ import copy
 import dataclasses
 import json
 import os
-import re
 
 import huggingface_hub
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig, PreTrainedConfig, VideoMAEConfig
 from transformers.configuration_utils import SubConfigSpec
 
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
-HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")  # "org/name"
 # keys save_pretrained writes beside the TSGVConfig fields
 SAVED_KEYS = {
     "model_type",
@@ -398,6 +397,18 @@ def unknown_config_fields(config_dict: dict) -> list[str]:
 _KNOWN_KEYS = None
 
 
+def is_hub_id(name: str, owner_required: bool = True) -> bool:
+    """Whether `name` is a valid Hugging Face Hub repo id by the Hub's own rules (`validate_repo_id`); with
+    `owner_required`, only "org/name" (every VideoMAE checkpoint and every saved tsgv model on the Hub has an owner)."""
+    if owner_required and "/" not in name:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 class ModelFolderError(ValueError):
     """A model path that cannot be a tsgv model (missing, no config.json, another model type, an unknown or invalid
     config field, no safetensors weights); the message names the path (or file) and the field."""
@@ -416,7 +427,7 @@ def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
     path = os.fspath(path)
     if not os.path.exists(path):
         local_parent = os.path.exists(path.split("/")[0])  # "runs/my-model" with a local runs/: a mistyped folder
-        if HUB_ID.fullmatch(path) and not local_parent and not huggingface_hub.constants.HF_HUB_OFFLINE:
+        if is_hub_id(path) and not local_parent and not huggingface_hub.constants.HF_HUB_OFFLINE:
             return  # an "org/name" Hub id: from_pretrained decides
         raise ModelFolderError(f"{path}: model folder not found")
     if not os.path.isdir(path):

@@ -562,24 +562,24 @@ class TwoStageBackboneMixin:
     block index) and `spatial_pool`. Kept apart so the model class reads as text + video + head.
     """
 
-    # our block loop checkpoints block + adapter as one call (see `_set_gradient_checkpointing`)
+    # our block loop checkpoints block + adapter as one call (see `activation_checkpointing_enable`)
     gradient_checkpointing = False
+    _checkpoint_every_n_blocks = 1
 
-    def _set_gradient_checkpointing(
-        self, enable: bool = True, gradient_checkpointing_func=None, every_n_layers: int = 1
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
     ):
-        """Activation checkpointing: our block loop checkpoints (backbone block + its adapter) in one call.
+        """`PreTrainedModel.activation_checkpointing_enable`, with our block loop checkpointing (backbone block + its
+        adapter) in one call, on every `every_n_layers`-th block.
 
-        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too); we switch those back off, or each
-        block would be checkpointed twice. The text encoder's layers keep their own flags.
-        """
-        kwargs = {"enable": enable, "every_n_layers": every_n_layers}
-        if gradient_checkpointing_func is not None:
-            kwargs["gradient_checkpointing_func"] = gradient_checkpointing_func
-        super()._set_gradient_checkpointing(**kwargs)
+        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too): we switch those back off, or
+        each block would be checkpointed twice (tests/test_modeling_tsgv.py counts the calls). The text encoder's
+        layers keep their own flags."""
+        super().activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers, offload)
         for layer in self.video_model.encoder.layer:
             layer.gradient_checkpointing = False
         self.video_model.encoder.gradient_checkpointing = False
+        self._checkpoint_every_n_blocks = every_n_layers
 
     def _block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
         """Backbone block `index` (unless `backbone=False`), then its adapter when it has one and `sentence` is given.
@@ -596,10 +596,12 @@ class TwoStageBackboneMixin:
         layer = self.video_model.encoder.layer[index] if backbone else None
         adapter = self.adapters[str(index)] if sentence is not None and str(index) in self.adapters else None
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        checkpointing = checkpointing and index % self._checkpoint_every_n_blocks == 0
         if checkpointing and (
             hidden.requires_grad
             or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
         ):
+            # the checkpoint function transformers set up (its kwargs, offloading); no public accessor exists
             return self._gradient_checkpointing_func(self._block, index, hidden, sentence, steps_per_clip, backbone)
         return self._block(index, hidden, sentence, steps_per_clip, backbone)
 
@@ -890,13 +892,17 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         video = video_backbone(video, config_overrides.get("clip_frames"), config_overrides.get("image_size"))
         if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
             text = AutoModel.from_pretrained(text)
-        attention = (video.config._attn_implementation, text.config._attn_implementation)
+        # each part keeps the attention it loaded with (a composite config resets its sub-configs' choice); read
+        # from the private attribute: transformers has no public getter (`set_attn_implementation` is the setter)
+        attention = {
+            "backbone_config": video.config._attn_implementation,
+            "text_config": text.config._attn_implementation,
+        }
         config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
         # `_from_config` builds our own modules under ZeRO-3's zero.Init when DeepSpeed ZeRO-3 is configured, so they
         # are partitioned and cast (e.g. to bf16) like the parts; otherwise it is a plain constructor call
         model = cls._from_config(config, video_model=video, text_model=text)
-        # the composite's __init__ resets the (shared) sub-configs' attention choice; keep what the parts loaded with
-        video.config._attn_implementation, text.config._attn_implementation = attention
+        model.set_attn_implementation(attention)
         return model
 
     def apply_backbone_tuning(self):

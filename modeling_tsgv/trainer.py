@@ -7,10 +7,14 @@
   than a set share of the training videos fail), steps with a non-finite loss or gradient are skipped and counted
   (the run stops after several in a row), a DataLoader worker that dies is reported with the file it was reading.
 - A checkpoint gets `tsgv_checkpoint.json` (its files and sizes, written atomically) once everything in it is
-  written, so a run killed while saving never resumes from a half-written folder (`last_complete_checkpoint`).
-- transformers 5.24's checkpoint reload (`_load_from_checkpoint`, `_load_best_model`) skips the VideoMAE key renaming
-  that `from_pretrained` applies (`...attention.attention.q_bias` -> `query.bias`), silently leaving those weights
-  fresh on resume (upstream huggingface/transformers#43701). We load checkpoints with the renaming and strict=True.
+  written (`CheckpointMarker`, a callback), so a run killed while saving never resumes from a half-written folder
+  (`last_complete_checkpoint`).
+- transformers 5.24's checkpoint reload (`Trainer._load_from_checkpoint`, `_load_best_model`) loads the file's keys
+  as saved, without the renaming `from_pretrained` applies (`save_pretrained` writes VideoMAE's biases under their
+  original names `...attention.attention.q_bias`, the model's are `query.bias`), and non-strictly: those weights stay
+  fresh on resume with only a warning (huggingface/transformers#43701, open). `SafeCheckpointsMixin` overrides the two
+  methods to load with transformers' own conversion mapping and strict=True; tests/test_loading.py fails once
+  transformers' reload renames by itself, and the overrides can go.
 """
 
 import itertools
@@ -21,26 +25,23 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback
+from transformers.conversion_mapping import get_model_conversion_mapping
+from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 from transformers.utils import logging
 
 from .data import file_being_read
-from .files import write_text_atomic
+from .files import atomic_path, write_text_atomic
 from .metrics import grounding_metrics
-from .modeling_tsgv import HEAD_KEY_RENAMES, count_positive_steps
+from .modeling_tsgv import count_positive_steps
 
 logger = logging.get_logger(__name__)
 
 PAD = -100.0
 CHECKPOINT_MARKER = "tsgv_checkpoint.json"  # written last, atomically: the checkpoint folder is complete
-# the renaming `VideoMAEModel.from_pretrained` applies to VideoMAE's legacy checkpoint names
-VIDEOMAE_KEY_RENAMES = [
-    (re.compile(r"attention\.attention\.q_bias$"), "attention.attention.query.bias"),
-    (re.compile(r"attention\.attention\.v_bias$"), "attention.attention.value.bias"),
-]
-# what `from_pretrained` maps and this reload must map too: VideoMAE's biases, the head's MLP layers (fc1/fc2 -> 0/3)
-CHECKPOINT_KEY_RENAMES = VIDEOMAE_KEY_RENAMES + [(re.compile(source), target) for source, target in HEAD_KEY_RENAMES]
 
 
 def pack_video_major(values: torch.Tensor, query_video_index: torch.Tensor, num_videos: int) -> torch.Tensor:
@@ -106,12 +107,13 @@ def checkpoint_problem(folder: str) -> str | None:
 def last_complete_checkpoint(output_dir: str) -> str | None:
     """The newest `checkpoint-<step>` folder of `output_dir` that is complete (see `checkpoint_problem`); incomplete
     newer ones are logged and passed over. None when there is none."""
-    steps = []
-    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
-        match = re.fullmatch(r"checkpoint-(\d+)", name)
-        if match and os.path.isdir(os.path.join(output_dir, name)):
-            steps.append((int(match.group(1)), os.path.join(output_dir, name)))
-    for _, folder in sorted(steps, reverse=True):
+    if not os.path.isdir(output_dir):
+        return None
+    # transformers' own ordering by step; its pattern also matches names such as "checkpoint-12-old": keep ours exact
+    folders = [f for f in sort_checkpoints(output_dir) if re.fullmatch(r"checkpoint-\d+", os.path.basename(f))]
+    for folder in reversed(folders):
+        if not os.path.isdir(folder):
+            continue
         problem = checkpoint_problem(folder)
         if problem is None:
             return folder
@@ -171,60 +173,81 @@ class _ScalerSkipCounter(TrainerCallback):
             self.trainer.scaler_skipped_steps += 1
 
 
+class CheckpointMarker(TrainerCallback):
+    """Writes `tsgv_checkpoint.json` (the checkpoint's files and sizes, atomically) into each checkpoint folder once
+    the Trainer has written all of it: `on_save` comes after the weights, optimiser, scheduler, scaler, RNG states,
+    `trainer_state.json` and the rotation of old checkpoints. Every process calls it; they wait for each other first
+    (each writes its own RNG state), then the one that saves writes the marker."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if args.world_size > 1:
+            PartialState().wait_for_everyone()
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if not args.should_save or not os.path.isdir(folder):
+            return
+        sizes = {
+            os.path.relpath(os.path.join(root, name), folder): os.path.getsize(os.path.join(root, name))
+            for root, _, names in os.walk(folder)
+            for name in names
+            if name != CHECKPOINT_MARKER
+        }
+        with atomic_path(os.path.join(folder, CHECKPOINT_MARKER)) as temporary, open(temporary, "w") as f:
+            json.dump({"step": state.global_step, "files": sizes}, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class SafeCheckpointsMixin:
     """Checkpoint writing and reloading for Trainers of VideoMAE-based models (put it before `Trainer` in the bases).
 
-    - `_save_checkpoint` writes `tsgv_checkpoint.json` (files and sizes, atomically) once the folder is complete, so
-      `last_complete_checkpoint` never picks a half-written one.
+    - adds the `CheckpointMarker` callback, so `last_complete_checkpoint` never picks a half-written folder.
     - `_load_from_checkpoint` / `_load_best_model` load `model.safetensors` strictly with the key renaming that
-      `from_pretrained` applies (transformers 5.24's own reload skips it, see the module docstring).
+      `from_pretrained` applies, taken from transformers' conversion mapping for the model (transformers 5.24's own
+      reload skips it: see the module docstring). Private methods, overridden because no public hook loads the
+      weights on resume; DeepSpeed, FSDP and sharded checkpoints go to the Trainer's own code.
     """
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        folder = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-        if self.args.should_save and os.path.isdir(folder):
-            if self.args.world_size > 1:  # every rank's files (its RNG state) are written before the marker
-                self.accelerator.wait_for_everyone()
-            sizes = {
-                os.path.relpath(os.path.join(root, name), folder): os.path.getsize(os.path.join(root, name))
-                for root, _, names in os.walk(folder)
-                for name in names
-                if name != CHECKPOINT_MARKER
-            }
-            temporary = os.path.join(folder, CHECKPOINT_MARKER + ".tmp")
-            with open(temporary, "w") as f:
-                json.dump({"step": self.state.global_step, "files": sizes}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, os.path.join(folder, CHECKPOINT_MARKER))  # atomic: complete or absent
-        elif self.args.world_size > 1:
-            self.accelerator.wait_for_everyone()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_callback(CheckpointMarker())
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        if not self._load_safetensors_with_videomae_renames(resume_from_checkpoint, model):
+        if not self._load_safetensors_with_renames(resume_from_checkpoint, model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _load_best_model(self):
         best = self.state.best_model_checkpoint
-        if best is None or not self._load_safetensors_with_videomae_renames(best, None):
+        if best is None or not self._load_safetensors_with_renames(best, None):
             super()._load_best_model()
         else:
             logger.info(f"Loaded best model from {best} (score: {self.state.best_metric}).")
 
-    def _load_safetensors_with_videomae_renames(self, folder: str, model) -> bool:
-        """Load `folder/model.safetensors` strictly, with the key renaming `from_pretrained` applies
-        (`CHECKPOINT_KEY_RENAMES`); False when not applicable
-        (DeepSpeed / FSDP / sharded checkpoints are left to the Trainer)."""
+    def _load_safetensors_with_renames(self, folder: str, model) -> bool:
+        """Load `folder/model.safetensors` strictly, each key renamed as `from_pretrained` would
+        (`checkpoint_key_renamer`); False when not applicable (DeepSpeed / FSDP / sharded checkpoints, or a mapping
+        that converts tensors rather than renaming keys: left to the Trainer)."""
         path = os.path.join(folder, "model.safetensors")
         if self.is_deepspeed_enabled or self.is_fsdp_enabled or not os.path.isfile(path):
             return False
-        model = model if model is not None else self.model
-        state = load_file(path, device="cpu")
-        for pattern, replacement in CHECKPOINT_KEY_RENAMES:
-            state = {pattern.sub(replacement, key): value for key, value in state.items()}
-        self.accelerator.unwrap_model(model).load_state_dict(state, strict=True)
+        model = self.accelerator.unwrap_model(model if model is not None else self.model)
+        rename = checkpoint_key_renamer(model)
+        if rename is None:
+            return False
+        state = {rename(key): value for key, value in load_file(path, device="cpu").items()}
+        model.load_state_dict(state, strict=True)
         return True
+
+
+def checkpoint_key_renamer(model) -> Callable[[str], str] | None:
+    """key -> the model's key, as `from_pretrained` maps a saved file's keys (transformers' conversion mapping for
+    `model`: VideoMAE's `q_bias` / `v_bias`, and those registered for tsgv); None when the mapping holds tensor
+    conversions, which a key renaming cannot apply."""
+    transforms = get_model_conversion_mapping(model)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    if converters:
+        return None
+    return lambda key: rename_source_key(key, renamings, converters)[0]
 
 
 class TSGVTrainer(SafeCheckpointsMixin, Trainer):
@@ -495,6 +518,7 @@ __all__ = [
     "TSGVTrainer",
     "BadSampleBudgetError",
     "SafeCheckpointsMixin",
+    "CheckpointMarker",
     "EpochCallback",
     "checkpoint_problem",
     "last_complete_checkpoint",

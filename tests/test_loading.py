@@ -138,3 +138,49 @@ def test_head_mlps_are_torchvision_mlps_and_saved_files_keep_their_names(tmp_pat
     batch = tiny_batch()
     with torch.no_grad():
         assert torch.equal(model(**batch).step_logits, reloaded(**batch).step_logits)
+
+
+def _trainer_with_a_saved_checkpoint(tmp_path):
+    """A Trainer on a tiny tsgv model and a checkpoint folder (`save_pretrained`) whose VideoMAE biases differ."""
+    from conftest import tiny_config
+    from transformers import Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = TSGVForGrounding(tiny_config())
+    checkpoint = tmp_path / "checkpoint-1"
+    with torch.no_grad():
+        model.video_model.encoder.layer[0].attention.attention.query.bias.fill_(0.25)
+    model.save_pretrained(checkpoint)
+    with torch.no_grad():
+        model.video_model.encoder.layer[0].attention.attention.query.bias.zero_()
+    args = TrainingArguments(str(tmp_path / "out"), use_cpu=True, report_to="none")
+    return Trainer, model, checkpoint, args
+
+
+def test_transformers_own_checkpoint_reload_still_skips_videomaes_renames(tmp_path):
+    """Pins the transformers behaviour `SafeCheckpointsMixin` works around (huggingface/transformers#43701): the
+    Trainer's `_load_from_checkpoint` loads a checkpoint's keys as saved (`...attention.attention.q_bias`), so the
+    model's `query.bias` is left as it was. When this test fails, transformers renames by itself: drop the overrides."""
+    from safetensors.torch import load_file
+
+    trainer_class, model, checkpoint, args = _trainer_with_a_saved_checkpoint(tmp_path)
+    assert any(key.endswith("attention.attention.q_bias") for key in load_file(checkpoint / "model.safetensors"))
+    trainer_class(model=model, args=args)._load_from_checkpoint(str(checkpoint))
+    assert torch.all(model.video_model.encoder.layer[0].attention.attention.query.bias == 0)  # not restored
+
+
+def test_our_checkpoint_reload_restores_every_weight_strictly(tmp_path):
+    from transformers import Trainer
+
+    from modeling_tsgv.trainer import SafeCheckpointsMixin
+
+    _, model, checkpoint, args = _trainer_with_a_saved_checkpoint(tmp_path)
+
+    class SafeTrainer(SafeCheckpointsMixin, Trainer):
+        pass
+
+    SafeTrainer(model=model, args=args)._load_from_checkpoint(str(checkpoint))
+    assert torch.all(model.video_model.encoder.layer[0].attention.attention.query.bias == 0.25)
+    reference = TSGVForGrounding.from_pretrained(checkpoint)
+    for name, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name

@@ -177,6 +177,12 @@ def test_activation_checkpointing_gives_the_same_gradients():
     checkpointed = _grads_after_backward(model, batch)
     # frozen blocks below the first adapter take no grad and are not checkpointed; blocks 2 and 3 are
     assert calls == [2, 3]
+    # every_n_layers is honoured by our block loop too
+    model.activation_checkpointing_enable(every_n_layers=2)
+    model._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
+    calls.clear()
+    _grads_after_backward(model, batch)
+    assert calls == [2]
     for name, grad in plain.items():
         if grad is None:
             assert checkpointed[name] is None, name
@@ -220,6 +226,10 @@ def test_save_and_load_round_trip_gives_identical_outputs(tmp_path):
     assert not loaded.video_model.embeddings.patch_embeddings.projection.weight.requires_grad  # tuning re-applied
 
 
+def reference_text_sdpa(path):
+    return AutoModel.from_pretrained(path, attn_implementation="sdpa")
+
+
 def test_from_backbones_keeps_pretrained_weights(tmp_path, minilm_path):
     torch.manual_seed(0)
     video = VideoMAEModel(tiny_config().backbone_config)
@@ -233,6 +243,11 @@ def test_from_backbones_keeps_pretrained_weights(tmp_path, minilm_path):
         torch.testing.assert_close(model.text_model.state_dict()[name], tensor, rtol=0, atol=0)
     # adapters start as the identity
     assert all((adapter.up.weight == 0).all() for adapter in model.adapters.values())
+    # each part keeps the attention it was loaded with
+    eager = VideoMAEModel.from_pretrained(tmp_path / "video", attn_implementation="eager")
+    mixed = TSGVForGrounding.from_backbones(video=eager, text=reference_text_sdpa(minilm_path), num_frames=8)
+    assert mixed.video_model.config._attn_implementation == "eager"
+    assert mixed.text_model.config._attn_implementation == "sdpa"
     # the real MiniLM tokenizer and encoder run through the model
     from transformers import AutoTokenizer
 
