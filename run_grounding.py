@@ -73,6 +73,7 @@ from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.trainer import (
     BadSampleBudgetError,
     EpochCallback,
+    NonFiniteStepsError,
     TSGVTrainer,
     checkpoint_problem,
     compute_grounding_metrics,
@@ -85,6 +86,27 @@ logger = logging.getLogger(__name__)
 
 REPLACED_CHECKPOINTS = ".replaced-checkpoints"  # where --overwrite_output_dir keeps the earlier run's checkpoints
 TRAINED_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; its message names the newest complete checkpoint and the command that resumes."""
+
+    def __init__(self, output_dir: str, argv: list[str]):
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
+            message = f"interrupted before the first checkpoint was saved in {output_dir}: nothing to resume"
+        else:
+            kept, skip = [], False
+            for arg in argv:  # the same command, with any earlier --resume_from_checkpoint replaced
+                if skip:
+                    skip = False
+                elif arg == "--resume_from_checkpoint":
+                    skip = True
+                elif not arg.startswith("--resume_from_checkpoint="):
+                    kept.append(arg)
+            command = shlex.join(["python", "run_grounding.py", *kept, "--resume_from_checkpoint", "last"])
+            message = f"interrupted; the newest complete checkpoint is {last}; resume with: {command}"
+        super().__init__(message)
 
 
 class ArgumentError(ValueError):
@@ -228,11 +250,14 @@ class DataArguments:
         metadata={
             "help": "auto | yes | no: decode (and encode) each training / validation video once and train on the "
             "cached query-independent backbone states when the blocks below the first adapter are frozen (scada, "
-            "frozen; exact), else on the cached frames (full, partial). auto: when the cache fits "
-            "--cache_video_states_max_gb (states: not with DeepSpeed)."
+            "frozen; training states in bfloat16, validation in float32), else on the cached frames (full, partial; "
+            "float16). auto: when the cache fits --cache_video_states_max_gb (states: not with DeepSpeed). One copy "
+            "per machine, shared by its processes."
         },
     )
-    cache_video_states_max_gb: float = field(default=4.0, metadata={"help": "Memory cap of the cache for auto."})
+    cache_video_states_max_gb: float = field(
+        default=4.0, metadata={"help": "Memory cap (per machine) of the caches for --cache_video_states auto."}
+    )
     video_state_variants: int = field(
         default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
     )
@@ -465,6 +490,8 @@ def check_output_dir(training_args) -> None:
         last = last_complete_checkpoint(parent) if os.path.isdir(parent) else None
         hint = f"; the newest complete one is {last}" if last else ""
         raise ArgumentError(f"--resume_from_checkpoint {resume}: {checkpoint_problem(resume)}{hint}")
+    if resume is not None:
+        check_something_to_resume(resume, training_args)
     if resume is not None or not os.path.isdir(output_dir):
         return
     found = [name for name in TRAINED_MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
@@ -486,6 +513,28 @@ def check_output_dir(training_args) -> None:
         logger.info(
             f"--overwrite_output_dir: {len(checkpoints)} checkpoint folders of an earlier run moved to {held}; "
             "removed once this run has saved its first checkpoint or its model"
+        )
+
+
+def check_something_to_resume(checkpoint: str, training_args) -> None:
+    """Refuse (`ArgumentError`) to resume a run that has finished the training these arguments ask for: the Trainer
+    would train zero steps and the run's record (all_results.json, the model card) would be rewritten with a
+    training time of 0 s. More steps or epochs than the checkpoint's run planned do continue it."""
+    try:
+        with open(os.path.join(checkpoint, "trainer_state.json")) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return  # checkpoint_problem has judged the folder complete; the Trainer reports what it lacks
+    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
+    if training_args.max_steps > 0:
+        more = training_args.max_steps > step
+    else:
+        more = training_args.num_train_epochs > state.get("num_train_epochs", 0) or step < planned
+    if planned and step >= planned and not more:
+        raise ArgumentError(
+            f"--resume_from_checkpoint: {checkpoint} is the end of a finished run ({step} of {planned} steps), "
+            "so there is nothing left to resume; raise --max_steps or --num_train_epochs to train further, or "
+            f"evaluate the model with --model_name_or_path {training_args.output_dir} --evaluate_only"
         )
 
 
@@ -733,7 +782,10 @@ def main(argv=None, callbacks=None):
     metrics = {}
     start = time.time()
     if "train" in splits and not data_args.evaluate_only:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        try:
+            result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        except KeyboardInterrupt:
+            raise RunInterrupted(training_args.output_dir, argv) from None
         metrics.update(result.metrics)
         trainer.save_model()
         if trainer.is_world_process_zero():
@@ -1132,9 +1184,26 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
     write_text_atomic(os.path.join(training_args.output_dir, "run_arguments.json"), json.dumps(arguments, indent=2))
 
 
-if __name__ == "__main__":
+def cli(argv=None, callbacks=None) -> int:
+    """`python run_grounding.py`: `main`, with the ways a run stops without a bug said in one line on stderr (bad
+    arguments: 2; the run's own stops, too many undecodable videos or non-finite steps: 1; Ctrl-C: 130, naming the
+    newest checkpoint and the command that resumes it). Returns the exit status."""
     try:
-        main()
+        main(argv, callbacks)
     except ArgumentError as error:
         print(f"run_grounding.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    except (BadSampleBudgetError, NonFiniteStepsError) as error:
+        print(f"run_grounding.py: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as interrupt:
+        print(
+            f"run_grounding.py: {interrupt if isinstance(interrupt, RunInterrupted) else 'interrupted'}",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -220,10 +220,10 @@ def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
     limit = processor.max_text_length
     # counted without cutting (a max_length this large never cuts, and keeps the tokenizer's warning quiet)
     counted = processor.tokenizer(sentences, truncation=True, max_length=10**9)["input_ids"]
-    for position, ids in enumerate(counted):
+    for number, ids in enumerate(counted, start=1):  # queries are numbered from 1 in every message
         if len(ids) > limit:
             logger.warning(
-                f"query {position} has {len(ids):,d} tokens; only its first {limit} are read (the model's "
+                f"query {number} has {len(ids):,d} tokens; only its first {limit} are read (the model's "
                 "max_text_length)"
             )
     return processor(text=sentences, query_video_index=[0] * len(sentences))
@@ -589,7 +589,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             raise ValueError(f"{video}: no query given (pass queries=['...'])")
         empty = empty_queries(sentences)
         if empty:
-            raise ValueError(f"{video}: query {empty[0]} is empty: every query needs words")
+            raise ValueError(f"{video}: query {empty[0] + 1} is empty: every query needs words")
         config = self.model.config
         with self._tokenizer_lock:  # a fast tokenizer keeps its truncation settings in state shared by threads
             text = tokenize_queries(self.processor, sentences)

@@ -5,7 +5,8 @@ Kept free of torch and transformers so the shell commands can check their argume
 
 
 def empty_queries(sentences) -> list[int]:
-    """Positions (0-based) of the sentences that are not strings or hold no words: every query needs words."""
+    """Positions (0-based indices; messages show them + 1, as queries are numbered from 1 for people) of the
+    sentences that are not strings or hold no words: every query needs words."""
     return [i for i, sentence in enumerate(sentences) if not isinstance(sentence, str) or not sentence.strip()]
 
 

@@ -154,6 +154,11 @@ class BadSampleBudgetError(RuntimeError):
         )
 
 
+class NonFiniteStepsError(FloatingPointError):
+    """`max_nonfinite_steps` training steps in a row had a non-finite loss or gradient; one line naming the batch's
+    videos and what to try."""
+
+
 class _ScalerSkipCounter(TrainerCallback):
     """Counts the optimiser steps an fp16 GradScaler skipped, in `trainer.scaler_skipped_steps`: those after which its
     scale went down (it lowers the scale exactly when it found inf/NaN gradients). Not accelerate's
@@ -387,7 +392,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
             self.nonfinite_steps += 1
             self._nonfinite_in_a_row += 1
             if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
-                raise FloatingPointError(
+                raise NonFiniteStepsError(
                     f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last "
                     f"batch's videos: {', '.join(video_ids) or 'unknown'}); lower the learning rate, train in "
                     "float32 instead of fp16/bf16, or check them"
@@ -517,6 +522,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 __all__ = [
     "TSGVTrainer",
     "BadSampleBudgetError",
+    "NonFiniteStepsError",
     "SafeCheckpointsMixin",
     "CheckpointMarker",
     "EpochCallback",

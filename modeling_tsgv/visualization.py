@@ -133,6 +133,20 @@ def learning_curve(log_history: list[dict], metrics=("R1@0.5", "mIoU"), prefix: 
     return {"train": train, "eval": evaluation}
 
 
+def percent_axis_limits(values, margin: float = 0.1, least_span: float = 5.0) -> tuple[float, float]:
+    """(low, high) of an axis in percent that fits `values` with a `margin` of their range on each side, at least
+    `least_span` points wide, inside [0, 100]: validation lines that move by a few points stay visible (a fixed
+    0-100 axis draws them flat)."""
+    finite = [float(v) for v in values if v == v]
+    if not finite:
+        return 0.0, 100.0
+    low, high = min(finite), max(finite)
+    pad = max((high - low) * margin, (least_span - (high - low)) / 2)
+    low, high = low - pad, high + pad
+    shift = max(0.0, -low) - max(0.0, high - 100.0)  # slide back inside [0, 100], keeping the width
+    return max(0.0, low + shift), min(100.0, high + shift)
+
+
 def plot_learning_curve(
     log_history: list[dict], out_path: str | os.PathLike, metrics=("R1@0.5", "mIoU"), baselines: dict | None = None
 ) -> str:
@@ -161,15 +175,17 @@ def plot_learning_curve(
     ax.set_ylabel("training loss")
     right = ax.twinx()
     colours = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd"]
+    right_values = list((baselines or {}).values())
     for colour, name in zip(colours, metrics):
         points = [(epoch, values[name]) for epoch, _, values in curve["eval"] if name in values]
         if points:
             xs, ys = zip(*points)
             right.plot(xs, ys, marker="o", color=colour, label=f"val {name}")
+            right_values += ys
     for colour, (label, value) in zip(colours[::-1], (baselines or {}).items()):
         right.axhline(value, color=colour, linestyle="--", linewidth=1.0, label=label)
     right.set_ylabel("validation (%)")
-    right.set_ylim(0, 100)
+    right.set_ylim(*percent_axis_limits(right_values))
     handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     right.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
     fig.tight_layout()

@@ -269,3 +269,61 @@ def test_a_run_killed_before_its_first_save_leaves_the_overwritten_model_in_plac
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (out / "model.safetensors").read_bytes() == b"the earlier run's weights"
     assert (out / ".replaced-checkpoints" / "checkpoint-40" / "trainer_state.json").exists()
+
+
+STOP_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from transformers import TrainerCallback
+import run_grounding
+
+class CtrlC(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == {step}:
+            os.kill(os.getpid(), signal.SIGINT)
+
+sys.exit(run_grounding.cli({args!r}, callbacks=[CtrlC()]))
+"""
+
+
+def test_ctrl_c_says_in_one_line_where_the_checkpoint_is_and_how_to_resume(broken_world, tmp_path):
+    from test_run_grounding import run_script
+
+    args = tiny_args(tmp_path, "--synthetic_dir", str(broken_world[0]), "--max_bad_sample_fraction", "1")
+    args += ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "no"]
+    args += ["--load_best_model_at_end", "False"]
+    stopped = run_script([], python_code=STOP_SCRIPT.format(root=str(REPO_ROOT), step=3, args=args))
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    (last,) = [line for line in stopped.stderr.splitlines() if line.startswith("run_grounding.py:")]
+    checkpoint = tmp_path / "out" / "checkpoint-2"
+    assert f"the newest complete checkpoint is {checkpoint}" in last
+    assert last.endswith("--resume_from_checkpoint last") and "--max_steps 6" in last
+
+
+def test_an_exceeded_bad_sample_budget_stops_in_one_line_naming_the_file_and_the_flag(broken_world, tmp_path):
+    from test_run_grounding import run_script
+
+    folder, truncated = broken_world
+    args = tiny_args(tmp_path, "--synthetic_dir", str(folder), "--max_bad_sample_fraction", "0", "--max_steps", "4")
+    args += ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "False"]
+    result = run_script(args)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (last,) = [line for line in result.stderr.splitlines() if line.startswith("run_grounding.py:")]
+    assert last.startswith("run_grounding.py: error: 1 of ") and "--max_bad_sample_fraction 0" in last
+    assert truncated.name in last
+
+
+def test_resuming_a_finished_run_is_refused_and_its_record_kept(broken_world, tmp_path):
+    args = tiny_args(tmp_path, "--synthetic_dir", str(broken_world[0]), "--max_bad_sample_fraction", "1")
+    args += ["--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "no"]
+    args += ["--load_best_model_at_end", "False"]
+    run_grounding.main(args)
+    record = (tmp_path / "out" / "all_results.json").read_text()
+    with pytest.raises(run_grounding.ArgumentError, match="finished run \\(2 of 2 steps\\).*nothing left to resume"):
+        run_grounding.main([*args, "--resume_from_checkpoint", "last"])
+    assert (tmp_path / "out" / "all_results.json").read_text() == record
+    # asking for more steps continues it
+    metrics = run_grounding.main([*args, "--resume_from_checkpoint", "last", "--max_steps", "3"])
+    assert metrics["train_runtime"] > 0

@@ -261,7 +261,7 @@ def test_errors_name_the_problem_and_the_path(pipe, videos, tmp_path, minilm_pat
     broken.write_text("not a video")
     with pytest.raises(VideoDecodeError, match="broken.mp4: cannot decode video"):
         pipe(str(broken), queries="a")
-    with pytest.raises(ValueError, match=r"short.mp4: query 1 is empty"):
+    with pytest.raises(ValueError, match=r"short.mp4: query 2 is empty"):  # numbered from 1, as everywhere
         pipe(videos["short"], queries=["a", "  "])
     with pytest.raises(ValueError, match="no query given"):
         pipe(videos["short"])
