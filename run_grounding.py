@@ -25,7 +25,9 @@ import atexit
 import glob
 import json
 import logging
+import math
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -38,6 +40,7 @@ import datasets
 import numpy as np
 import torch
 import transformers
+from accelerate import PartialState
 from transformers import (
     AutoConfig,
     AutoProcessor,
@@ -96,6 +99,10 @@ class RunInterrupted(KeyboardInterrupt):
         if last is None:
             message = f"interrupted before the first checkpoint was saved in {output_dir}: nothing to resume"
         else:
+            if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+                how = f'add "resume_from_checkpoint": "last" to {argv[0]} and run it again'
+                super().__init__(f"interrupted; the newest complete checkpoint is {last}; to resume, {how}")
+                return
             kept, skip = [], False
             for arg in argv:  # the same command, with any earlier --resume_from_checkpoint replaced
                 if skip:
@@ -105,6 +112,8 @@ class RunInterrupted(KeyboardInterrupt):
                 elif not arg.startswith("--resume_from_checkpoint="):
                     kept.append(arg)
             command = shlex.join(["python", "run_grounding.py", *kept, "--resume_from_checkpoint", "last"])
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by a launcher we cannot see: name its part
+                command = f"your launch command (torchrun / accelerate launch) with {command.removeprefix('python ')}"
             message = f"interrupted; the newest complete checkpoint is {last}; resume with: {command}"
         super().__init__(message)
 
@@ -191,8 +200,8 @@ class ModelArguments:
     head_hidden_size: int | None = field(default=None, metadata={"help": "Fusion / head width (256)."})
     head_layers: int | None = field(default=None, metadata={"help": "Fusion layers (2)."})
     max_spans: int | None = field(default=None, metadata={"help": "Spans returned per query (5)."})
-    nms_threshold: float | None = field(
-        default=None, metadata={"help": "Decoding NMS IoU threshold (0.5; 1 keeps all but identical spans)."}
+    nms_threshold: str | None = field(
+        default=None, metadata={"help": "Decoding NMS IoU threshold in (0, 1] (default 0.5), or none: no NMS."}
     )
 
     def __post_init__(self):
@@ -209,6 +218,12 @@ class ModelArguments:
         """The TSGVConfig fields this command line sets: the named flags given, and --config_overrides (a key in
         both is refused). Raises `ArgumentError` naming the flag."""
         overrides = {name: getattr(self, name) for name in CONFIG_FLAGS if getattr(self, name) is not None}
+        if "nms_threshold" in overrides:
+            value = str(overrides["nms_threshold"]).strip().lower()
+            try:
+                overrides["nms_threshold"] = None if value in ("none", "off") else float(value)
+            except ValueError as error:
+                raise ArgumentError(f"--nms_threshold must be a number in (0, 1] or none, got {value!r}") from error
         if self.config_overrides:
             try:
                 parsed = TSGVConfig.parse_overrides(self.config_overrides)
@@ -299,6 +314,13 @@ class GroundingTrainingArguments(TrainingArguments):
 
     output_dir: str | None = field(default="outputs/tsgv-synthetic", metadata={"help": "Where to save everything."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: frames decode lazily."})
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={
+            "help": "False: every trainable parameter takes part in every step (and a skipped batch's zero "
+            "loss relies on it); DDP then skips its search for unused ones."
+        },
+    )
     label_names: list[str] | None = field(default_factory=lambda: ["labels", "durations_s"])
     learning_rate: float = field(default=1e-3)
     num_train_epochs: float = field(default=6.0)
@@ -347,6 +369,12 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
             raise ArgumentError(f"--{name} must be > 0, got {value}")
 
     training = not data_args.evaluate_only
+    if training_args.n_gpu > 1:
+        raise ArgumentError(
+            f"{training_args.n_gpu} GPUs in one process (DataParallel) cannot split video-centric batches: start one "
+            "process per GPU (torchrun --nproc_per_node N run_grounding.py ..., or accelerate launch), or set "
+            "CUDA_VISIBLE_DEVICES to one GPU"
+        )
     if training:
         if training_args.max_steps == 0 or training_args.max_steps < -1:
             raise ArgumentError(
@@ -390,18 +418,25 @@ def check_model_config(model_args: ModelArguments) -> None:
         if backbone is not None:
             TSGVConfig(backbone_config=backbone, **overrides)
     except ValueError as error:
-        raise config_error(error, overrides) from error
+        raise config_error(error, model_args) from error
 
 
-def config_error(error: ValueError, overrides: dict) -> ArgumentError:
-    """A TSGVConfig validation error as an `ArgumentError` that names the flag which set the field."""
+def config_error(error: ValueError, model_args: ModelArguments) -> ArgumentError:
+    """A TSGVConfig validation error as an `ArgumentError` that names the flag the user set: the field the message is
+    about, else another field it mentions (`--clip_frames 12` breaks num_frames' rule); a named flag or
+    --config_overrides, whichever set it."""
     message = str(error).strip().splitlines()[0]
-    field_name = message.split()[0]
-    if field_name in CONFIG_FLAGS:
-        return ArgumentError(f"--{message}")
-    if field_name in overrides:
+    named = {name for name in CONFIG_FLAGS if getattr(model_args, name) is not None}
+    from_overrides = (
+        set(TSGVConfig.parse_overrides(model_args.config_overrides)) if model_args.config_overrides else set()
+    )
+    mentioned = [word for word in re.findall(r"[a-z_]+", message) if word in named | from_overrides]
+    if not mentioned:
+        return ArgumentError(message)
+    flag = mentioned[0]
+    if flag in from_overrides:
         return ArgumentError(f"--config_overrides {message}")
-    return ArgumentError(message)
+    return ArgumentError(f"--{message}" if message.startswith(flag) else f"--{flag}: {message}")
 
 
 def backbone_config(model_args: ModelArguments, overrides: dict):
@@ -505,9 +540,10 @@ def check_output_dir(training_args) -> None:
             "--resume_from_checkpoint last to continue that training, or another --output_dir"
         )
     if training_args.process_index == 0 and checkpoints:
+        os.makedirs(os.path.join(output_dir, REPLACED_CHECKPOINTS), exist_ok=True)
         # set aside, not deleted: until this run has saved something, the earlier run's work stays on disk
-        held = os.path.join(output_dir, REPLACED_CHECKPOINTS)
-        os.makedirs(held, exist_ok=True)
+        # one subfolder per overwrite: an earlier overwrite that was killed may have left its own set here
+        held = tempfile.mkdtemp(prefix="run-", dir=os.path.join(output_dir, REPLACED_CHECKPOINTS))
         for path in checkpoints:
             os.replace(path, os.path.join(held, os.path.basename(path)))
         logger.info(
@@ -525,16 +561,19 @@ def check_something_to_resume(checkpoint: str, training_args) -> None:
             state = json.load(f)
     except (OSError, ValueError):
         return  # checkpoint_problem has judged the folder complete; the Trainer reports what it lacks
-    step, planned = state.get("global_step", 0), state.get("max_steps", 0)
+    step = state.get("global_step", 0)
     if training_args.max_steps > 0:
-        more = training_args.max_steps > step
-    else:
-        more = training_args.num_train_epochs > state.get("num_train_epochs", 0) or step < planned
-    if planned and step >= planned and not more:
+        asked = training_args.max_steps
+    else:  # epochs: in steps, at the checkpoint run's own steps per epoch
+        epoch = state.get("epoch") or 0
+        if not step or not epoch:
+            return
+        asked = math.ceil(training_args.num_train_epochs * round(step / epoch))
+    if step >= asked:
         raise ArgumentError(
-            f"--resume_from_checkpoint: {checkpoint} is the end of a finished run ({step} of {planned} steps), "
+            f"--resume_from_checkpoint: {checkpoint} has trained {step} steps, all that these arguments ask for, "
             "so there is nothing left to resume; raise --max_steps or --num_train_epochs to train further, or "
-            f"evaluate the model with --model_name_or_path {training_args.output_dir} --evaluate_only"
+            f"evaluate it with --model_name_or_path {checkpoint} --evaluate_only --output_dir <another folder>"
         )
 
 
@@ -622,7 +661,7 @@ def build_model(model_args: ModelArguments) -> TSGVForGrounding:
     except ValueError as error:
         if isinstance(error, ModelFolderError):
             raise
-        raise config_error(error, overrides) from error
+        raise config_error(error, model_args) from error
 
 
 def load_processor(model_args: ModelArguments, model) -> TSGVProcessor:
@@ -908,24 +947,37 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
             cache = shared_per_machine(build, f"video-states-{split}", training_args)
             splits[split].set_transform(cache.transform())
             caches.append(cache)
-            if train and len(cache.failed) > data_args.max_bad_sample_fraction * len(splits[split]):
+            if train:
                 failed = [{"video_id": video_id, "error": error} for video_id, error in cache.failed.items()]
                 fraction = data_args.max_bad_sample_fraction
-                raise BadSampleBudgetError(len(failed), len(splits[split]), fraction, failed)
+                BadSampleBudgetError.check(len(failed), len(splits[split]), fraction, failed)
     return caches
 
 
 def shared_per_machine(build, name: str, training_args) -> VideoStatesCache:
     """`build()` in one process per machine; with several processes there, it saves the cache into
     `<output_dir>/.<name>-<host>` and the others map those files (`VideoStatesCache.load`): one copy per machine.
+
+    The others wait by watching for the saved cache, not in a collective (a build can outlast the collectives'
+    timeout, 30 minutes by default); one short barrier first lets the builder clear what an earlier run left there.
     The folder is removed when the builder exits (the others have mapped it by then)."""
     if training_args.world_size == 1:
         return build()
     folder = os.path.join(training_args.output_dir, f".{name}-{socket.gethostname()}")
-    with training_args.main_process_first(local=True, desc=f"building the {name} cache"):
-        if training_args.local_process_index == 0:
-            build().save(folder)
-            atexit.register(shutil.rmtree, folder, True)
+    builder = training_args.local_process_index == 0
+    if builder:
+        shutil.rmtree(folder, ignore_errors=True)
+    PartialState().wait_for_everyone()
+    if builder:
+        build().save(folder)
+        atexit.register(shutil.rmtree, folder, True)
+    else:
+        waited_s = 0
+        while not os.path.exists(os.path.join(folder, "cache.json")):  # written last, atomically
+            time.sleep(2)
+            waited_s += 2
+            if waited_s % 300 == 0:
+                logger.info(f"waiting for this machine's {name} cache ({waited_s // 60} min)")
     return VideoStatesCache.load(folder)  # the builder too maps the files: its built copy is dropped
 
 
@@ -1153,7 +1205,12 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         card_data,
         template_path=template,
         model_id=model_id,
-        backbone_description=backbone_description(model_args.video_model, cfg.backbone_config),
+        backbone_description=(
+            backbone_description(model_args.video_model, cfg.backbone_config)
+            if model_args.video_model
+            else f"VideoMAE of `{model_args.model_name_or_path}` (width {cfg.backbone_config.hidden_size}, "
+            f"{cfg.backbone_config.num_hidden_layers} blocks)"
+        ),
         text_description=text_encoder_description(model_args, cfg),
         backbone_tuning=cfg.backbone_tuning,
         trainable_report=model.trainable_parameters_report(),

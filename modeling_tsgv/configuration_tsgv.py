@@ -289,14 +289,18 @@ class TSGVConfig(PreTrainedConfig):
         (int, float, bool, str). Raises ValueError for an unknown field, a value of the wrong type, or a field that
         is not a plain number / flag / word (lists such as `scada_layers`: use their own flags)."""
         probe = cls()
-        pairs = [pair for pair in text.split(",") if pair.strip()]
+        pairs = [pair.strip() for pair in text.split(",") if pair.strip()]
+        settable = settable_fields()
         for pair in pairs:
-            if "=" not in pair:
+            if pair.count("=") != 1:
                 raise ValueError(f"{pair!r} is not key=value")
-        keys = [pair.split("=", 1)[0].strip() for pair in pairs]
+            key = pair.split("=")[0].strip()
+            if key not in settable:
+                raise ValueError(f"{key!r} is not a TSGVConfig field that can be set (see help(TSGVConfig))")
+        keys = [pair.split("=")[0].strip() for pair in pairs]
         try:
-            probe.update_from_string(",".join(f"{k}={pair.split('=', 1)[1].strip()}" for k, pair in zip(keys, pairs)))
-        except TypeError as error:  # a field that is not int / float / bool / str
+            probe.update_from_string(",".join(f"{k}={pair.split('=')[1].strip()}" for k, pair in zip(keys, pairs)))
+        except (TypeError, AttributeError) as error:  # a field that is not int / float / bool / str
             raise ValueError(str(error)) from error
         return {key: getattr(probe, key) for key in keys}
 
@@ -306,10 +310,7 @@ class TSGVConfig(PreTrainedConfig):
         switching SCADA adapters on or off) cannot change: they raise a ValueError naming the field."""
         config = copy.deepcopy(self)
         for key, value in overrides.items():
-            if key not in {f.name for f in dataclasses.fields(TSGVConfig)} or key in (
-                "backbone_config",
-                "text_config",
-            ):
+            if key not in settable_fields():
                 raise ValueError(f"{key} is not a TSGVConfig field that can be set")
             current = getattr(config, key)
             changes_weights = key in WEIGHT_SHAPING_FIELDS or (
@@ -351,6 +352,11 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+def settable_fields() -> set[str]:
+    """TSGVConfig's own fields that overrides may set: not PreTrainedConfig's, not the sub-model configs."""
+    return set(TSGVConfig.__annotations__) - {"backbone_config", "text_config"}
 
 
 # fields whose value decides which weights a model has, or their shapes: a saved model keeps them

@@ -30,6 +30,7 @@ import time
 import torch
 
 from .data import FrameTransform, item_rng
+from .files import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +201,7 @@ class VideoStatesCache:
             "field": self.field,
             "failed": self.failed,
         }
-        temporary = os.path.join(folder, "cache.json.tmp")
-        with open(temporary, "w") as f:
-            json.dump(meta, f)
-        os.replace(temporary, os.path.join(folder, "cache.json"))
+        write_text_atomic(os.path.join(folder, "cache.json"), json.dumps(meta))
 
     @classmethod
     def load(cls, folder: str) -> "VideoStatesCache":

@@ -124,7 +124,8 @@ class TSGVProcessor(ProcessorMixin):
             sentences = [text] if isinstance(text, str) else list(text)
             empty = empty_queries(sentences)
             if empty:
-                raise ValueError(f"empty query at position(s) {empty}: every query needs words")
+                numbers = ", ".join(str(i + 1) for i in empty)  # queries are numbered from 1 in every message
+                raise ValueError(f"query {numbers} is empty: every query needs words")
             out.update(
                 self.tokenizer(
                     sentences,

@@ -146,12 +146,22 @@ class BadSampleBudgetError(RuntimeError):
     """More training videos failed to decode than `--max_bad_sample_fraction` allows; one line naming the first
     files and the flag."""
 
+    @classmethod
+    def check(cls, count: int, total: int, fraction: float, failed: list[dict]) -> None:
+        """Raise when `count` failed videos of `total` are more than `fraction` of them (`failed`: their records,
+        with `video_id` / `video_path` and `error`, for the message)."""
+        if total and count > fraction * total:
+            raise cls(count, total, fraction, failed)
+
     def __init__(self, count: int, total: int, fraction: float, failed: list[dict]):
         first = "; ".join(f"{f.get('video_path') or f.get('video_id')} ({f['error']})" for f in failed[:3])
         super().__init__(
             f"{count} of {total} training videos failed to decode, more than --max_bad_sample_fraction {fraction:g} "
             f"allows; first: {first}"
         )
+
+
+SCALER_SKIPS_IN_A_ROW = 25  # from the initial 2**16, 25 halvings leave a loss scale of 2**-9
 
 
 class NonFiniteStepsError(FloatingPointError):
@@ -166,7 +176,7 @@ class _ScalerSkipCounter(TrainerCallback):
     the inf check to the optimiser and accelerate never sees the skip."""
 
     def __init__(self, trainer):
-        self.trainer, self.scale = trainer, None
+        self.trainer, self.scale, self.in_a_row = trainer, None, 0
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         scaler = self.trainer.accelerator.scaler
@@ -174,8 +184,20 @@ class _ScalerSkipCounter(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         scaler = self.trainer.accelerator.scaler
-        if self.scale is not None and scaler.get_scale() < self.scale:
-            self.trainer.scaler_skipped_steps += 1
+        if self.scale is None:
+            return
+        if scaler.get_scale() >= self.scale:
+            self.in_a_row = 0
+            return
+        self.trainer.scaler_skipped_steps += 1
+        self.in_a_row += 1
+        # a few skips are how fp16 finds its scale (from 2**16 it halves each time); this many in a row is divergence
+        limit = max(self.trainer.max_nonfinite_steps, SCALER_SKIPS_IN_A_ROW)
+        if self.in_a_row >= limit:
+            raise NonFiniteStepsError(
+                f"{self.in_a_row} fp16 steps in a row overflowed (loss scale now {scaler.get_scale():g}): lower the "
+                "learning rate, or train in bf16 or float32"
+            )
 
 
 class CheckpointMarker(TrainerCallback):
@@ -213,8 +235,9 @@ class SafeCheckpointsMixin:
     """
 
     def __init__(self, *args, **kwargs):
+        # first of the given callbacks: others' `on_save` (e.g. removing an earlier run's checkpoints) see it done
+        kwargs["callbacks"] = [CheckpointMarker(), *(kwargs.get("callbacks") or [])]
         super().__init__(*args, **kwargs)
-        self.add_callback(CheckpointMarker())
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         if not self._load_safetensors_with_renames(resume_from_checkpoint, model):
@@ -291,7 +314,9 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.reading_dir = reading_dir
         self.decode_failures: list[dict] = []  # {"split", "video_id", "video_path", "error"}, each video once
         self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
-        self._step_nonfinite = self._nonfinite_loss = False
+        self._nonfinite_loss = False
+        self._step_batches = {"good": 0, "nonfinite": 0}  # micro-batches of the current optimiser step
+        self._failed_train_videos: set[str] = set()  # training videos that failed on any process (ends of steps)
         self._train_videos = None
         self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
         self.add_callback(_ScalerSkipCounter(self))
@@ -334,83 +359,118 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         return batches, num_items
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The Trainer's `compute_loss`; in training, a non-finite loss is counted and replaced by a zero that reaches
-        every trainable parameter, so its backward adds nothing: the gradients other micro-batches accumulated stay,
-        and under DDP every rank still reduces every parameter. (Under DeepSpeed the loss is kept: its engine
-        owns the gradients.)"""
+        """The Trainer's `compute_loss`; in training, a non-finite loss is counted and replaced by `_zero_loss`, so
+        its backward adds nothing: the gradients other micro-batches accumulated stay, and under DDP every rank
+        still reduces every parameter. Under DeepSpeed and FSDP the loss is only counted (their engines own the
+        gradients, and a rank that skipped its reduction would stall the others)."""
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
-        if not model.training or self.is_deepspeed_enabled or bool(torch.isfinite(loss)):  # one wait per micro-batch
+        if not model.training or bool(torch.isfinite(loss).all()):  # one wait per micro-batch
             return result
         self._nonfinite_loss = True
-        zero = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return result
+        zero = self._zero_loss(model)
         return (zero, result[1]) if return_outputs else zero
+
+    @staticmethod
+    def _zero_loss(model) -> torch.Tensor:
+        """0 that depends on every trainable parameter: its backward adds exact zeros to their gradients (and marks
+        each ready for DDP's reduction), without touching the forward graph that produced a NaN."""
+        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """The Trainer's step, with decode failures taken out of the batch and non-finite values kept out of the
-        weights. A micro-batch with a non-finite loss adds no gradient (see `compute_loss`). Whether the accumulated
-        gradients are finite is decided once, after the optimiser step's last micro-batch: under fp16 the Trainer's
-        GradScaler decides (it skips the step and lowers its scale, counted in `scaler_skipped_steps`); otherwise a
-        non-finite gradient drops the whole step (its gradients set to None, so the optimiser changes nothing).
-        Returns the micro-batch's loss, NaN when it has none (every video failed to decode, or non-finite), which
-        the Trainer's `logging_nan_inf_filter` (on by default) keeps out of the logged mean."""
+        weights:
+        - a micro-batch whose loss is not finite, or whose videos all failed to decode, adds no gradient (a zero
+          backward); the other micro-batches of the step keep theirs;
+        - after the step's last micro-batch, once for the whole step and alike on every process: a step in which no
+          micro-batch had a finite loss changes nothing (no gradient; under fp16 the GradScaler is made to skip it);
+          a non-finite accumulated gradient drops the step (gradients set to None), except under fp16, where the
+          GradScaler skips it and lowers its scale (`scaler_skipped_steps`);
+        - `max_nonfinite_steps` steps in a row with a non-finite loss or gradient stop the run
+          (`NonFiniteStepsError`); more than `max_bad_sample_fraction` of the training videos failing to decode,
+          counted over all processes, stops it too (`BadSampleBudgetError`).
+        Returns the micro-batch's loss, NaN when it has none, which the Trainer's `logging_nan_inf_filter` (on by
+        default) keeps out of the logged mean."""
         video_ids = list(inputs.get("video_ids") or [])
         failures = self._record_failures(inputs)
         if failures and self.args.world_size == 1:
             self._check_failure_budget()
-        if "input_ids" not in inputs:  # every video of the batch failed to decode: nothing to learn from
+        self._nonfinite_loss = False
+        if "input_ids" in inputs:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        else:  # every video of the batch failed to decode: nothing to learn from
             if self.args.world_size > 1:
                 raise RuntimeError(
                     "no video of a training batch could be decoded, and with several processes a rank cannot skip "
                     f"a step alone: {', '.join(str(f['video_path']) for f in failures)}"
                 )
-            return torch.full((), float("nan"), device=self.args.device)
-        self._nonfinite_loss = False
-        loss = super().training_step(model, inputs, num_items_in_batch)
+            self.accelerator.backward(self._zero_loss(model))  # the step's machinery (a GradScaler) runs as usual
+            loss = torch.full((), float("nan"), device=self.args.device)
         if self._nonfinite_loss:
-            self._step_nonfinite = True
+            self._step_batches["nonfinite"] += 1
             logger.warning(
                 f"step {self.state.global_step + 1}: non-finite loss, this batch adds no gradient "
                 f"(videos: {', '.join(video_ids) or 'unknown'})"
             )
-        if not self.accelerator.sync_gradients:
-            return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
-        # the optimiser step's last micro-batch: decide once for the whole step
-        if self.args.world_size > 1:  # the ranks' failures together: every rank reaches this line at every step
-            self._check_failure_budget(collective=True)
-        if self.accelerator.scaler is None and not self.is_deepspeed_enabled:
+        elif "input_ids" in inputs:
+            self._step_batches["good"] += 1
+        if self.accelerator.sync_gradients:  # the optimiser step's last micro-batch
+            self._end_of_step(model, video_ids)
+        return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
+
+    def _end_of_step(self, model, video_ids: list[str]):
+        """Decide once per optimiser step, the same way on every process (see `training_step`)."""
+        counts, self._step_batches = self._step_batches, {"good": 0, "nonfinite": 0}
+        new_failures = [f["video_id"] for f in self.decode_failures if f["split"] == "train"]
+        new_failures = [v for v in new_failures if v not in self._failed_train_videos]
+        good, nonfinite = counts["good"], counts["nonfinite"]
+        if self.args.world_size > 1:  # every rank reaches this line at every step: one small reduction
+            totals = torch.tensor([good, nonfinite, len(new_failures)], device=self.args.device)
+            good, nonfinite, any_new = self.accelerator.reduce(totals, "sum").tolist()
+            if any_new:  # rare: gather the ids, so a video that failed on two ranks counts once
+                everyone = [None] * self.args.world_size
+                torch.distributed.all_gather_object(everyone, new_failures)
+                new_failures = [video for rank in everyone for video in rank]
+        self._failed_train_videos.update(new_failures)
+        if self.args.world_size > 1:
+            self._check_failure_budget()
+        step_bad = nonfinite > 0
+        engine_owned = self.is_deepspeed_enabled or self.is_fsdp_enabled
+        if not engine_owned and not good:  # no finite micro-batch anywhere: this step must change nothing
+            if self.accelerator.scaler is not None:  # the scaler needs gradients to check: make it skip the step
+                for param in model.parameters():
+                    if param.grad is not None:
+                        param.grad.fill_(float("nan"))
+            else:
+                model.zero_grad(set_to_none=True)  # the optimiser skips parameters without a gradient
+        elif not engine_owned and self.accelerator.scaler is None:
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             # one fused norm over all gradients (inf or nan anywhere makes it non-finite); one wait per optimiser step
             if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
-                model.zero_grad(set_to_none=True)  # the optimiser skips parameters without a gradient
-                self._step_nonfinite = True
+                model.zero_grad(set_to_none=True)
+                step_bad = True
                 logger.warning(f"step {self.state.global_step + 1}: non-finite gradient, the step is skipped")
-        step_nonfinite, self._step_nonfinite = self._step_nonfinite, False
-        if not step_nonfinite:
+        if not step_bad:
             self._nonfinite_in_a_row = 0
-        else:
-            self.nonfinite_steps += 1
-            self._nonfinite_in_a_row += 1
-            if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
-                raise NonFiniteStepsError(
-                    f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last "
-                    f"batch's videos: {', '.join(video_ids) or 'unknown'}); lower the learning rate, train in "
-                    "float32 instead of fp16/bf16, or check them"
-                )
-        return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
+            return
+        self.nonfinite_steps += 1
+        self._nonfinite_in_a_row += 1
+        if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
+            raise NonFiniteStepsError(
+                f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last batch's "
+                f"videos: {', '.join(video_ids) or 'unknown'}); lower the learning rate, train in float32 instead "
+                "of fp16/bf16, or check them"
+            )
 
-    def _check_failure_budget(self, collective: bool = False):
+    def _check_failure_budget(self):
         """Stop (`BadSampleBudgetError`) when more than `max_bad_sample_fraction` of the training videos have failed
-        to decode. Counted in videos (also under query-centric batches, whose rows are queries) over all processes:
-        with `collective` (every rank calls it at the same step) the ranks' counts are summed; otherwise only this
-        rank's count is checked, which can only be lower."""
+        to decode. Counted in distinct videos (also under query-centric batches, whose rows are queries): this
+        process's failures, and under several processes those all of them reported at the ends of steps."""
         failed = [f for f in self.decode_failures if f["split"] == "train"]
-        count = len(failed)
-        if collective and self.args.world_size > 1:
-            count = int(self.accelerator.reduce(torch.tensor([count], device=self.args.device), "sum").item())
-        total = self._num_train_videos()
-        if total and count > self.max_bad_sample_fraction * total:
-            raise BadSampleBudgetError(count, total, self.max_bad_sample_fraction, failed)
+        videos = self._failed_train_videos | {f["video_id"] for f in failed}
+        BadSampleBudgetError.check(len(videos), self._num_train_videos(), self.max_bad_sample_fraction, failed)
 
     def _num_train_videos(self) -> int:
         """Distinct videos of the training set (its rows are queries under query-centric batching)."""

@@ -455,7 +455,7 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
             if duration_s is not None and start_s >= duration_s:
                 raise ValueError(f"{path}: no frame lies in [{start_s:.2f}, {end_s:.2f}) s (the video ends first)")
             width, height = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
-            with atomic_path(out_path) as temporary, av.open(temporary, "w", format="mp4") as target:
+            with atomic_path(out_path) as temporary, av.open(temporary, "w") as target:
                 out = target.add_stream("libx264", rate=stream.average_rate or Fraction(25))
                 out.width, out.height, out.pix_fmt = width, height, "yuv420p"
                 out.codec_context.time_base = Fraction(1, 1000)  # pts in milliseconds since start_s

@@ -116,7 +116,13 @@ def test_overwrite_sets_the_earlier_runs_checkpoints_aside_until_the_new_run_sav
     assert sorted(os.listdir(out)) == [".replaced-checkpoints", "all_results.json", "model.safetensors"]
     assert run_grounding.last_complete_checkpoint(str(out)) is None
     # ...but nothing is deleted before the new run has saved something
-    assert sorted(os.listdir(out / ".replaced-checkpoints")) == ["checkpoint-264", "checkpoint-528"]
+    (held,) = (out / ".replaced-checkpoints").iterdir()
+    assert sorted(os.listdir(held)) == ["checkpoint-264", "checkpoint-528"]
+    # a second overwrite killed before its first save adds its own set beside the first
+    (out / "checkpoint-264").mkdir()
+    (out / "checkpoint-264" / "trainer_state.json").write_text("{}")
+    run_grounding.check_output_dir(_training_args(out, "--overwrite_output_dir"))
+    assert len(list((out / ".replaced-checkpoints").iterdir())) == 2
     run_grounding.DropReplacedCheckpoints.drop(args)
     assert sorted(os.listdir(out)) == ["all_results.json", "model.safetensors"]
 
@@ -159,6 +165,12 @@ CONFIG_NONSENSE = [
     (["--config_overrides", "max_spans=2", "--max_spans", "3"], "give it once"),
     (["--head_layers", "-1"], "--head_layers must be >= 0"),
     (["--config_overrides", "focal_alpha=2"], "--config_overrides focal_alpha"),
+    (["--config_overrides", "hidden_size=512"], "'hidden_size' is not a TSGVConfig field"),  # a read-only property
+    (["--config_overrides", "return_dict=false"], "'return_dict' is not a TSGVConfig field"),  # not ours
+    (["--config_overrides", "head_dropout=0.1=0.2"], "is not key=value"),
+    (["--clip_frames", "12"], "--clip_frames: num_frames (32) must be a positive multiple of clip_frames (12)"),
+    (["--config_overrides", "num_frames=30"], "--config_overrides num_frames (30)"),
+    (["--nms_threshold", "high"], "--nms_threshold must be a number in (0, 1] or none"),
 ]
 
 
@@ -179,6 +191,11 @@ def saved_model(tmp_path, minilm_path):
     folder = save_tiny_model(tmp_path / "saved", minilm_path)
     TSGVProcessor.from_text_encoder(minilm_path, image_size=32, max_text_length=7).save_pretrained(folder)
     return folder
+
+
+def test_nms_can_be_turned_off_from_the_command_line(tmp_path):
+    model_args, _, _ = _parsed(tmp_path, "--nms_threshold", "none")
+    assert model_args.config_overrides_dict()["nms_threshold"] is None
 
 
 def test_flags_apply_to_a_saved_model_and_its_own_processor_is_loaded(tmp_path, saved_model):
@@ -215,3 +232,20 @@ def test_a_saved_processor_that_cannot_feed_the_model_is_refused(tmp_path, saved
     model = run_grounding.build_model(model_args)
     with pytest.raises(ArgumentError, match="another size than the model's image_size 32"):
         run_grounding.load_processor(model_args, model)
+
+
+def test_the_resume_command_after_ctrl_c_is_one_that_works(tmp_path):
+    out = _trained_folder(tmp_path / "out", checkpoints=(4,))
+    argv = ["--output_dir", str(out), "--resume_from_checkpoint", "somewhere", "--max_steps", "9"]
+    message = str(run_grounding.RunInterrupted(str(out), argv))
+    assert message.endswith(
+        f"resume with: python run_grounding.py --output_dir {out} --max_steps 9 --resume_from_checkpoint last"
+    )
+    message = str(run_grounding.RunInterrupted(str(out), ["job.yaml"]))  # a config file takes no extra flags
+    assert 'add "resume_from_checkpoint": "last" to job.yaml' in message
+    assert "nothing to resume" in str(run_grounding.RunInterrupted(str(tmp_path / "empty"), argv))
+
+
+def test_ddp_does_not_search_for_unused_parameters_by_default(tmp_path):
+    _, _, training_args = _parsed(tmp_path)
+    assert training_args.ddp_find_unused_parameters is False

@@ -268,7 +268,7 @@ def test_a_run_killed_before_its_first_save_leaves_the_overwritten_model_in_plac
     killed = run_script([], python_code=KILL_WHEN_TRAINING_STARTS_SCRIPT.format(root=str(REPO_ROOT), args=args))
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (out / "model.safetensors").read_bytes() == b"the earlier run's weights"
-    assert (out / ".replaced-checkpoints" / "checkpoint-40" / "trainer_state.json").exists()
+    assert list(out.glob(".replaced-checkpoints/*/checkpoint-40/trainer_state.json"))
 
 
 STOP_SCRIPT = """
@@ -321,9 +321,17 @@ def test_resuming_a_finished_run_is_refused_and_its_record_kept(broken_world, tm
     args += ["--load_best_model_at_end", "False"]
     run_grounding.main(args)
     record = (tmp_path / "out" / "all_results.json").read_text()
-    with pytest.raises(run_grounding.ArgumentError, match="finished run \\(2 of 2 steps\\).*nothing left to resume"):
+    with pytest.raises(run_grounding.ArgumentError, match="has trained 2 steps, all that .*nothing left to resume"):
         run_grounding.main([*args, "--resume_from_checkpoint", "last"])
     assert (tmp_path / "out" / "all_results.json").read_text() == record
-    # asking for more steps continues it
+    with pytest.raises(run_grounding.ArgumentError, match="nothing left to resume"):  # in epochs: 2 steps = 0.5 epoch
+        run_grounding.main(
+            [*args, "--resume_from_checkpoint", "last", "--max_steps", "-1", "--num_train_epochs", "0.5"]
+        )
+    # asking for more steps, or more epochs, continues it
     metrics = run_grounding.main([*args, "--resume_from_checkpoint", "last", "--max_steps", "3"])
+    assert metrics["train_runtime"] > 0
+    metrics = run_grounding.main(
+        [*args, "--resume_from_checkpoint", "last", "--max_steps", "-1", "--num_train_epochs", "2"]
+    )
     assert metrics["train_runtime"] > 0

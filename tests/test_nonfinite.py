@@ -118,3 +118,61 @@ def test_one_bad_micro_batch_leaves_the_others_gradient_intact(tmp_path):
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-4 * float(expected.abs().max()))
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert all(loss == loss for loss in losses)
+
+
+def _weights_after_each_step(trainer):
+    snapshots = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            snapshots.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
+
+    trainer.add_callback(Snapshot())
+    return snapshots
+
+
+def test_a_step_with_no_finite_micro_batch_changes_nothing_even_with_adamw_momentum(tmp_path):
+    model = _model()
+    _poison_forward(model, {3, 4})  # both micro-batches of step 2
+    trainer = _trainer(tmp_path, model, accumulation=2, max_steps=2)
+    trainer.args.optim = "adamw_torch"  # momentum and weight decay would move weights on zero gradients
+    trainer.args.weight_decay = 0.1
+    snapshots = _weights_after_each_step(trainer)
+    trainer.train()
+    assert trainer.nonfinite_steps == 1 and len(snapshots) == 2
+    for name, value in snapshots[0].items():
+        assert torch.equal(snapshots[1][name], value), name
+
+
+def test_a_batch_whose_videos_all_failed_goes_through_an_fp16_step(tmp_path):
+    calls = []
+
+    def sometimes_empty(items):
+        calls.append(len(items))
+        if len(calls) == 2:  # the second batch: every video failed to decode
+            failure = {"index": 0, "video_id": "v", "video_path": "/v.mp4", "error": "truncated"}
+            return {"video_ids": ["v"], "decode_failures": [failure]}
+        return collate(items)
+
+    model = _model()
+    trainer = _trainer(tmp_path, model, max_steps=3, collator=sometimes_empty)
+    trainer.max_bad_sample_fraction = 1.0
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    trainer.accelerator.native_amp = True
+    snapshots = _weights_after_each_step(trainer)
+    trainer.train()  # before: "No inf checks were recorded for this optimizer" on the empty batch's step
+    for name, value in snapshots[0].items():
+        assert torch.equal(snapshots[1][name], value), name  # step 2 had nothing to learn from
+
+
+def test_fp16_overflowing_step_after_step_stops_the_run_in_one_line(tmp_path):
+    from modeling_tsgv.trainer import SCALER_SKIPS_IN_A_ROW, NonFiniteStepsError
+
+    model = _model()
+    trainer = _trainer(tmp_path, model, max_steps=SCALER_SKIPS_IN_A_ROW + 5)
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    trainer.accelerator.native_amp = True
+    model.head.score[3].weight.register_hook(lambda grad: grad * float("inf"))  # every step overflows
+    with pytest.raises(NonFiniteStepsError, match=f"{SCALER_SKIPS_IN_A_ROW} fp16 steps in a row overflowed"):
+        trainer.train()
+    assert trainer.state.global_step == SCALER_SKIPS_IN_A_ROW - 1  # raised during the 25th optimiser step

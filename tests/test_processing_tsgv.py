@@ -28,7 +28,7 @@ def test_encodes_videos_and_queries(processor):
 
 
 def test_rejects_empty_queries_and_ragged_videos(processor):
-    with pytest.raises(ValueError, match="empty query at position"):
+    with pytest.raises(ValueError, match="query 2 is empty"):  # numbered from 1, as in every message
         processor(text=["fine", "  "])
     with pytest.raises(ValueError, match="same number of sampled frames"):
         processor(videos=[torch.zeros(8, 32, 32, 3, dtype=torch.uint8), torch.zeros(4, 32, 32, 3, dtype=torch.uint8)])

@@ -180,6 +180,8 @@ def test_two_cpu_ranks_train_and_gather_ragged_evaluation(world, tmp_path):
     assert len(predictions) == test_queries
     # the same model evaluated in one process gives the same numbers
     single = run_grounding_eval_only(out, world, tmp_path / "single")
+    card = (tmp_path / "single" / "README.md").read_text()
+    assert "`None`" not in card and f"VideoMAE of `{out}`" in card  # the saved model's backbone, named
     for key in ("test_R1@0.5", "test_R5@0.5", "test_mIoU"):
         assert single[key] == pytest.approx(results[key], abs=1e-6), key
 
