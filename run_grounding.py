@@ -52,6 +52,7 @@ from transformers import (
 )
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.baselines import prior_baseline
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
     BUILTIN_BACKBONES,
@@ -71,7 +72,7 @@ from modeling_tsgv.data import (
 )
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 from modeling_tsgv.files import atomic_path, write_text_atomic
-from modeling_tsgv.metrics import prior_baseline, sentence_binding
+from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.trainer import (
     BadSampleBudgetError,

@@ -25,8 +25,9 @@ from torch import nn
 from transformers import AutoTokenizer, VideoMAEConfig, VideoMAEModel
 
 from modeling_tsgv import TSGVForGrounding, default_text_encoder_path
+from modeling_tsgv.baselines import prior_baseline
 from modeling_tsgv.data import read_annotations
-from modeling_tsgv.metrics import grounding_metrics, prior_baseline, sentence_binding
+from modeling_tsgv.metrics import grounding_metrics, sentence_binding
 from modeling_tsgv.synthetic import COLOURS, SHAPES, generate, object_tracks, world_plans
 
 STATE_FEATURES = len(COLOURS) + len(SHAPES) + 6  # colour, shape, x, y, radius, sin(angle), cos(angle), visibility

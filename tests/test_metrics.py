@@ -95,7 +95,7 @@ def test_sentence_binding_counts_answers_that_follow_their_own_sentence():
 def test_the_prior_proposes_five_fixed_spans_for_its_r5():
     """R5 of the prior compares like with like: five fixed spans, the first the R1 span, each next covering the
     training moments the earlier ones missed."""
-    from modeling_tsgv.metrics import fit_prior_span, fit_prior_spans, prior_baseline
+    from modeling_tsgv.baselines import fit_prior_span, fit_prior_spans, prior_baseline
 
     early = [[0.0, 0.2]] * 6 + [[0.02, 0.22]] * 2  # the most common moment
     late = [[0.7, 0.9]] * 4
