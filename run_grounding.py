@@ -52,6 +52,7 @@ from transformers import (
 )
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv.annotations import FORMATS, explode_queries, read_annotations
 from modeling_tsgv.baselines import prior_baseline
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
@@ -62,14 +63,7 @@ from modeling_tsgv.configuration_tsgv import (
     is_hub_id,
     random_backbone_config,
 )
-from modeling_tsgv.data import (
-    FORMATS,
-    FrameTransform,
-    QueryCentricCollator,
-    VideoCentricCollator,
-    explode_queries,
-    read_annotations,
-)
+from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 from modeling_tsgv.files import atomic_path, write_text_atomic
 from modeling_tsgv.metrics import sentence_binding
@@ -861,7 +855,7 @@ def parse_arguments(argv: list[str]):
 
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     level = training_args.get_process_log_level()
-    for name in (__name__, "modeling_tsgv", "modeling_tsgv.data"):
+    for name in (__name__, "modeling_tsgv", "modeling_tsgv.annotations", "modeling_tsgv.data"):
         logging.getLogger(name).setLevel(level)
     quiet_transformers(level)
     datasets.utils.logging.set_verbosity(level)

@@ -25,8 +25,8 @@ from torch import nn
 from transformers import AutoTokenizer, VideoMAEConfig, VideoMAEModel
 
 from modeling_tsgv import TSGVForGrounding, default_text_encoder_path
+from modeling_tsgv.annotations import read_annotations
 from modeling_tsgv.baselines import prior_baseline
-from modeling_tsgv.data import read_annotations
 from modeling_tsgv.metrics import grounding_metrics, sentence_binding
 from modeling_tsgv.synthetic import COLOURS, SHAPES, generate, object_tracks, world_plans
 

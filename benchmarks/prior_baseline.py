@@ -11,8 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from modeling_tsgv.annotations import read_annotations
 from modeling_tsgv.baselines import prior_baseline
-from modeling_tsgv.data import read_annotations
 from modeling_tsgv.synthetic import PRESETS, generate
 
 KEYS = ["R1@0.3", "R1@0.5", "R1@0.7", "mIoU"]

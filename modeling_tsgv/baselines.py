@@ -71,7 +71,7 @@ def prior_baseline(train_rows, test_rows) -> tuple[tuple[float, float], dict[str
     """Fit the prior span on training rows and score it on test rows.
 
     Args: rows with `duration_s` and `spans_s` (per query, a list of [start_s, end_s] moments), as
-        `modeling_tsgv.data.read_annotations` returns them or a `datasets.Dataset` of them yields.
+        `modeling_tsgv.annotations.read_annotations` returns them or a `datasets.Dataset` of them yields.
     Returns: ((start, end) normalised, `grounding_metrics` of the prior on the test queries that have moments): R1 and
         mIoU from the one best fixed span, R5 from the best five (`fit_prior_spans`).
     """

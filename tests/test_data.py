@@ -9,14 +9,8 @@ import torch
 from conftest import write_test_video
 from transformers import AutoTokenizer, VideoMAEVideoProcessor
 
-from modeling_tsgv.data import (
-    FrameTransform,
-    QueryCentricCollator,
-    VideoCentricCollator,
-    explode_queries,
-    load_annotations,
-    read_annotations,
-)
+from modeling_tsgv.annotations import explode_queries, load_annotations, read_annotations
+from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
 
 
 def charades_durations(root):
@@ -98,7 +92,7 @@ def test_every_bad_row_rule_on_a_crafted_file(tmp_path, caplog):
     )
     path = tmp_path / "sta.txt"
     path.write_text(text)
-    with caplog.at_level("INFO", logger="modeling_tsgv.data"):
+    with caplog.at_level("INFO", logger="modeling_tsgv.annotations"):
         rows, stats = read_annotations(path, "charades-sta", durations={"AAA": 10.0, "BBB": 5.0})
     assert stats.queries_read == 10 and stats.queries_kept == 4 and stats.videos_kept == 2
     assert stats.dropped == {"unparseable line": 1, "empty sentence": 1, "no valid moment": 4}
@@ -118,7 +112,7 @@ def test_missing_videos_are_reported_and_durations_read_from_files(tmp_path, cap
     write_test_video(videos / "AAA.mp4", np.arange(20) / 10)  # 2 s
     path = tmp_path / "sta.txt"
     path.write_text("AAA 0.5 1.5##here.\nZZZ 0.0 1.0##gone.\n")
-    with caplog.at_level("INFO", logger="modeling_tsgv.data"):
+    with caplog.at_level("INFO", logger="modeling_tsgv.annotations"):
         rows, stats = read_annotations(path, "charades-sta", video_dir=videos)
     assert [r["video_id"] for r in rows] == ["AAA"] and rows[0]["duration_s"] == pytest.approx(2.0, abs=0.11)
     assert rows[0]["video_path"] == str(videos / "AAA.mp4")

@@ -204,7 +204,7 @@ def test_the_bad_sample_budget_counts_videos_also_when_rows_are_queries(tmp_path
     from transformers import TrainingArguments
 
     from modeling_tsgv import TSGVForGrounding
-    from modeling_tsgv.data import explode_queries
+    from modeling_tsgv.annotations import explode_queries
     from modeling_tsgv.trainer import BadSampleBudgetError, TSGVTrainer
 
     videos = [

@@ -6,7 +6,8 @@ import torch
 from conftest import tiny_config
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
-from modeling_tsgv.data import FrameTransform, VideoCentricCollator, read_annotations
+from modeling_tsgv.annotations import read_annotations
+from modeling_tsgv.data import FrameTransform, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 from modeling_tsgv.synthetic import generate
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modeling_tsgv.data import read_annotations
+from modeling_tsgv.annotations import read_annotations
 from modeling_tsgv.metrics import grounding_metrics, temporal_iou
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
