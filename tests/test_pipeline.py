@@ -7,16 +7,10 @@ from conftest import save_tiny_model, tiny_config, write_test_video
 from transformers import pipeline
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
-from modeling_tsgv.pipeline_tsgv import (
-    TASK,
-    ModelFolderError,
-    TemporalSentenceGroundingPipeline,
-    WindowPlan,
-    check_model_folder,
-    plan_windows,
-    window_alignment,
-)
+from modeling_tsgv.configuration_tsgv import ModelFolderError, check_model_folder
+from modeling_tsgv.pipeline_tsgv import TASK, TemporalSentenceGroundingPipeline
 from modeling_tsgv.video import VideoDecodeError, read_frames
+from modeling_tsgv.windows import WindowPlan, plan_windows, window_alignment
 
 QUERIES = ["a red ball rolls left", "the blue square jumps", "someone waves", "a green star spins", "it stops"]
 WINDOW_S = 20.0  # the tiny model's inference window
