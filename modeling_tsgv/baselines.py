@@ -67,28 +67,43 @@ def fit_prior_spans(
     return [(float(candidates[c][0]), float(candidates[c][1])) for c in chosen]
 
 
-def prior_baseline(train_rows, test_rows) -> tuple[tuple[float, float], dict[str, float]]:
-    """Fit the prior span on training rows and score it on test rows.
-
-    Args: rows with `duration_s` and `spans_s` (per query, a list of [start_s, end_s] moments), as
-        `modeling_tsgv.annotations.read_annotations` returns them or a `datasets.Dataset` of them yields.
-    Returns: ((start, end) normalised, `grounding_metrics` of the prior on the test queries that have moments): R1 and
-        mIoU from the one best fixed span, R5 from the best five (`fit_prior_spans`).
-    """
+def fit_prior_on_rows(train_rows, k: int = 5) -> list[tuple[float, float]]:
+    """`fit_prior_spans` on annotation rows (with `duration_s` and `spans_s`, per query a list of [start_s, end_s]
+    moments, as `modeling_tsgv.annotations.read_annotations` returns them or a `datasets.Dataset` of them yields):
+    `k` fixed spans in normalised time, best first."""
     moments = [
         [[s / r["duration_s"], e / r["duration_s"]] for s, e in query]
         for r in train_rows
         for query in r["spans_s"]
         if query
     ]
-    spans = fit_prior_spans(moments, k=5)  # R5 from five fixed spans, as a model proposes five
-    predictions, references = [], []
-    for row in test_rows:
-        for query in row["spans_s"]:
-            if query:
-                predictions.append([(start * row["duration_s"], end * row["duration_s"]) for start, end in spans])
-                references.append(query)
-    return spans[0], grounding_metrics(predictions, references)
+    return fit_prior_spans(moments, k=k)
 
 
-__all__ = ["fit_prior_span", "fit_prior_spans", "prior_baseline"]
+def prior_answers(spans: Sequence, rows) -> list[dict]:
+    """The prior's answer to every query of `rows` that has moments, as `predictions_<split>.jsonl` holds a model's:
+    dicts with `video_id` (None when rows have none), `gt_windows_s` and `pred_spans_s` (the fixed spans in seconds of that video)."""
+    return [
+        {
+            "video_id": row.get("video_id"),
+            "gt_windows_s": query,
+            "pred_spans_s": [[start * row["duration_s"], end * row["duration_s"]] for start, end in spans],
+        }
+        for row in rows
+        for query in row["spans_s"]
+        if query
+    ]
+
+
+def prior_baseline(train_rows, test_rows) -> tuple[tuple[float, float], dict[str, float]]:
+    """Fit the prior on training rows (`fit_prior_on_rows`) and score it on test rows.
+
+    Returns: ((start, end) normalised, `grounding_metrics` of the prior on the test queries that have moments): R1 and
+        mIoU from the one best fixed span, R5 from the best five (as a model proposes five).
+    """
+    spans = fit_prior_on_rows(train_rows, k=5)
+    answers = prior_answers(spans, test_rows)
+    return spans[0], grounding_metrics([a["pred_spans_s"] for a in answers], [a["gt_windows_s"] for a in answers])
+
+
+__all__ = ["fit_prior_span", "fit_prior_spans", "fit_prior_on_rows", "prior_answers", "prior_baseline"]
