@@ -40,7 +40,6 @@ import datasets
 import numpy as np
 import torch
 import transformers
-from accelerate import PartialState
 from transformers import (
     AutoConfig,
     AutoProcessor,
@@ -63,7 +62,7 @@ from modeling_tsgv.configuration_tsgv import (
     random_backbone_config,
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
-from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
+from modeling_tsgv.feature_cache import VideoStatesCache, cache_bytes, cache_dtypes, can_cache, shared_per_machine
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
@@ -671,12 +670,8 @@ def use_video_state_cache(model, splits: dict, eval_split: str, data_args, train
         reasons.append("DeepSpeed shards the backbone")
     if data_args.sampling == "query_centric":
         reasons.append("query-centric batches decode per query by design")
-    train_dtype, eval_dtype = cache_dtypes(model)
-    size_gb = (
-        estimate_bytes(model.config, len(splits["train"]), data_args.video_state_variants, train_dtype, frames)
-        + estimate_bytes(model.config, len(splits.get(eval_split, [])), 1, eval_dtype, frames)
-    ) / 2**30
-    # one copy per machine, whatever the number of processes on it (see fill_caches)
+    num_eval = len(splits.get(eval_split, []))
+    size_gb = cache_bytes(model, len(splits["train"]), num_eval, data_args.video_state_variants) / 2**30
     if data_args.cache_video_states == "auto" and size_gb > data_args.cache_video_states_max_gb:
         reasons.append(f"it would take {size_gb:.1f} GB per machine (> --cache_video_states_max_gb)")
 
@@ -685,13 +680,6 @@ def use_video_state_cache(model, splits: dict, eval_split: str, data_args, train
     if reasons:
         logger.info("not caching video states: " + "; ".join(reasons))
     return not reasons
-
-
-def cache_dtypes(model) -> tuple[torch.dtype, torch.dtype]:
-    """Storage types of the (training, evaluation) video caches: training keeps states in bfloat16 (rounding within
-    the bound tests/test_feature_cache.py states) or frames in float16 (normalised 8-bit pixels fit it); evaluation
-    keeps float32, so validation metrics are those of the frames."""
-    return (torch.bfloat16 if can_cache(model) else torch.float16), torch.float32
 
 
 class _DropLines(logging.Filter):
@@ -883,7 +871,8 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
                     dtype=cache_dtypes(model)[0 if train else 1],
                 )
 
-            cache = shared_per_machine(build, f"video-states-{split}", training_args)
+            folder = os.path.join(training_args.output_dir, f".video-states-{split}-{socket.gethostname()}")
+            cache = shared_per_machine(build, folder, training_args.local_process_index, training_args.world_size)
             splits[split].set_transform(cache.transform())
             caches.append(cache)
             if train:
@@ -891,33 +880,6 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
                 fraction = data_args.max_bad_sample_fraction
                 BadSampleBudgetError.check(len(failed), len(splits[split]), fraction, failed)
     return caches
-
-
-def shared_per_machine(build, name: str, training_args) -> VideoStatesCache:
-    """`build()` in one process per machine; with several processes there, it saves the cache into
-    `<output_dir>/.<name>-<host>` and the others map those files (`VideoStatesCache.load`): one copy per machine.
-
-    The others wait by watching for the saved cache, not in a collective (a build can outlast the collectives'
-    timeout, 30 minutes by default); one short barrier first lets the builder clear what an earlier run left there.
-    The folder is removed when the builder exits (the others have mapped it by then)."""
-    if training_args.world_size == 1:
-        return build()
-    folder = os.path.join(training_args.output_dir, f".{name}-{socket.gethostname()}")
-    builder = training_args.local_process_index == 0
-    if builder:
-        shutil.rmtree(folder, ignore_errors=True)
-    PartialState().wait_for_everyone()
-    if builder:
-        build().save(folder)
-        atexit.register(shutil.rmtree, folder, True)
-    else:
-        waited_s = 0
-        while not os.path.exists(os.path.join(folder, "cache.json")):  # written last, atomically
-            time.sleep(2)
-            waited_s += 2
-            if waited_s % 300 == 0:
-                logger.info(f"waiting for this machine's {name} cache ({waited_s // 60} min)")
-    return VideoStatesCache.load(folder)  # the builder too maps the files: its built copy is dropped
 
 
 def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: dict, model, training_args) -> dict:

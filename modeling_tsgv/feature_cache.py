@@ -22,12 +22,15 @@ Memory: videos x variants x C x N x D values (states) or T x 3 x H x W values (f
 map the same files (`load`, shared memory-mapped storage), so a machine holds one copy, not one per process.
 """
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import time
 
 import torch
+from accelerate import PartialState
 
 from .data import FrameTransform, item_rng
 from .files import write_text_atomic
@@ -243,4 +246,54 @@ class VideoStatesCache:
         return add_states
 
 
-__all__ = ["VideoStatesCache", "can_cache", "estimate_bytes"]
+def cache_dtypes(model) -> tuple[torch.dtype, torch.dtype]:
+    """Storage types of the (training, evaluation) caches: training keeps states in bfloat16 (rounding within the
+    bound the module docstring states) or frames in float16 (normalised 8-bit pixels fit it); evaluation keeps
+    float32, so validation metrics are those of the frames."""
+    return (torch.bfloat16 if can_cache(model) else torch.float16), torch.float32
+
+
+def cache_bytes(model, num_train_videos: int, num_eval_videos: int, variants: int) -> int:
+    """Bytes of a run's caches (`variants` samplings per training video, one per evaluation video), each in its
+    `cache_dtypes` type: what one machine holds (`shared_per_machine`)."""
+    frames = not can_cache(model)
+    train_dtype, eval_dtype = cache_dtypes(model)
+    return estimate_bytes(model.config, num_train_videos, variants, train_dtype, frames) + estimate_bytes(
+        model.config, num_eval_videos, 1, eval_dtype, frames
+    )
+
+
+def shared_per_machine(build, folder: str, local_process_index: int, world_size: int) -> "VideoStatesCache":
+    """`build()` (a `VideoStatesCache`) in one process per machine. With several processes, the machine's first one
+    saves it into `folder` and every process maps those files (`VideoStatesCache.load`): one copy per machine.
+
+    The others wait by watching for the saved cache, not in a collective (a build can outlast the collectives'
+    timeout, 30 minutes by default); one short barrier first lets the builder clear what an earlier run left there.
+    The folder is removed when the builder exits (the others have mapped it by then)."""
+    if world_size == 1:
+        return build()
+    builder = local_process_index == 0
+    if builder:
+        shutil.rmtree(folder, ignore_errors=True)
+    PartialState().wait_for_everyone()
+    if builder:
+        build().save(folder)
+        atexit.register(shutil.rmtree, folder, True)
+    else:
+        waited_s = 0
+        while not os.path.exists(os.path.join(folder, "cache.json")):  # written last, atomically
+            time.sleep(2)
+            waited_s += 2
+            if waited_s % 300 == 0:
+                logger.info(f"waiting for this machine's cache in {folder} ({waited_s // 60} min)")
+    return VideoStatesCache.load(folder)  # the builder too maps the files: its built copy is dropped
+
+
+__all__ = [
+    "VideoStatesCache",
+    "can_cache",
+    "estimate_bytes",
+    "cache_dtypes",
+    "cache_bytes",
+    "shared_per_machine",
+]
