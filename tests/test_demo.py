@@ -108,7 +108,7 @@ def test_errors_appear_as_messages(demo, tmp_path, video, queries, message):
 )
 def test_a_browser_grounds_a_query_and_the_timeline_is_on_the_page(demo, tmp_path):
     pytest.importorskip("selenium")
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    sys.path.insert(0, str(REPO_ROOT / "docs"))
     from demo_screenshot import ground_in_browser
 
     shot = tmp_path / "demo.png"

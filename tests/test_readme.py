@@ -1,5 +1,5 @@
-"""Every Python block of README.md, and every shell block that calls `tsgv-ground`, runs as written against what the
-default job leaves behind (`outputs/tsgv-synthetic`, the world in `outputs/synthetic/easy`) — here a tiny model and an
+"""Every Python block of README.md and docs/*.md, and every shell block that calls `tsgv-ground`, runs as written
+against what the default job leaves behind (`outputs/tsgv-synthetic`, the world in `outputs/synthetic/easy`) — here a tiny model and an
 8-video world at those paths, in a scratch folder."""
 
 import os
@@ -14,8 +14,12 @@ from conftest import REPO_ROOT, save_tiny_model
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
 
 
+DOCUMENTS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+
+
 def readme_blocks(language: str) -> list[str]:
-    return [body for lang, body in BLOCK.findall((REPO_ROOT / "README.md").read_text()) if lang == language]
+    """The code blocks of `language` in README.md and docs/*.md, in that order."""
+    return [body for doc in DOCUMENTS for lang, body in BLOCK.findall(doc.read_text()) if lang == language]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ pooling (here over the objects of a step instead of the patches), the grounding 
 this does not learn, the fault is in the head / text / loss; if it learns and the pixel model does not, the backbone's
 features are what is missing. Prints one markdown row (and writes JSON with --json).
 
-    python benchmarks/oracle_probe.py [--preset easy] [--num-videos 1000] [--steps 500] [--batch 16] [--no-shape]
+    python research/oracle_probe.py [--preset easy] [--num-videos 1000] [--steps 500] [--batch 16] [--no-shape]
 
 The world is generated into outputs/synthetic/<preset> when missing (as the default job's), so the rows compare
 with the default job's. One thread per process keeps runs reproducible.

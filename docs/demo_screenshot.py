@@ -1,6 +1,6 @@
 """Drive the tsgv demo page in a real browser (headless Chromium through selenium) and save a screenshot.
 
-    python benchmarks/demo_screenshot.py --url http://127.0.0.1:7860 --video /abs/path/VIDEO --queries "q one" "q two" --out demo.png
+    python docs/demo_screenshot.py --url http://127.0.0.1:7860 --video /abs/path/VIDEO --queries "q one" "q two" --out demo.png
 
 Start the demo first (`tsgv-demo --model outputs/tsgv-synthetic`). Needs Debian's `chromium` and `chromium-driver`
 (`apt-get install chromium chromium-driver`) and `pip install selenium`. tests/test_demo.py runs the same function;
