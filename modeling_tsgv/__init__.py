@@ -1,16 +1,13 @@
 """tsgv: end-to-end temporal sentence grounding in videos, as Hugging Face models.
 
-Importing this package registers `"tsgv"` with `AutoConfig`, `AutoModel` and `AutoProcessor`, and the task
-`"temporal-sentence-grounding"` with `transformers.pipeline` (`register()`; idempotent).
-
-The shell commands (`tsgv-ground`) are the exception: they answer `--help` and argument errors before torch and
-transformers are imported (those imports take seconds), and register when they load a model. Their names are known
-here because a console script can only import the package, it cannot tell it why.
+A lazy module (PEP 562, as transformers' `_LazyModule`): importing the package loads nothing heavy, so the shell
+commands answer `--help` at once. A public name (`TSGVForGrounding`, `TSGVProcessor`, ...) loads its submodule on
+first use and registers tsgv with transformers: `"tsgv"` with `AutoConfig`, `AutoModel` and `AutoProcessor`, and the
+task `"temporal-sentence-grounding"` with `transformers.pipeline`. `register()` does the same explicitly (for code
+that only calls `transformers.pipeline(...)`); it is idempotent.
 """
 
 import importlib
-import os
-import sys
 
 __version__ = "0.1.0"
 
@@ -25,13 +22,17 @@ _EXPORTS = {  # public name -> submodule
     "grounding_metrics": "metrics",
     "temporal_iou": "metrics",
 }
-_SHELL_COMMANDS = ("tsgv-ground", "tsgv-demo")
 
 __all__ = [*_EXPORTS, "register"]
+
+_registered = False
 
 
 def register() -> None:
     """Register tsgv with `AutoConfig` / `AutoModel` / `AutoProcessor` and the pipeline task (safe to repeat)."""
+    global _registered
+    if _registered:
+        return
     from transformers import AutoConfig, AutoModel, AutoProcessor
 
     from .configuration_tsgv import TSGVConfig
@@ -43,10 +44,11 @@ def register() -> None:
     AutoModel.register(TSGVConfig, TSGVForGrounding, exist_ok=True)
     AutoProcessor.register(TSGVConfig, TSGVProcessor, exist_ok=True)
     register_pipeline()
+    _registered = True
 
 
 def __getattr__(name: str):
-    """The public classes on first use (only reached when the package was imported by a shell command)."""
+    """A public name on first use: its submodule loaded and tsgv registered with transformers."""
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     register()
@@ -55,9 +57,5 @@ def __getattr__(name: str):
     return value
 
 
-_program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-if _program not in _SHELL_COMMANDS:
-    register()
-    for _name in _EXPORTS:
-        globals()[_name] = getattr(importlib.import_module(f".{_EXPORTS[_name]}", __name__), _name)
-    del _name
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -152,3 +152,25 @@ def test_without_model_the_default_jobs_model_is_used_and_said(model_dir, video,
     captured = capsys.readouterr()
     assert "using the default job's model outputs/tsgv-synthetic" in captured.err
     assert json.loads(captured.out)["model"] == "outputs/tsgv-synthetic"
+
+
+def test_importing_the_package_loads_nothing_heavy_whatever_the_program():
+    """A lazy package: `import modeling_tsgv` (from any program, here `python -c`) and `python -m
+    modeling_tsgv.cli --help` load neither torch nor transformers; a public name loads them and registers the task."""
+    probe = (
+        "import sys, modeling_tsgv\n"
+        "assert not {'torch', 'transformers'} & set(sys.modules), sorted({'torch', 'transformers'} & set(sys.modules))\n"
+        "from transformers.pipelines import PIPELINE_REGISTRY\n"
+        "assert 'temporal-sentence-grounding' not in PIPELINE_REGISTRY.get_supported_tasks()\n"
+        "modeling_tsgv.TSGVConfig\n"
+        "assert 'temporal-sentence-grounding' in PIPELINE_REGISTRY.get_supported_tasks()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    helped = subprocess.run(
+        [sys.executable, "-c", "import runpy, sys; sys.argv = ['x', '--help']\n"
+         "try:\n    runpy.run_module('modeling_tsgv.cli', run_name='__main__')\n"
+         "except SystemExit:\n    print(sorted({'torch', 'transformers'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "usage:" in helped.stdout and helped.stdout.strip().endswith("[]"), helped.stdout[-500:]
