@@ -51,14 +51,18 @@ from transformers import (
 )
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path
-from modeling_tsgv.annotations import FORMATS, explode_queries, read_annotations
+from modeling_tsgv.annotations import FORMATS, explode_queries, read_annotations, rows_to_dataset
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
     BUILTIN_BACKBONES,
+    PICKLE_WEIGHT_FILES,
+    WEIGHT_FILES,
     ModelFolderError,
     builtin_backbone_path,
     check_model_folder,
+    config_with_overrides,
     is_hub_id,
+    parse_config_overrides,
     random_backbone_config,
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
@@ -80,7 +84,7 @@ from modeling_tsgv.video import BACKENDS
 logger = logging.getLogger(__name__)
 
 REPLACED_CHECKPOINTS = ".replaced-checkpoints"  # where --overwrite_output_dir keeps the earlier run's checkpoints
-TRAINED_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TRAINED_MODEL_FILES = WEIGHT_FILES + PICKLE_WEIGHT_FILES
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -218,7 +222,7 @@ class ModelArguments:
                 raise ArgumentError(f"--nms_threshold must be a number in (0, 1] or none, got {value!r}") from error
         if self.config_overrides:
             try:
-                parsed = TSGVConfig.parse_overrides(self.config_overrides)
+                parsed = parse_config_overrides(self.config_overrides)
             except ValueError as error:
                 raise ArgumentError(f"--config_overrides {self.config_overrides!r}: {error}") from error
             twice = sorted(set(parsed) & set(overrides))
@@ -268,16 +272,6 @@ class DataArguments:
     video_state_variants: int = field(
         default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
     )
-    max_bad_sample_fraction: float = field(
-        default=0.05,
-        metadata={
-            "help": "Training videos that fail to decode are skipped and listed in skipped_videos.json; the run stops "
-            "when more than this share of them has failed."
-        },
-    )
-    max_nonfinite_steps: int = field(
-        default=5, metadata={"help": "Steps with a non-finite loss or gradient are skipped; this many in a row stop."}
-    )
 
     def __post_init__(self):
         if self.dataset != "synthetic" and self.dataset not in FORMATS:
@@ -302,7 +296,19 @@ class DataArguments:
 
 @dataclass
 class GroundingTrainingArguments(TrainingArguments):
-    """TrainingArguments with defaults for the default job; every Trainer option stays available."""
+    """TrainingArguments with defaults for the default job, and how a run treats bad samples and non-finite steps;
+    every Trainer option stays available."""
+
+    max_bad_sample_fraction: float = field(
+        default=0.05,
+        metadata={
+            "help": "Training videos that fail to decode are skipped and listed in skipped_videos.json; the run stops "
+            "when more than this share of them has failed."
+        },
+    )
+    max_nonfinite_steps: int = field(
+        default=5, metadata={"help": "Steps with a non-finite loss or gradient are skipped; this many in a row stop."}
+    )
 
     output_dir: str | None = field(default="outputs/tsgv-synthetic", metadata={"help": "Where to save everything."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: frames decode lazily."})
@@ -387,9 +393,11 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
         positive(name, getattr(data_args, name))
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
-    if not 0 <= data_args.max_bad_sample_fraction <= 1:
-        raise ArgumentError(f"--max_bad_sample_fraction must be in [0, 1], got {data_args.max_bad_sample_fraction}")
-    positive("max_nonfinite_steps", data_args.max_nonfinite_steps, allow_none=False)
+    if not 0 <= training_args.max_bad_sample_fraction <= 1:
+        raise ArgumentError(
+            f"--max_bad_sample_fraction must be in [0, 1], got {training_args.max_bad_sample_fraction}"
+        )
+    positive("max_nonfinite_steps", training_args.max_nonfinite_steps, allow_none=False)
     if data_args.dataset == "synthetic" and data_args.synthetic_num_videos < 4:
         raise ArgumentError(
             f"--synthetic_num_videos must be >= 4 (one per split), got {data_args.synthetic_num_videos}"
@@ -404,7 +412,7 @@ def check_model_config(model_args: ModelArguments) -> None:
     try:
         if model_args.model_name_or_path:
             if os.path.isdir(model_args.model_name_or_path):
-                TSGVConfig.from_pretrained(model_args.model_name_or_path).with_overrides(overrides)
+                config_with_overrides(TSGVConfig.from_pretrained(model_args.model_name_or_path), overrides)
             return
         backbone = backbone_config(model_args, overrides)
         if backbone is not None:
@@ -419,9 +427,7 @@ def config_error(error: ValueError, model_args: ModelArguments) -> ArgumentError
     --config_overrides, whichever set it."""
     message = str(error).strip().splitlines()[0]
     named = {name for name in CONFIG_FLAGS if getattr(model_args, name) is not None}
-    from_overrides = (
-        set(TSGVConfig.parse_overrides(model_args.config_overrides)) if model_args.config_overrides else set()
-    )
+    from_overrides = set(parse_config_overrides(model_args.config_overrides)) if model_args.config_overrides else set()
     mentioned = [word for word in re.findall(r"[a-z_]+", message) if word in named | from_overrides]
     if not mentioned:
         return ArgumentError(message)
@@ -602,7 +608,7 @@ def load_splits(data_args: DataArguments) -> tuple[dict, str]:
         limit = data_args.max_train_videos if split == "train" else data_args.max_eval_videos
         rows = rows[:limit] if limit else rows
         # read_annotations has logged its one-line summary of the file
-        splits[split] = datasets.Dataset.from_list(rows)
+        splits[split] = rows_to_dataset(rows)
     return splits, roles["eval"]
 
 
@@ -627,7 +633,7 @@ def build_model(model_args: ModelArguments) -> TSGVForGrounding:
     overrides = model_args.config_overrides_dict()
     try:
         if model_args.model_name_or_path:
-            config = TSGVConfig.from_pretrained(model_args.model_name_or_path).with_overrides(overrides)
+            config = config_with_overrides(TSGVConfig.from_pretrained(model_args.model_name_or_path), overrides)
             return TSGVForGrounding.from_pretrained(model_args.model_name_or_path, config=config)
         text = model_args.text_model or default_text_encoder_path()
         video = model_args.video_model
@@ -696,15 +702,12 @@ class _DropLines(logging.Filter):
 def quiet_transformers(level: int) -> None:
     """transformers logs at `level` only for the Trainer (its run summary, evaluation and checkpoint lines); its
     other modules (config dumps, "weights saved", tokenizer files...) only warnings and errors, and the Trainer's
-    invitation to share the model is dropped. On a machine without CUDA, DeepSpeed is told it runs on the CPU (so it
-    does not warn that it could not find an accelerator)."""
+    invitation to share the model is dropped."""
     transformers.utils.logging.set_verbosity(max(level, logging.WARNING))
     trainer_logger = transformers.utils.logging.get_logger("transformers.trainer")
     trainer_logger.setLevel(level)
     if not any(isinstance(f, _DropLines) for f in trainer_logger.filters):
         trainer_logger.addFilter(_DropLines("Do not forget to share your model", "Saving Trainer.data_collator"))
-    if not torch.cuda.is_available():
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
 def main(argv=None, callbacks=None):
@@ -740,8 +743,8 @@ def main(argv=None, callbacks=None):
         compute_metrics=compute_grounding_metrics,
         callbacks=[EpochCallback(train_collator, *transforms.values(), *caches), DropReplacedCheckpoints()]
         + list(callbacks or []),
-        max_bad_sample_fraction=data_args.max_bad_sample_fraction,
-        max_nonfinite_steps=data_args.max_nonfinite_steps,
+        max_bad_sample_fraction=training_args.max_bad_sample_fraction,
+        max_nonfinite_steps=training_args.max_nonfinite_steps,
         reading_dir=reading_dir,
         processing_class=processor,  # checkpoints carry the processor too
     )
@@ -790,6 +793,8 @@ def parse_arguments(argv: list[str]):
     for name in (__name__, "modeling_tsgv", "modeling_tsgv.annotations", "modeling_tsgv.data"):
         logging.getLogger(name).setLevel(level)
     quiet_transformers(level)
+    if not torch.cuda.is_available():  # DeepSpeed would warn that it found no accelerator: it runs on the CPU here
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     datasets.utils.logging.set_verbosity(level)
     check_arguments(model_args, data_args, training_args)  # before anything is generated or written
     if not torch.cuda.is_available():
@@ -877,7 +882,7 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
             caches.append(cache)
             if train:
                 failed = [{"video_id": video_id, "error": error} for video_id, error in cache.failed.items()]
-                fraction = data_args.max_bad_sample_fraction
+                fraction = training_args.max_bad_sample_fraction
                 BadSampleBudgetError.check(len(failed), len(splits[split]), fraction, failed)
     return caches
 

@@ -411,6 +411,11 @@ def load_annotations(
         The reader's `AnnotationStats` is logged; use `read_annotations` to get it.
     """
     rows, _ = read_annotations(path, format, video_dir, durations, drop_duplicates)
+    return rows_to_dataset(rows)
+
+
+def rows_to_dataset(rows: list[dict]) -> datasets.Dataset:
+    """`read_annotations` rows -> a `datasets.Dataset` with the fixed schema `DATASET_FEATURES` (one row per video)."""
     columns = {name: [row[name] for row in rows] for name in DATASET_FEATURES}
     return datasets.Dataset.from_dict(columns, features=DATASET_FEATURES)
 
@@ -442,4 +447,5 @@ __all__ = [
     "load_annotations",
     "load_durations",
     "explode_queries",
+    "rows_to_dataset",
 ]

@@ -117,6 +117,19 @@ def clip_path(out_dir: str, video: str, index: int, span: dict) -> str:
     return os.path.join(out_dir, f"{stem}_q{index}_{span['start']:.2f}-{span['end']:.2f}s.mp4")
 
 
+def cut_best_span(video: str, timeline: dict, index: int, out_dir: str) -> str | None:
+    """Cut query `index`'s (1-based) best span of `timeline` (a pipeline answer with `return_timeline=True`) out of
+    `video` into `clip_path(out_dir, ...)`; returns the clip's path, or None when the span is empty (no frames)."""
+    from .video import cut_clip
+
+    best = timeline["spans"][0]
+    if best["end"] - best["start"] < 1e-3:
+        return None
+    path = clip_path(out_dir, video, index, best)
+    cut_clip(video, best["start"], best["end"], path)
+    return path
+
+
 def format_table(video: str, timelines: list[dict], timings_s: dict, clips: list, plot: str | None) -> str:
     """The human-readable report: per query its spans (rank, start, end, length in seconds, score)."""
     duration_s = timelines[0]["duration_s"]
@@ -146,7 +159,7 @@ def format_table(video: str, timelines: list[dict], timings_s: dict, clips: list
 
 def run(args) -> str:
     """Do what the parsed arguments ask; return the text to print. Raises CommandError."""
-    from .video import VideoDecodeError, cut_clip
+    from .video import VideoDecodeError
 
     check_arguments(args)
     pipe = load_pipeline(args.model, args.device, args.dtype)
@@ -164,14 +177,7 @@ def run(args) -> str:
         clips = []
         if args.clip:
             os.makedirs(args.clip, exist_ok=True)
-            for index, timeline in enumerate(timelines, start=1):
-                best = timeline["spans"][0]
-                if best["end"] - best["start"] < 1e-3:
-                    clips.append(None)  # an empty span has no frames to cut
-                    continue
-                path = clip_path(args.clip, args.video, index, best)
-                cut_clip(args.video, best["start"], best["end"], path)
-                clips.append(path)
+            clips = [cut_best_span(args.video, t, index, args.clip) for index, t in enumerate(timelines, start=1)]
         if args.plot:
             from .visualization import plot_grounding
 

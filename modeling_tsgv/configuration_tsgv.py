@@ -282,49 +282,6 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(f"focal_alpha must be in [0, 1], got {self.focal_alpha}")
 
     @classmethod
-    def parse_overrides(cls, text: str) -> dict:
-        """`"key=value,key=value"` (transformers' `--config_overrides` convention) -> {field: typed value}.
-
-        Parsed by `PreTrainedConfig.update_from_string` on a default config, so each value takes its field's type
-        (int, float, bool, str). Raises ValueError for an unknown field, a value of the wrong type, or a field that
-        is not a plain number / flag / word (lists such as `scada_layers`: use their own flags)."""
-        probe = cls()
-        pairs = [pair.strip() for pair in text.split(",") if pair.strip()]
-        settable = settable_fields()
-        for pair in pairs:
-            if pair.count("=") != 1:
-                raise ValueError(f"{pair!r} is not key=value")
-            key = pair.split("=")[0].strip()
-            if key not in settable:
-                raise ValueError(f"{key!r} is not a TSGVConfig field that can be set (see help(TSGVConfig))")
-        keys = [pair.split("=")[0].strip() for pair in pairs]
-        try:
-            probe.update_from_string(",".join(f"{k}={pair.split('=')[1].strip()}" for k, pair in zip(keys, pairs)))
-        except (TypeError, AttributeError) as error:  # a field that is not int / float / bool / str
-            raise ValueError(str(error)) from error
-        return {key: getattr(probe, key) for key in keys}
-
-    def with_overrides(self, overrides: dict) -> "TSGVConfig":
-        """A copy of this (loaded) config with `overrides` applied and validated, for fine-tuning or evaluating a
-        saved model with other settings. Fields that shape the saved weights (`WEIGHT_SHAPING_FIELDS`, and
-        switching SCADA adapters on or off) cannot change: they raise a ValueError naming the field."""
-        config = copy.deepcopy(self)
-        for key, value in overrides.items():
-            if key not in settable_fields():
-                raise ValueError(f"{key} is not a TSGVConfig field that can be set")
-            current = getattr(config, key)
-            changes_weights = key in WEIGHT_SHAPING_FIELDS or (
-                key == "backbone_tuning" and (value == "scada") != (current == "scada")
-            )
-            if changes_weights and value != current:
-                raise ValueError(
-                    f"{key} cannot change from {current!r} to {value!r} on a saved model: its weights have that shape"
-                )
-            setattr(config, key, value)
-        config._validate_tsgv()
-        return config
-
-    @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
         """`PreTrainedConfig.from_dict`, refusing fields TSGVConfig does not have (a typo, or a config written by a
         newer tsgv) instead of silently keeping them as attributes nothing reads."""
@@ -352,6 +309,50 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+def parse_config_overrides(text: str) -> dict:
+    """`"key=value,key=value"` (transformers' `--config_overrides` convention) -> {field: typed value}.
+
+    Parsed by `PreTrainedConfig.update_from_string` on a default config, so each value takes its field's type
+    (int, float, bool, str). Raises ValueError for an unknown field, a value of the wrong type, or a field that
+    is not a plain number / flag / word (lists such as `scada_layers`: use their own flags)."""
+    probe = TSGVConfig()
+    pairs = [pair.strip() for pair in text.split(",") if pair.strip()]
+    settable = settable_fields()
+    for pair in pairs:
+        if pair.count("=") != 1:
+            raise ValueError(f"{pair!r} is not key=value")
+        key = pair.split("=")[0].strip()
+        if key not in settable:
+            raise ValueError(f"{key!r} is not a TSGVConfig field that can be set (see help(TSGVConfig))")
+    keys = [pair.split("=")[0].strip() for pair in pairs]
+    try:
+        probe.update_from_string(",".join(f"{k}={pair.split('=')[1].strip()}" for k, pair in zip(keys, pairs)))
+    except (TypeError, AttributeError) as error:  # a field that is not int / float / bool / str
+        raise ValueError(str(error)) from error
+    return {key: getattr(probe, key) for key in keys}
+
+
+def config_with_overrides(config: "TSGVConfig", overrides: dict) -> "TSGVConfig":
+    """A copy of `config` (a loaded model's) with `overrides` applied and validated, for fine-tuning or evaluating a
+    saved model with other settings. Fields that shape the saved weights (`WEIGHT_SHAPING_FIELDS`, and
+    switching SCADA adapters on or off) cannot change: they raise a ValueError naming the field."""
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        if key not in settable_fields():
+            raise ValueError(f"{key} is not a TSGVConfig field that can be set")
+        current = getattr(config, key)
+        changes_weights = key in WEIGHT_SHAPING_FIELDS or (
+            key == "backbone_tuning" and (value == "scada") != (current == "scada")
+        )
+        if changes_weights and value != current:
+            raise ValueError(
+                f"{key} cannot change from {current!r} to {value!r} on a saved model: its weights have that shape"
+            )
+        setattr(config, key, value)
+    config._validate_tsgv()
+    return config
 
 
 def settable_fields() -> set[str]:
@@ -474,4 +475,6 @@ __all__ = [
     "ModelFolderError",
     "builtin_backbone_path",
     "check_model_folder",
+    "parse_config_overrides",
+    "config_with_overrides",
 ]

@@ -110,7 +110,7 @@ def file_being_read(reading_dir: str | None, pid: int) -> str | None:
 
 
 class VideoCentricCollator:
-    """Batch whole videos with their queries (DESIGN step 3).
+    """Batch whole videos with their queries (video-centric sampling).
 
     Input features: rows with `pixel_values` (T, 3, H, W), `duration_s`, `sentences`, `spans_s` (seconds).
     Output:

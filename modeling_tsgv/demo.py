@@ -15,7 +15,8 @@ import os
 import sys
 import tempfile
 
-DEFAULT_MODEL = os.path.join("outputs", "tsgv-synthetic")  # where `python run_grounding.py` saves its model
+from .cli import DEFAULT_MODEL, cut_best_span
+
 DEFAULT_EXAMPLES = os.path.join("outputs", "synthetic", "easy")  # the world the default job generates
 MAX_EXAMPLES = 4
 
@@ -53,7 +54,6 @@ class Grounder:
         """Returns (timeline PNG path, rows [query, rank, start_s, end_s, score], [(clip path, caption), ...]).
 
         Raises ValueError / VideoDecodeError with a message for the page."""
-        from .video import cut_clip
         from .visualization import plot_grounding
 
         report = progress or (lambda *args, **kwargs: None)
@@ -75,9 +75,8 @@ class Grounder:
                 )
             best = timeline["spans"][0]
             report(0.6 + 0.4 * index / len(timelines), desc=f"cutting the clip of query {index}")
-            if best["end"] - best["start"] >= 1e-3:  # an empty span has no frames to cut
-                clip = os.path.join(out, f"q{index}_{best['start']:.2f}-{best['end']:.2f}s.mp4")
-                cut_clip(video_path, best["start"], best["end"], clip)
+            clip = cut_best_span(video_path, timeline, index, out)
+            if clip is not None:
                 clips.append((clip, f"{index}. {timeline['query']} ({best['start']:.2f}-{best['end']:.2f} s)"))
         return picture, rows, clips
 

@@ -27,7 +27,6 @@ from torch import nn
 from torchvision.ops import MLP, batched_nms, sigmoid_focal_loss
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.conversion_mapping import WeightRenaming, register_checkpoint_conversion_mapping
 from transformers.utils import ModelOutput, logging
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
@@ -205,13 +204,8 @@ def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
 
 
 def mlp(in_features: int, hidden_features: int, out_features: int) -> MLP:
-    """Linear -> GELU -> Linear (`torchvision.ops.MLP`; its layers are `0` and `3`, checkpoints written before it
-    named them `fc1` / `fc2`: `HEAD_KEY_RENAMES` maps them on loading)."""
+    """Linear -> GELU -> Linear (`torchvision.ops.MLP`: the linear layers are `0` and `3`, in memory and in files)."""
     return MLP(in_features, [hidden_features, out_features], activation_layer=nn.GELU)
-
-
-# state-dict keys of the head's MLPs as saved files name them (a hand-written Mlp's fc1 / fc2) -> torchvision's MLP
-HEAD_KEY_RENAMES = [(r"head\.(score|offsets)\.fc1\.", r"head.\1.0."), (r"head\.(score|offsets)\.fc2\.", r"head.\1.3.")]
 
 
 class TSGVGroundingHead(nn.Module):
@@ -394,7 +388,7 @@ def decode_spans(step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, 
     """Per-step candidates -> 1-D NMS -> top-K, in normalised time.
 
     Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); k <= L_t; nms_threshold (None: no suppression).
-    Returns: spans (B_q, k, 2) in [0, 1] and scores (B_q, k); see `rank_spans` for how suppressed candidates fill
+    Returns: spans (B_q, k, 2) in [0, 1] and scores (B_q, k); see `rank_spans_batched` for how suppressed candidates fill
     the slots NMS leaves.
     """
     scores = step_logits.float().sigmoid()  # (B_q, L_t)
@@ -402,28 +396,17 @@ def decode_spans(step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, 
     return rank_spans_batched(spans, scores, k, nms_threshold)
 
 
-def rank_spans(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold: float | None):
-    """Rank candidate spans: 1-D NMS, then the best `k` (`rank_spans_batched` for one query).
-
-    Args:
-        spans: (N, 2) candidate (start, end), any time unit (normalised time or seconds); scores: (N,) confidences.
-        k: spans to return (at most N). nms_threshold: temporal-IoU threshold, None for no suppression.
-    Returns:
-        spans (k, 2) and scores (k,), best first. When NMS keeps fewer than k, the suppressed candidates fill the
-        remaining slots in score order, their scores capped at the last kept one, so scores stay non-increasing
-        (recall@k then counts k distinct-as-possible spans, as the field's evaluators expect).
-    """
-    best_spans, best_scores = rank_spans_batched(spans[None], scores[None], k, nms_threshold)
-    return best_spans[0], best_scores[0]
-
-
 def rank_spans_batched(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_threshold: float | None):
-    """`rank_spans` for many queries at once: one `torchvision.ops.batched_nms` call, no loop over queries.
+    """Rank each query's candidate spans: 1-D NMS (one `torchvision.ops.batched_nms` call for all queries), then the
+    best `k`.
 
     Args:
-        spans: (B_q, N, 2) candidates per query, any time unit; scores: (B_q, N); k <= N; nms_threshold or None.
+        spans: (B_q, N, 2) candidates per query, any time unit (normalised time or seconds); scores: (B_q, N);
+            k <= N; nms_threshold: temporal-IoU threshold, None for no suppression.
     Returns:
-        spans (B_q, k, 2) and scores (B_q, k), best first per query (see `rank_spans` for the filling rule).
+        spans (B_q, k, 2) and scores (B_q, k), best first per query. When NMS keeps fewer than k, the suppressed
+        candidates fill the remaining slots in score order, their scores capped at the last kept one, so scores stay
+        non-increasing (recall@k then counts k distinct-as-possible spans, as the field's evaluators expect).
     """
     batch_q, num = scores.shape
     order = scores.argsort(dim=-1, descending=True, stable=True)  # (B_q, N)
@@ -1024,7 +1007,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        decode_spans: bool | None = None,
+        return_spans: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
@@ -1035,7 +1018,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         Args:
             video_states: `encode_video(pixel_values)` of B_v videos.
             input_ids / attention_mask (`(B_q, S)`), query_video_index (`(B_q,)`), labels: as in `forward`.
-            decode_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
+            return_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
                 the per-step candidates themselves (the inference pipeline merges them across windows). Default:
                 decode, except in training mode with `labels` (a training step needs only the loss).
             num_items_in_batch: the loss's normaliser, as in `forward`.
@@ -1045,8 +1028,8 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         query_video_index = self.check_query_video_index(query_video_index, input_ids.shape[0], video_states)
-        if decode_spans is None:
-            decode_spans = not (self.training and labels is not None)
+        if return_spans is None:
+            return_spans = not (self.training and labels is not None)
         text_tokens, sentence = self.encode_text(input_ids, attention_mask)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
@@ -1060,7 +1043,7 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
                 step_logits, step_offsets, labels.to(step_logits.device), num_items_in_batch
             )
         pred_spans = pred_scores = None
-        if decode_spans:
+        if return_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
         return TSGVGroundingOutput(
             loss=loss,
@@ -1090,15 +1073,10 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
 
 
 TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file
-register_checkpoint_conversion_mapping(
-    "tsgv", [WeightRenaming(source, target) for source, target in HEAD_KEY_RENAMES], overwrite=True
-)  # from_pretrained maps the head keys of saved files (save_pretrained writes them back that way); the Trainer's
-# checkpoint reload applies HEAD_KEY_RENAMES itself
 
 __all__ = [
     "TSGVForGrounding",
     "TSGVVideoStates",
-    "rank_spans",
     "rank_spans_batched",
     "decode_spans",
     "grounding_loss",

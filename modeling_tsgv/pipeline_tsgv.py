@@ -306,9 +306,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         decode_ahead (`bool`, defaults to True): decode (and resize) the next windows in a background thread while
             the model works on the current ones.
         backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = PyAV then
-            decord). PyAV is the default here because it streams in constant memory: grounding 4 queries
-            in a 30-minute video peaked at 1433 MB with PyAV (1410 MB for a 1-minute one) and 2604 MB with decord
-            (ViT-S, 4 queries per pass, `benchmarks/inference.py --size vit-s --memory`).
+            decord). PyAV is the default here because it streams in constant memory, whatever the video's length
+            (docs/benchmarks.md, "Inference memory").
     Returns:
         per query, a list of `{"start": s, "end": e, "score": p}` (seconds; score in [0, 1]), best first.
     Raises:
@@ -510,7 +509,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 input_ids[part],
                 attention_mask[part],
                 query_video_index[part],
-                decode_spans=False,  # postprocess ranks the candidates of all windows together
+                return_spans=False,  # postprocess ranks the candidates of all windows together
             )
             logits.append(out.step_logits.float())
             offsets.append(out.step_offsets.float())

@@ -11,7 +11,7 @@ how much of the patch it covers, and the action that object performs at that mom
 backbone's last hidden states predict them; the loss is cross-entropy for colour / shape / action (action on object
 tokens only, weighted x2: motion is what a random ViT does not see) plus 5 x MSE for the coverage. These targets make
 tokens carry what the grounding head needs (which object is where, and what it is doing now); masked reconstruction
-and clip-level event labels were measured to teach far less in the same CPU time (README, "What we measured").
+and clip-level event labels taught far less in the same CPU time.
 
 The world has its own seed: none of its videos is in the default job's splits, and none shows one of the default
 world's held-out (colour, action) combinations (`--held_out_seed`, the grounding world's seed), so test and test_novel
@@ -573,76 +573,33 @@ READOUT_NAMES = {
 
 
 def backbone_card(record: dict, config: VideoMAEConfig) -> str:
-    """The model card of a stage-1 backbone (markdown with YAML front matter), from its `stage1.json` record."""
+    """The model card of a stage-1 backbone (markdown with YAML front matter, from `templates/backbone_card.md`),
+    filled from its `stage1.json` record and its VideoMAE config."""
     world, init = record["world"], record.get("readouts_at_init") or {}
     rows = "\n".join(
         f"{text} | {init.get(key, float('nan')):.3f} | **{record['readouts'].get(key, float('nan')):.3f}**"
         for key, text in READOUT_NAMES.items()
     )
-    commands = "\n".join(record["commands"])
-    minutes = record["train_seconds"] / 60
-    return f"""---
-license: apache-2.0
-library_name: transformers
-pipeline_tag: video-classification
-tags: [videomae, synthetic, tsgv, temporal-sentence-grounding]
----
-
-# VideoMAE tiny, pretrained for the tsgv synthetic world
-
-An ordinary `VideoMAEModel` made by tsgv's stage 1 (`python -m modeling_tsgv.pretraining`): width
-{config.hidden_size}, {config.num_hidden_layers} blocks, {config.patch_size}-px patches, {config.image_size}-px frames,
-clips of {config.num_frames} frames, tubelets of {config.tubelet_size}. It is the backbone of tsgv's default grounding
-job (`python run_grounding.py`, i.e. `--video_model synthetic-tiny`), which trains SCADA adapters on it while the
-backbone stays frozen. It has seen nothing but the synthetic world of coloured shapes.
-
-## How it was made
-
-- **World**: the {" and ".join(world["presets"])} presets, {world["num_videos_per_world"]:,} generated videos each
-  (seeds {", ".join(map(str, world["seeds"]))}); {100 * world["held_out_fraction"]:.0f} % of them held out for the
-  read-outs. No video shows a (colour, action) combination that the grounding world of seed
-  {world["held_out_seed"]} holds out, and none is one of its videos, so the default job's test and test_novel stay
-  unseen. Each training video gives {world["samplings_per_video"]} jittered samplings of {world["num_frames"]} frames,
-  cut into the grounding model's clips.
-- **Targets per token** (tubelet x patch), from the generator's exact tracks: the colour and shape of the object
-  covering the patch (or background), the share it covers, and the action that object performs at that moment (or
-  none). Linear heads on the last hidden states; loss weights {record["loss_weights"]}.
-- **Training**: {record["steps"]:,} steps of {record["clips_per_step"]} clips, AdamW at {record["learning_rate"]:g}
-  (constant after warm-up), {minutes:.0f} min of training on {record["hardware"]}.
-
-## Read-outs on the held-out videos of its world
-
-Balanced accuracy of the stage-1 heads (a linear read-out of the tokens; chance is 1 / classes), against the same
-heads on the random-init backbone before training:
-
-read-out | random init | this backbone
----|---:|---:
-{rows}
-
-## Reproduce or continue
-
-```bash
-{commands}
-# continue it (its target heads are saved beside it):
-python -m modeling_tsgv.pretraining --init_from <this folder> --output_dir outputs/stage1-more --max_steps N
-```
-
-## Use
-
-```python
-from transformers import VideoMAEModel
-from modeling_tsgv.configuration_tsgv import builtin_backbone_path
-
-backbone = VideoMAEModel.from_pretrained(builtin_backbone_path("synthetic-tiny"))
-```
-
-`python run_grounding.py` (default `--video_model synthetic-tiny`) trains the grounding model on it.
-
-## Limitations
-
-Trained only on 64-px synthetic videos of 2-4 flat shapes on a low-contrast texture: its features mean nothing on
-real footage. For real data use a real VideoMAE checkpoint (`--video_model MCG-NJU/videomae-base`, or a path).
-"""
+    template = Path(__file__).with_name("templates") / "backbone_card.md"
+    return template.read_text().format(
+        **{"hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers, "patch_size": config.patch_size},
+        **{"image_size": config.image_size, "clip_frames": config.num_frames, "tubelet_size": config.tubelet_size},
+        presets=" and ".join(world["presets"]),
+        videos_per_world=f"{world['num_videos_per_world']:,}",
+        seeds=", ".join(map(str, world["seeds"])),
+        held_out_percent=f"{100 * world['held_out_fraction']:.0f}",
+        held_out_seed=world["held_out_seed"],
+        samplings=world["samplings_per_video"],
+        num_frames=world["num_frames"],
+        loss_weights=record["loss_weights"],
+        steps=f"{record['steps']:,}",
+        clips_per_step=record["clips_per_step"],
+        learning_rate=f"{record['learning_rate']:g}",
+        minutes=f"{record['train_seconds'] / 60:.0f}",
+        hardware=record["hardware"],
+        rows=rows,
+        commands="\n".join(record["commands"]),
+    )
 
 
 def parse_arguments(argv=None) -> tuple[Stage1Arguments, Stage1TrainingArguments]:
@@ -660,14 +617,9 @@ def parse_arguments(argv=None) -> tuple[Stage1Arguments, Stage1TrainingArguments
     return args, training_args
 
 
-def main(argv=None) -> dict:
-    """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        args, training_args = parse_arguments(argv)
-    except Stage1Error as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+def prepare_output_dir(args, training_args) -> tuple[Path, str | None]:
+    """The output folder (cleared of an earlier run's backbone, snapshots and checkpoints with
+    `--overwrite_output_dir`), and the checkpoint to resume from (`last`: the newest complete one, None if none)."""
     output_dir = Path(training_args.output_dir)
     if args.overwrite_output_dir and not training_args.resume_from_checkpoint:
         for stale in [output_dir / "backbone", output_dir / "snapshots", *output_dir.glob("checkpoint-*")]:
@@ -679,8 +631,13 @@ def main(argv=None) -> dict:
         resume = last_complete_checkpoint(str(output_dir))
         if resume is None:
             logger.info(f"no complete checkpoint in {output_dir}: starting stage 1 from the beginning")
+    return output_dir, resume
+
+
+def clip_datasets(args, training_args, output_dir: Path, config: VideoMAEConfig) -> dict:
+    """The stage-1 worlds and their frame caches (built by the main process first; other ranks reuse them), as
+    {"train", "held_out"} `ClipDataset`s of the backbone's clips."""
     start_s = time.perf_counter()
-    config = backbone_config(args)
     grid, tubelet = config.image_size // config.patch_size, config.tubelet_size
     settings = {"num_frames": args.num_frames, "image_size": config.image_size, "grid": grid, "tubelet_size": tubelet}
     with training_args.main_process_first(desc="stage-1 worlds and frame caches"):  # one writer; other ranks reuse
@@ -691,7 +648,6 @@ def main(argv=None) -> dict:
             )
             for split in ("train", "held_out")
         }
-    model, earlier = build_model(args, training_args.seed)
     processor = VideoMAEVideoProcessor(**video_processor_settings(config.image_size))
     datasets = {
         split: ClipDataset(cache, config.num_frames, tubelet, processor.image_mean, processor.image_std)
@@ -701,6 +657,21 @@ def main(argv=None) -> dict:
         f"stage 1: {len(datasets['train'])} training clips ({len(caches['train'])} samplings), "
         f"{len(datasets['held_out'])} held-out clips; worlds and cache ready in {time.perf_counter() - start_s:.0f} s"
     )
+    return datasets
+
+
+def main(argv=None) -> dict:
+    """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        args, training_args = parse_arguments(argv)
+    except Stage1Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    output_dir, resume = prepare_output_dir(args, training_args)
+    config = backbone_config(args)
+    datasets = clip_datasets(args, training_args, output_dir, config)
+    model, earlier = build_model(args, training_args.seed)
     world = {
         "presets": args.presets, "num_videos_per_world": args.num_videos,
         "seeds": [args.world_seed + k for k in range(len(args.presets))], "held_out_seed": args.held_out_seed,

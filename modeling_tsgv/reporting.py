@@ -85,7 +85,7 @@ def write_run_report(trainer, metrics: dict, splits: dict, eval_splits, eval_spl
     if not trainer.is_world_process_zero():
         return metrics
     output_dir = training_args.output_dir
-    trainer.write_failures(output_dir, failures)
+    write_skipped_videos(output_dir, failures)
     table = results_table(metrics, eval_splits)
     print(table)
     baselines = {}
@@ -98,6 +98,21 @@ def write_run_report(trainer, metrics: dict, splits: dict, eval_splits, eval_spl
     write_run_arguments(output_dir, model_args, data_args)
     print(next_steps(output_dir, plain_splits, eval_splits, bool(curve)))
     return metrics
+
+
+def write_skipped_videos(output_dir: str, failures: list[dict]) -> str | None:
+    """`skipped_videos.json` in `output_dir` (every video that failed to decode, by split) and one log line; returns
+    the path, or None when nothing failed."""
+    if not failures:
+        return None
+    path = os.path.join(output_dir, "skipped_videos.json")
+    write_text_atomic(path, json.dumps(failures, indent=2))
+    counts = {}
+    for failure in failures:
+        counts[failure["split"]] = counts.get(failure["split"], 0) + 1
+    summary = ", ".join(f"{split}: {n}" for split, n in counts.items())
+    logger.warning(f"videos that failed to decode ({summary}) are listed in {path}")
+    return path
 
 
 def write_learning_curve(log_history: list[dict], eval_split: str, output_dir: str, baselines: dict) -> str:

@@ -737,6 +737,23 @@ def _world_params(
     }  # fmt: skip
 
 
+def _world_meta(params: dict, seed: int, held_out, counts: dict, video_ids: list[str]) -> dict:
+    """meta.json of a world: generator version, parameters, vocabulary, held-out combinations, counts, video ids."""
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "params": params,
+        "seed": seed,
+        "vocabulary": {
+            "colours": {name: {"rgb": list(rgb), "synonyms": list(words)} for name, (rgb, words) in COLOURS.items()},
+            "shapes": {name: list(words) for name, words in SHAPES.items()},
+            "actions": list(ACTIONS),
+        },
+        "held_out_combos": [list(combo) for combo in held_out],
+        "counts": counts,
+        "video_ids": video_ids,
+    }
+
+
 def generate(
     out_dir,
     num_videos: int = 500,
@@ -786,19 +803,7 @@ def generate(
     for stale in (out_dir / "videos").iterdir():  # videos of an earlier, larger world
         if VIDEO_ID_PATTERN.fullmatch(stale.name) and stale.stem not in set(video_ids):
             stale.unlink()
-    meta = {
-        "generator_version": GENERATOR_VERSION,
-        "params": params,
-        "seed": seed,
-        "vocabulary": {
-            "colours": {name: {"rgb": list(rgb), "synonyms": list(words)} for name, (rgb, words) in COLOURS.items()},
-            "shapes": {name: list(words) for name, words in SHAPES.items()},
-            "actions": list(ACTIONS),
-        },
-        "held_out_combos": [list(combo) for combo in held_out],
-        "counts": _write_annotations(out_dir, results),
-        "video_ids": video_ids,
-    }
+    meta = _world_meta(params, seed, held_out, _write_annotations(out_dir, results), video_ids)
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     logger.info("wrote %d synthetic videos to %s in %.1f s", num_videos, out_dir, time.perf_counter() - start_time_s)
     return meta

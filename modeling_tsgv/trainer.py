@@ -34,7 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 from transformers.utils import logging
 
 from .data import file_being_read
-from .files import atomic_path, write_text_atomic
+from .files import atomic_path
 from .metrics import grounding_metrics
 from .modeling_tsgv import count_positive_steps
 
@@ -80,18 +80,13 @@ def unpack_predictions(spans, scores, labels, durations_s):
 def checkpoint_problem(folder: str) -> str | None:
     """Why `folder` is not a complete checkpoint (None when it is).
 
-    Complete: its `tsgv_checkpoint.json` lists files that all exist with the sizes recorded. A folder written before
-    the marker existed counts as complete when its `trainer_state.json` (the Trainer writes it last) parses."""
+    Complete: its `tsgv_checkpoint.json` (written by `CheckpointMarker` once everything else is) lists files that all
+    exist with the sizes recorded."""
     marker = os.path.join(folder, CHECKPOINT_MARKER)
     if not os.path.isdir(folder):
         return "no such folder"
     if not os.path.exists(marker):
-        try:
-            with open(os.path.join(folder, "trainer_state.json")) as f:
-                json.load(f)
-        except (OSError, ValueError):
-            return "incomplete: no trainer_state.json (the run stopped while writing it)"
-        return None
+        return f"incomplete: no {CHECKPOINT_MARKER} (the run stopped while writing it)"
     try:
         with open(marker) as f:
             sizes = json.load(f)["files"]
@@ -278,17 +273,79 @@ def checkpoint_key_renamer(model) -> Callable[[str], str] | None:
     return lambda key: rename_source_key(key, renamings, converters)[0]
 
 
+class DecodeFailureLog:
+    """The videos that failed to decode in a run, by split, each once per split; and the training budget for them.
+
+    Attributes:
+        records: this process's failures, {"split", "video_id", "video_path", "error"}.
+        train_ids_everywhere: training videos that failed on any process, as shared at the ends of optimiser steps.
+    """
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self.train_ids_everywhere: set[str] = set()
+
+    def record(self, split: str, failures: list[dict]) -> None:
+        """Add a batch's `decode_failures` (dicts with `video_id`, `video_path`, `error`, `index`) under `split`."""
+        seen = {(f["split"], f["video_id"]) for f in self.records} if failures else set()
+        for failure in failures:
+            if (split, failure["video_id"]) not in seen:
+                self.records.append({"split": split, **{k: v for k, v in failure.items() if k != "index"}})
+
+    def train_ids(self) -> set[str]:
+        """Training videos this process saw fail."""
+        return {f["video_id"] for f in self.records if f["split"] == "train"}
+
+    def check_budget(self, num_train_videos: int, max_fraction: float) -> None:
+        """`BadSampleBudgetError` when the distinct training videos that failed (here and, as shared so far, on the
+        other processes) are more than `max_fraction` of `num_train_videos`."""
+        failed = [f for f in self.records if f["split"] == "train"]
+        count = len(self.train_ids_everywhere | self.train_ids())
+        BadSampleBudgetError.check(count, num_train_videos, max_fraction, failed)
+
+    def gathered(self, world_size: int) -> list[dict]:
+        """The records of every process (each saw only its share of the batches), each video once per split. A
+        collective call when `world_size` > 1: every rank must make it."""
+        records = list(self.records)
+        if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            everyone = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(everyone, records)
+            records = [record for rank in everyone for record in rank]
+        return list({(r["split"], r["video_id"]): r for r in records}.values())
+
+
+def foreground_steps(batches: list[dict], config) -> torch.Tensor | None:
+    """The foreground time steps (`count_positive_steps`) of the labelled batches among `batches`, summed: a 0-d
+    tensor, or None when none has labels. L_t from each batch's frames (or `config.num_time_steps` for cached
+    states)."""
+    counts = []
+    for batch in batches:
+        if batch.get("labels") is None:
+            continue
+        steps = config.num_time_steps
+        if batch.get("pixel_values") is not None:
+            steps = batch["pixel_values"].shape[1] // config.backbone_config.tubelet_size
+        counts.append(count_positive_steps(batch["labels"], steps))
+    return torch.stack(counts).sum() if counts else None
+
+
+def with_dead_worker_file(error: RuntimeError, reading_dir: str | None) -> RuntimeError:
+    """A DataLoader worker killed by a signal or exiting: the same error, naming the file it was reading (noted in
+    `reading_dir` by `FrameTransform`); the error itself when it is something else."""
+    match = re.search(r"DataLoader worker \(pid(?:\(s\))? (\d+)", str(error))
+    path = file_being_read(reading_dir, int(match.group(1))) if match else None
+    if path is None:
+        return error
+    return RuntimeError(f"{error} -- it was reading {path}")
+
+
 class TSGVTrainer(SafeCheckpointsMixin, Trainer):
     """Trainer for `TSGVForGrounding` with video-centric batches.
 
-    Batches from collators built with `report=True` carry `video_ids` and `decode_failures`, which this trainer takes
-    out before the model sees the batch:
-    - a video that failed to decode is skipped in training and counted; when more than `max_bad_sample_fraction` of
-      the training set has failed, the run stops with the first failures. In evaluation its queries keep their place
-      and are scored as misses. All failures are in `decode_failures` (and `write_failures` writes them).
-    - a step whose loss or gradient is not finite is skipped (gradients dropped, no update from it) and counted in
-      `nonfinite_steps`; after `max_nonfinite_steps` such steps in a row the run stops naming the batch's videos.
-      Under DeepSpeed only the loss is checked (its gradients are partitioned).
+    Batches from collators built with `report=True` carry `video_ids` and `decode_failures`, taken out before the
+    model sees the batch: a video that failed to decode is skipped in training and logged (`failures`); in evaluation
+    its queries are scored as misses. Non-finite values and the loss's normaliser: see `training_step` and
+    `get_batch_samples`.
 
     Args (beyond `Trainer`'s):
         eval_data_collator: collator for evaluation / prediction (e.g. all queries of a video, uniform frames);
@@ -312,26 +369,25 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.max_bad_sample_fraction = max_bad_sample_fraction
         self.max_nonfinite_steps = max_nonfinite_steps
         self.reading_dir = reading_dir
-        self.decode_failures: list[dict] = []  # {"split", "video_id", "video_path", "error"}, each video once
+        self.failures = DecodeFailureLog()
+        self._train_videos = None
         self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
         self._nonfinite_loss = False
         self._step_batches = {"good": 0, "nonfinite": 0}  # micro-batches of the current optimiser step
-        self._failed_train_videos: set[str] = set()  # training videos that failed on any process (ends of steps)
-        self._train_videos = None
         self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
         self.add_callback(_ScalerSkipCounter(self))
         self._phase = "train"
 
+    @property
+    def decode_failures(self) -> list[dict]:
+        """This process's videos that failed to decode: {"split", "video_id", "video_path", "error"}, each once."""
+        return self.failures.records
+
     def _record_failures(self, inputs: dict) -> list[dict]:
-        """Take `video_ids` / `decode_failures` out of a batch; remember each failed video once per split."""
+        """Take `video_ids` / `decode_failures` out of a batch and log the failures under the current split."""
         inputs.pop("video_ids", None)
         failures = inputs.pop("decode_failures", None) or []
-        seen = {(f["split"], f["video_id"]) for f in self.decode_failures} if failures else set()
-        for failure in failures:
-            if (self._phase, failure["video_id"]) not in seen:
-                self.decode_failures.append(
-                    {"split": self._phase, **{k: v for k, v in failure.items() if k != "index"}}
-                )
+        self.failures.record(self._phase, failures)
         return failures
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
@@ -342,18 +398,10 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         Replaces the Trainer's count (labels != -100, which counts coordinates of our (start, end) labels, not the
         loss's items); the gather stays a tensor operation (no wait for the device)."""
         batches = list(itertools.islice(epoch_iterator, num_batches))  # as the Trainer's own collection
-        config = self.accelerator.unwrap_model(self.model).config
-        counts = []
-        for batch in batches:
-            if batch.get("labels") is None:
-                continue
-            steps = config.num_time_steps
-            if batch.get("pixel_values") is not None:
-                steps = batch["pixel_values"].shape[1] // config.backbone_config.tubelet_size
-            counts.append(count_positive_steps(batch["labels"], steps))
-        if not counts:
+        num_items = foreground_steps(batches, self.accelerator.unwrap_model(self.model).config)
+        if num_items is None:
             return batches, None
-        num_items = torch.stack(counts).sum().to(device)
+        num_items = num_items.to(device)
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             num_items = self.accelerator.gather(num_items).sum()
         return batches, num_items
@@ -423,8 +471,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
     def _end_of_step(self, model, video_ids: list[str]):
         """Decide once per optimiser step, the same way on every process (see `training_step`)."""
         counts, self._step_batches = self._step_batches, {"good": 0, "nonfinite": 0}
-        new_failures = [f["video_id"] for f in self.decode_failures if f["split"] == "train"]
-        new_failures = [v for v in new_failures if v not in self._failed_train_videos]
+        new_failures = sorted(self.failures.train_ids() - self.failures.train_ids_everywhere)
         good, nonfinite = counts["good"], counts["nonfinite"]
         if self.args.world_size > 1:  # every rank reaches this line at every step: one small reduction
             totals = torch.tensor([good, nonfinite, len(new_failures)], device=self.args.device)
@@ -433,7 +480,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                 everyone = [None] * self.args.world_size
                 torch.distributed.all_gather_object(everyone, new_failures)
                 new_failures = [video for rank in everyone for video in rank]
-        self._failed_train_videos.update(new_failures)
+        self.failures.train_ids_everywhere.update(new_failures)
         if self.args.world_size > 1:
             self._check_failure_budget()
         step_bad = nonfinite > 0
@@ -466,33 +513,26 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 
     def _check_failure_budget(self):
         """Stop (`BadSampleBudgetError`) when more than `max_bad_sample_fraction` of the training videos have failed
-        to decode. Counted in distinct videos (also under query-centric batches, whose rows are queries): this
-        process's failures, and under several processes those all of them reported at the ends of steps."""
-        failed = [f for f in self.decode_failures if f["split"] == "train"]
-        videos = self._failed_train_videos | {f["video_id"] for f in failed}
-        BadSampleBudgetError.check(len(videos), self._num_train_videos(), self.max_bad_sample_fraction, failed)
-
-    def _num_train_videos(self) -> int:
-        """Distinct videos of the training set (its rows are queries under query-centric batching)."""
-        if self._train_videos is None:
+        to decode (`DecodeFailureLog.check_budget`)."""
+        if self._train_videos is None:  # distinct videos: under query-centric batching the rows are queries
             dataset = self.train_dataset
             ids = dataset.with_format(None)["video_id"] if hasattr(dataset, "with_format") else range(len(dataset))
             self._train_videos = len(set(ids))
-        return self._train_videos
+        self.failures.check_budget(self._train_videos, self.max_bad_sample_fraction)
 
     def train(self, *args, **kwargs):
         self._phase = "train"
         try:
             return super().train(*args, **kwargs)
         except RuntimeError as error:
-            raise self._worker_death(error) from error
+            raise with_dead_worker_file(error, self.reading_dir) from error
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
         self._phase = metric_key_prefix
         try:
             return super().predict(test_dataset, ignore_keys, metric_key_prefix)
         except RuntimeError as error:
-            raise self._worker_death(error) from error
+            raise with_dead_worker_file(error, self.reading_dir) from error
         finally:
             self._phase = "train"
 
@@ -503,39 +543,10 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         finally:
             self._phase = phase
 
-    def _worker_death(self, error: RuntimeError) -> RuntimeError:
-        """A DataLoader worker killed by a signal or exiting: the same error, naming the file it was reading."""
-        match = re.search(r"DataLoader worker \(pid(?:\(s\))? (\d+)", str(error))
-        path = file_being_read(self.reading_dir, int(match.group(1))) if match else None
-        if path is None:
-            return error
-        return RuntimeError(f"{error} -- it was reading {path}")
-
     def gathered_failures(self) -> list[dict]:
-        """`decode_failures` of every process (each rank saw only its share of the batches), each video once per
-        split. A collective call under several processes: every rank must make it."""
-        failures = list(self.decode_failures)
-        if self.args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            everyone = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(everyone, failures)
-            failures = [failure for rank in everyone for failure in rank]
-        unique = {(f["split"], f["video_id"]): f for f in failures}
-        return list(unique.values())
-
-    def write_failures(self, output_dir: str, failures: list[dict] | None = None) -> str | None:
-        """`skipped_videos.json` in `output_dir` (every video that failed to decode, by split: `failures`, default
-        this process's) and one log line; returns the path, or None when nothing failed."""
-        failures = self.decode_failures if failures is None else failures
-        if not failures:
-            return None
-        path = os.path.join(output_dir, "skipped_videos.json")
-        write_text_atomic(path, json.dumps(failures, indent=2))
-        counts = {}
-        for failure in failures:
-            counts[failure["split"]] = counts.get(failure["split"], 0) + 1
-        summary = ", ".join(f"{split}: {n}" for split, n in counts.items())
-        logger.warning(f"videos that failed to decode ({summary}) are listed in {path}")
-        return path
+        """`decode_failures` of every process, each video once per split (`DecodeFailureLog.gathered`). A collective
+        call under several processes: every rank must make it."""
+        return self.failures.gathered(self.args.world_size)
 
     def _with_eval_collator(self, make_loader):
         train_collator = self.data_collator
@@ -581,6 +592,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 
 __all__ = [
     "TSGVTrainer",
+    "DecodeFailureLog",
     "BadSampleBudgetError",
     "NonFiniteStepsError",
     "SafeCheckpointsMixin",

@@ -1,8 +1,8 @@
 """read_frames: frames sampled by time over a whole video, with the timestamps (seconds) they were shown at.
 
-Backends: decord (default, fast random access), PyAV (fallback when decord is missing or fails on a file), torchcodec
-(when asked for and importable: what `datasets.Video` uses; it needs the system FFmpeg libraries, so it cannot be the
-default of a pip-only install). Every backend picks, for each target time t, the frame *shown* at t (the last frame
+Backends: "auto" (the default: PyAV, then decord when PyAV cannot read a file), PyAV (streams in constant memory),
+decord (fast random access), torchcodec (when asked for and importable: what `datasets.Video` uses; it needs the system
+FFmpeg libraries, so it cannot be the default of a pip-only install). Every backend picks, for each target time t, the frame *shown* at t (the last frame
 whose presentation time is <= t), so variable-frame-rate files map correctly; frame index / fps is never assumed.
 """
 
@@ -166,10 +166,11 @@ class _PyAVSource(VideoSource):
         import av
 
         self._container = av.open(self.path)
-        if not self._container.streams.video:
+        try:
+            self._stream = _pyav_video_stream(self._container, self.path)
+        except VideoDecodeError:
             self._container.close()
-            raise VideoDecodeError(f"{self.path}: no video stream")
-        self._stream = self._container.streams.video[0]
+            raise
         self._stream.thread_type = "AUTO"
         self._start_s = _pyav_start_s(self._stream)
         self.duration_s = _pyav_duration_s(self._container, self._stream) or _pyav_scan_duration_s(
@@ -224,6 +225,13 @@ def _displayed(frame) -> np.ndarray:
     array = frame.to_ndarray(format="rgb24")
     turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise quarter turns
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+
+def _pyav_video_stream(container, path: str):
+    """The first video stream of an open PyAV container; `VideoDecodeError` naming `path` when it has none."""
+    if not container.streams.video:
+        raise VideoDecodeError(f"{path}: no video stream")
+    return container.streams.video[0]
 
 
 def _pyav_start_s(stream) -> float:
@@ -394,9 +402,7 @@ def video_duration_s(path: str | os.PathLike) -> float:
     check_video_path(path)
     try:
         with av.open(path) as container:
-            if not container.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            duration = _pyav_duration_s(container, container.streams.video[0])
+            duration = _pyav_duration_s(container, _pyav_video_stream(container, path))
     except av.error.FFmpegError as err:
         raise VideoDecodeError(f"{path}: cannot open video ({err})") from err
     if not duration or duration <= 0:
@@ -447,9 +453,7 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
     written = 0
     try:
         with av.open(path) as source:
-            if not source.streams.video:
-                raise VideoDecodeError(f"{path}: no video stream")
-            stream = source.streams.video[0]
+            stream = _pyav_video_stream(source, path)
             offset_s = _pyav_start_s(stream)  # start_s / end_s count from the stream's first timestamp
             duration_s = _pyav_duration_s(source, stream)
             if duration_s is not None and start_s >= duration_s:

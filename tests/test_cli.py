@@ -9,7 +9,7 @@ import time
 import av
 import numpy as np
 import pytest
-from conftest import frame_number, save_tiny_model, write_test_video
+from conftest import frame_number, write_test_video
 from PIL import Image
 
 from modeling_tsgv.cli import main
@@ -19,18 +19,13 @@ QUERIES = ["a red ball rolls left", "the blue square jumps"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, minilm_path):
-    return str(save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=20.0))
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """40 s, 4 frames per second, frame k grey 8k (so a decoded frame tells its number)."""
     return str(write_test_video(tmp_path_factory.mktemp("v") / "walk.mp4", np.arange(0, 40, 0.25)))
 
 
 def test_table_lists_every_query_and_its_spans(model_dir, video, capsys):
-    assert main([video, *QUERIES, "--model", model_dir, "--top-k", "3"]) == 0
+    assert main([video, *QUERIES, "--model", str(model_dir), "--top-k", "3"]) == 0
     out = capsys.readouterr().out
     for query in QUERIES:
         assert f'"{query}"' in out
@@ -44,7 +39,7 @@ def test_table_lists_every_query_and_its_spans(model_dir, video, capsys):
 
 def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
     plot, clips = tmp_path / "timeline.png", tmp_path / "clips"
-    code = main([video, *QUERIES, "--model", model_dir, "--json", "--plot", str(plot), "--clip", str(clips)])
+    code = main([video, *QUERIES, "--model", str(model_dir), "--json", "--plot", str(plot), "--clip", str(clips)])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["duration_s"] == pytest.approx(40.0, abs=0.3)
@@ -87,7 +82,7 @@ def test_errors_are_one_line_with_a_non_zero_exit(
     names = {"tmp": str(tmp_path), "video": video, "broken": str(broken), "minilm": minilm_path}
     argv = [a.format(**names) for a in args]
     if "--model" not in argv:
-        argv += ["--model", model_dir]
+        argv += ["--model", str(model_dir)]
     assert main(argv) == code
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0, err
@@ -99,7 +94,7 @@ def test_installed_console_script(model_dir, video):
     script = os.path.join(os.path.dirname(sys.executable), "tsgv-ground")
     command = [script] if os.path.exists(script) else [sys.executable, "-m", "modeling_tsgv.cli"]
     done = subprocess.run(
-        [*command, video, QUERIES[0], "--model", model_dir, "--json", "--top-k", "2"],
+        [*command, video, QUERIES[0], "--model", str(model_dir), "--json", "--top-k", "2"],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import save_tiny_model, tiny_config, write_test_video
+from conftest import tiny_config, write_test_video
 from transformers import pipeline
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
@@ -17,12 +17,6 @@ WINDOW_S = 20.0  # the tiny model's inference window
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, minilm_path):
-    """A tiny random tsgv model saved with its processor (MiniLM's tokenizer, 32-pixel frames)."""
-    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=WINDOW_S)
-
-
-@pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     """A 12 s video (one window) and a 95 s one (several windows), 2 frames per second."""
     folder = tmp_path_factory.mktemp("videos")
@@ -30,11 +24,6 @@ def videos(tmp_path_factory):
         "short": write_test_video(folder / "short.mp4", np.arange(0, 12, 0.5)),
         "long": write_test_video(folder / "long.mp4", np.arange(0, 95, 0.5)),
     }
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return pipeline(TASK, model=str(model_dir), device="cpu")
 
 
 def test_registered_task_returns_spans_in_seconds_matching_the_model(pipe, videos):

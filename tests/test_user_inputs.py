@@ -6,24 +6,12 @@ import logging
 import av
 import numpy as np
 import pytest
-from conftest import save_tiny_model, write_test_video
-from transformers import pipeline
+from conftest import write_test_video
 
 from modeling_tsgv.cli import main as cli_main
-from modeling_tsgv.pipeline_tsgv import TASK
 from modeling_tsgv.video import VideoDecodeError, read_frames
 
 WINDOW_S = 20.0
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, minilm_path):
-    return save_tiny_model(tmp_path_factory.mktemp("model"), minilm_path, inference_window_s=WINDOW_S)
-
-
-@pytest.fixture(scope="module")
-def pipe(model_dir):
-    return pipeline(TASK, model=str(model_dir), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,55 @@
+"""The library's house rules, checked on its source: small classes and functions, and imports that only go down
+the layers (the model never imports data, video or serving code; the serving layer never imports training code)."""
+
+import ast
+
+import pytest
+from conftest import REPO_ROOT
+
+LIBRARY = REPO_ROOT / "modeling_tsgv"
+MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
+MODEL = {"configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries"}
+SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
+TRAINING = {"annotations", "data", "feature_cache", "trainer", "pretraining", "synthetic", "reporting", "baselines"}
+FORBIDDEN = {
+    **{name: TRAINING | SERVING | {"video"} for name in MODEL},
+    **dict.fromkeys(SERVING, TRAINING),
+}
+
+
+def _modules():
+    return sorted(path for path in LIBRARY.glob("*.py") if path.name != "__init__.py")
+
+
+def _own_imports(tree: ast.Module) -> set[str]:
+    """Submodules of the package this module imports (at module level or inside functions)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level == 1:  # from . import x
+                found.update(alias.name for alias in node.names)
+            elif node.module and node.module.startswith("modeling_tsgv."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("modeling_tsgv."))
+    return found
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_classes_and_functions_stay_small(path):
+    tree = ast.parse(path.read_text())
+    too_long = []
+    for node in ast.walk(tree):
+        limit = {ast.ClassDef: MAX_CLASS_LINES, ast.FunctionDef: MAX_FUNCTION_LINES}.get(type(node))
+        if limit and node.end_lineno - node.lineno + 1 > limit:
+            too_long.append(f"{node.name}: {node.end_lineno - node.lineno + 1} lines (at most {limit})")
+    assert not too_long, f"{path.name}: {too_long}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_imports_go_down_the_layers(path):
+    imported = _own_imports(ast.parse(path.read_text()))
+    wrong = imported & FORBIDDEN.get(path.stem, set())
+    assert not wrong, f"{path.name} imports {sorted(wrong)}"
