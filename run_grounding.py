@@ -845,11 +845,11 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
     video caches (they follow the epoch, for their jittered variants)."""
     seed, caches = training_args.seed, []
     if not model.config.train_text_encoder and not training_args.deepspeed:
-        model.enable_text_cache()
+        cache = model.enable_text_cache()
         sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
         tokens = train_collator.tokenizer(sentences, truncation=True, max_length=train_collator.max_text_length)
         start_s = time.perf_counter()
-        count = model.prefill_text_cache(tokens["input_ids"])
+        count = cache.prefill(model.text_model, tokens["input_ids"])
         logger.info(
             f"text encoder states of {count:,d} distinct sentences cached in {time.perf_counter() - start_s:.0f} s"
         )
@@ -919,6 +919,11 @@ def cli(argv=None, callbacks=None) -> int:
     newest checkpoint and the command that resumes it). Returns the exit status."""
     try:
         main(argv, callbacks)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank done, then the process group torn down before exit (left to the interpreter's exit, gloo
+            # can abort a rank while another is still shutting down)
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
     except ArgumentError as error:
         print(f"run_grounding.py: error: {error}", file=sys.stderr)
         return 2

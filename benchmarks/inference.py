@@ -113,7 +113,7 @@ def reuse_table(args, video: str):
             args.size, args.image_size, args.num_frames, first, args.window_s, args.text_model, args.device, args.dtype
         )
         blocks = BACKBONE_SIZES[args.size]["num_hidden_layers"]
-        first_block = pipe.model.first_query_block
+        first_block = pipe.model.backbone.first_query_block
         print(
             f"\n{args.size}, {args.image_size} px, {args.num_frames} frames, adapters on blocks {first_block}..{blocks - 1}"
             f" (blocks 0..{first_block} shared), {args.duration_s:.0f} s video, query_batch_size {args.query_batch_size or 'default'},"

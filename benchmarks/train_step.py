@@ -197,7 +197,7 @@ def run_row(args, size: str, tuning: str, per_video: float, device, dtype) -> di
 
     # the bare backbone doing the same work once per video
     blocks = cfg.num_hidden_layers
-    first_query = model.first_query_block
+    first_query = model.backbone.first_query_block
     trained = {"full": 0, "partial": min(model.config.partial_layers or [blocks]), "scada": blocks, "frozen": blocks}
     first_trained = trained[tuning]
     # no grad up to the first adapter block (its adapter sits on its output) or the first trained block

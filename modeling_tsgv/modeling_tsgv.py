@@ -537,32 +537,48 @@ class TSGVVideoStates:
     steps_per_clip: int
 
 
-class TwoStageBackboneMixin:
-    """The backbone path of [`TSGVForGrounding`] in its two stages: `encode_video` runs the query-independent blocks
-    once per video, `query_features` the adapters and blocks above them once per query, then pools each time step.
+class TSGVVideoBackbone(nn.Module):
+    """The video path of [`TSGVForGrounding`] in its two stages: `encode_video` runs the query-independent blocks
+    once per video, `query_features` the SCADA adapters and the blocks above them once per query, then pools each
+    time step (mean, or weighted by the sentence).
 
-    Mixed into the model, which owns the modules it uses: `video_model` (VideoMAE), `adapters` (SCADA, keyed by
-    block index) and `spatial_pool`. Kept apart so the model class reads as text + video + head.
+    Owns `video_model` (VideoMAE, its state-dict keys unchanged under `backbone.video_model.`), `adapters` (SCADA,
+    keyed by block index) and `spatial_pool`.
     """
 
-    # our block loop checkpoints block + adapter as one call (see `activation_checkpointing_enable`)
-    gradient_checkpointing = False
-    _checkpoint_every_n_blocks = 1
+    def __init__(self, config: TSGVConfig, video_model: PreTrainedModel):
+        super().__init__()
+        self.config = config
+        self.video_model = video_model
+        use_scada = config.backbone_tuning == "scada"
+        self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
+        self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
+        # our block loop checkpoints block + adapter as one call: transformers sets these two (as on every module
+        # with a `gradient_checkpointing` flag) in `activation_checkpointing_enable`; `checkpoint_every_n_blocks`
+        # is set by `TSGVForGrounding.activation_checkpointing_enable`
+        self.gradient_checkpointing = False
+        self._gradient_checkpointing_func = None
+        self.checkpoint_every_n_blocks = 1
 
-    def activation_checkpointing_enable(
-        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
-    ):
-        """`PreTrainedModel.activation_checkpointing_enable`, with our block loop checkpointing (backbone block + its
-        adapter) in one call, on every `every_n_layers`-th block.
-
-        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too): we switch those back off, or
-        each block would be checkpointed twice (tests/test_modeling_tsgv.py counts the calls). The text encoder's
-        layers keep their own flags."""
-        super().activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers, offload)
+    def checkpoint_blocks_itself(self, every_n_blocks: int) -> None:
+        """After transformers' `activation_checkpointing_enable`: VideoMAE's own block flags off (our block loop
+        checkpoints block + adapter in one call), every `every_n_blocks`-th block checkpointed."""
         for layer in self.video_model.encoder.layer:
             layer.gradient_checkpointing = False
         self.video_model.encoder.gradient_checkpointing = False
-        self._checkpoint_every_n_blocks = every_n_layers
+        self.checkpoint_every_n_blocks = every_n_blocks
+
+    def set_trainable(self, mode: str, partial_layers: list[int]) -> None:
+        """`requires_grad` by tuning mode: the VideoMAE blocks under "full" (all) or "partial" (`partial_layers`),
+        never under "scada" / "frozen"; the adapters and the pooling always."""
+        for param in self.video_model.parameters():
+            param.requires_grad_(mode == "full")
+        if mode == "partial":
+            for i in partial_layers:
+                self.video_model.encoder.layer[i].requires_grad_(True)
+        self.adapters.requires_grad_(True)
+        if self.spatial_pool is not None:
+            self.spatial_pool.requires_grad_(True)
 
     def _block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
         """Backbone block `index` (unless `backbone=False`), then its adapter when it has one and `sentence` is given.
@@ -579,12 +595,12 @@ class TwoStageBackboneMixin:
         layer = self.video_model.encoder.layer[index] if backbone else None
         adapter = self.adapters[str(index)] if sentence is not None and str(index) in self.adapters else None
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        checkpointing = checkpointing and index % self._checkpoint_every_n_blocks == 0
+        checkpointing = checkpointing and index % self.checkpoint_every_n_blocks == 0
         if checkpointing and (
             hidden.requires_grad
             or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
         ):
-            # the checkpoint function transformers set up (its kwargs, offloading); no public accessor exists
+            # the checkpoint function transformers set up on this module (its kwargs, offloading)
             return self._gradient_checkpointing_func(self._block, index, hidden, sentence, steps_per_clip, backbone)
         return self._block(index, hidden, sentence, steps_per_clip, backbone)
 
@@ -672,27 +688,6 @@ class TwoStageBackboneMixin:
         assert pooled.shape[0] == batch_q
         return pooled
 
-    def check_query_video_index(
-        self, query_video_index: torch.Tensor | None, num_queries: int, video_states: TSGVVideoStates
-    ) -> torch.Tensor:
-        """The video of each query as a (B_q,) long tensor: `query_video_index` checked to lie in [0, B_v), or, when
-        None, query i -> video i (then B_q must equal B_v)."""
-        batch_v = video_states.num_videos
-        if query_video_index is None:
-            if num_queries != batch_v:
-                raise ValueError(
-                    f"{num_queries} queries for {batch_v} videos: pass query_video_index to map queries to videos"
-                )
-            return torch.arange(batch_v, device=video_states.hidden_states.device)
-        query_video_index = query_video_index.long()
-        if (
-            self._checks_values(query_video_index)
-            and query_video_index.numel()
-            and (query_video_index.min() < 0 or query_video_index.max() >= batch_v)
-        ):
-            raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
-        return query_video_index
-
     def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVVideoStates:
         """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVVideoStates`; checks they fit this model."""
         tubelet = self.config.backbone_config.tubelet_size
@@ -708,6 +703,39 @@ class TwoStageBackboneMixin:
         batch_v, clips = video_states.shape[:2]
         dtype = next(self.video_model.parameters()).dtype
         return TSGVVideoStates(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
+
+
+def check_query_video_index(
+    query_video_index: torch.Tensor | None, num_queries: int, video_states: TSGVVideoStates, check_values: bool
+) -> torch.Tensor:
+    """The video of each query as a (B_q,) long tensor: `query_video_index` checked to lie in [0, B_v), or, when
+    None, query i -> video i (then B_q must equal B_v). `check_values`: also check the values (reading them back
+    waits for an accelerator)."""
+    batch_v = video_states.num_videos
+    if query_video_index is None:
+        if num_queries != batch_v:
+            raise ValueError(
+                f"{num_queries} queries for {batch_v} videos: pass query_video_index to map queries to videos"
+            )
+        return torch.arange(batch_v, device=video_states.hidden_states.device)
+    query_video_index = query_video_index.long()
+    if (
+        check_values
+        and query_video_index.numel()
+        and (query_video_index.min() < 0 or query_video_index.max() >= batch_v)
+    ):
+        raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
+    return query_video_index
+
+
+def mark_initialized(*parts) -> None:
+    """Flag every module of the given models (None skipped) as initialised: a model handed in was initialised (or
+    loaded) by its own constructor, and our `post_init` must not touch it. Under ZeRO-3 with several ranks,
+    `_from_config` leaves part of its modules unflagged on ranks > 0, and re-initialising their partitioned (empty)
+    weights fails, e.g. BERT's `weight[padding_idx]`."""
+    for part in parts:
+        for module in part.modules() if part is not None else ():
+            module._is_hf_initialized = True
 
 
 def video_backbone(video, clip_frames: int | None = None, image_size: int | None = None) -> PreTrainedModel:
@@ -825,36 +853,55 @@ class TSGVPreTrainedModel(PreTrainedModel):
         return model
 
 
-class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
+class TSGVForGrounding(TSGVPreTrainedModel):
     """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
-
-    Example:
-        >>> config = TSGVConfig(backbone_config=tiny_videomae, text_config=tiny_bert, num_frames=8)
-        >>> out = TSGVForGrounding(config)(pixel_values, input_ids, attention_mask)
-        >>> out.pred_spans.shape   # (B_q, K, 2)
-        torch.Size([4, 4, 2])
-    """
+    `TSGVForGrounding(config)(pixel_values, input_ids, attention_mask).pred_spans` is (B_q, K, 2)."""
 
     def __init__(self, config: TSGVConfig, video_model: PreTrainedModel | None = None, text_model=None):
         super().__init__(config)
-        for part in (video_model, text_model):
-            # a model handed in was initialised (or loaded) by its own constructor: our post_init must not touch it.
-            # Under ZeRO-3 with several ranks, `_from_config` leaves part of its modules unflagged on ranks > 0, and
-            # re-initialising their partitioned (empty) weights fails, e.g. BERT's `weight[padding_idx]`.
-            for module in part.modules() if part is not None else ():
-                module._is_hf_initialized = True
-        self.video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
+        mark_initialized(video_model, text_model)
+        video_model = video_model if video_model is not None else AutoModel.from_config(config.backbone_config)
+        self.backbone = TSGVVideoBackbone(config, video_model)
         self.text_model = text_model if text_model is not None else AutoModel.from_config(config.text_config)
-        use_scada = config.backbone_tuning == "scada"
-        # adapters keyed by block index, beside the untouched backbone (its state-dict keys stay plain VideoMAE)
-        self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
-        self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
         self.head = TSGVGroundingHead(config)
         hidden = config.text_config.hidden_size
         self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
-        self._text_cache = None  # see enable_text_cache
+        self.text_cache: SentenceStateCache | None = None  # see enable_text_cache
         self.post_init()
         self.apply_backbone_tuning()
+
+    # ------------------------------------------------------------------ the video path (`TSGVVideoBackbone`)
+
+    @property
+    def video_model(self) -> PreTrainedModel:
+        """The VideoMAE backbone."""
+        return self.backbone.video_model
+
+    @property
+    def adapters(self) -> nn.ModuleDict:
+        """SCADA adapters keyed by block index (empty unless backbone_tuning="scada")."""
+        return self.backbone.adapters
+
+    @property
+    def spatial_pool(self) -> "SentenceSpatialPool | None":
+        """The sentence-weighted spatial pooling (None for mean pooling)."""
+        return self.backbone.spatial_pool
+
+    def encode_video(self, pixel_values: torch.Tensor) -> TSGVVideoStates:
+        """`TSGVVideoBackbone.encode_video`: (B_v, T, 3, H, W) frames -> the query-independent states."""
+        return self.backbone.encode_video(pixel_values)
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
+    ):
+        """`PreTrainedModel.activation_checkpointing_enable`, with the backbone's block loop checkpointing (block +
+        its adapter) in one call, on every `every_n_layers`-th block.
+
+        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too): we switch those back off, or
+        each block would be checkpointed twice (tests/test_modeling_tsgv.py counts the calls). The text encoder's
+        layers keep their own flags."""
+        super().activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers, offload)
+        self.backbone.checkpoint_blocks_itself(every_n_layers)
 
     # ------------------------------------------------------------------ construction and what trains
 
@@ -890,19 +937,11 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
 
     def apply_backbone_tuning(self):
         """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
-        mode = self.config.backbone_tuning
-        for param in self.video_model.parameters():
-            param.requires_grad_(mode == "full")
-        if mode == "partial":
-            for i in self.config.partial_layers:
-                self.video_model.encoder.layer[i].requires_grad_(True)
+        self.backbone.set_trainable(self.config.backbone_tuning, self.config.partial_layers)
         self.text_model.requires_grad_(self.config.train_text_encoder)
         if getattr(self.text_model, "pooler", None) is not None:
             self.text_model.pooler.requires_grad_(False)  # unused (we mean-pool tokens); DDP rejects unused trainables
-        self.adapters.requires_grad_(True)
         self.head.requires_grad_(True)
-        if self.spatial_pool is not None:
-            self.spatial_pool.requires_grad_(True)
 
     # ------------------------------------------------------------------ text
 
@@ -914,31 +953,19 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
             self.text_model.eval()
         return self
 
-    def enable_text_cache(self, max_sentences: int = 50_000):
-        """Remember the frozen text encoder's states per sentence (`SentenceStateCache`, up to `max_sentences`): a
-        training run asks for the same few thousand sentences every epoch.
-
-        Only used while the text encoder does not train. Not for DeepSpeed ZeRO-3, where every rank must run the
-        encoder's forward in lockstep (a rank that found everything cached would skip it and stall the others).
-        """
-        self._text_cache = SentenceStateCache(max_sentences)
-
-    def disable_text_cache(self):
-        """Forget cached sentence states and compute them every call again."""
-        self._text_cache = None
-
-    def prefill_text_cache(self, token_ids: list[list[int]], batch_size: int = 64) -> int:
-        """`SentenceStateCache.prefill` with this model's text encoder; returns the number of sentences encoded (0
-        without `enable_text_cache()` or when the text encoder trains)."""
-        if self._text_cache is None or self.config.train_text_encoder:
-            return 0
-        return self._text_cache.prefill(self.text_model, token_ids, batch_size)
+    def enable_text_cache(self, max_sentences: int = 50_000) -> "SentenceStateCache":
+        """Remember the frozen text encoder's states per sentence (`SentenceStateCache`, up to `max_sentences`; a
+        training run asks for the same sentences every epoch) and return the cache (`.prefill(model.text_model,
+        token_ids)` fills it ahead). `model.text_cache = None` turns it off. Used only while the text encoder does not
+        train; not for DeepSpeed ZeRO-3, where every rank must run the encoder in lockstep."""
+        self.text_cache = SentenceStateCache(max_sentences)
+        return self.text_cache
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
         tokens = None
-        if self._text_cache is not None and not self.config.train_text_encoder:
-            tokens = self._text_cache.lookup_padded(self.text_model, input_ids, attention_mask)
+        if self.text_cache is not None and not self.config.train_text_encoder:
+            tokens = self.text_cache.lookup_padded(self.text_model, input_ids, attention_mask)
         if tokens is None:
             tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
@@ -994,7 +1021,9 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         if (pixel_values is None) == (video_states is None):
             raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
         states = (
-            self.encode_video(pixel_values) if video_states is None else self.video_states_from_cache(video_states)
+            self.backbone.encode_video(pixel_values)
+            if video_states is None
+            else self.backbone.video_states_from_cache(video_states)
         )
         return self.ground(
             states, input_ids, attention_mask, query_video_index, labels, num_items_in_batch=num_items_in_batch
@@ -1027,13 +1056,14 @@ class TSGVForGrounding(TwoStageBackboneMixin, TSGVPreTrainedModel):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        query_video_index = self.check_query_video_index(query_video_index, input_ids.shape[0], video_states)
+        checks = self._checks_values(query_video_index) if query_video_index is not None else False
+        query_video_index = check_query_video_index(query_video_index, input_ids.shape[0], video_states, checks)
         if return_spans is None:
             return_spans = not (self.training and labels is not None)
         text_tokens, sentence = self.encode_text(input_ids, attention_mask)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
-        video = self.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
+        video = self.backbone.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
         step_logits, step_offsets = self.head(video, text_tokens, attention_mask, sentence)
         step_logits = step_logits.float()
 
@@ -1083,7 +1113,8 @@ __all__ = [
     "count_positive_steps",
     "video_backbone",
     "SentenceStateCache",
-    "TwoStageBackboneMixin",
+    "TSGVVideoBackbone",
+    "check_query_video_index",
     "TSGVPreTrainedModel",
     "TSGVGroundingOutput",
     "ScadaAdapter",

@@ -46,7 +46,7 @@ def test_fresh_scada_model_computes_plain_videomae_features():
     model = TSGVForGrounding(tiny_config()).eval()  # adapters at their zero init
     batch = tiny_batch(num_videos=2, queries_per_video=1)
     sentence = torch.randn(2, model.config.text_config.hidden_size)
-    ours = model.query_features(
+    ours = model.backbone.query_features(
         model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"]
     )  # (2, 4, 32)
 
@@ -60,7 +60,7 @@ def test_fresh_scada_model_computes_plain_videomae_features():
     # the comparison can fail: a non-zero adapter changes the features
     with torch.no_grad():
         next(iter(model.adapters.values())).up.weight.fill_(0.1)
-    changed = model.query_features(model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"])
+    changed = model.backbone.query_features(model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"])
     assert not torch.allclose(changed, expected)
 
 
@@ -133,7 +133,7 @@ def test_gradients_reach_exactly_the_trainable_parameters(mode, train_text, expe
     model = make_model(backbone_tuning=mode, train_text_encoder=train_text)
     grads = _grads_after_backward(model, tiny_batch())
     for name, param in model.named_parameters():
-        if name.startswith("video_model."):
+        if name.startswith("backbone.video_model."):
             should_train = expect_backbone(name)
         elif name.startswith("text_model."):
             should_train = train_text and ".pooler." not in name  # BERT's pooler is unused, so it stays frozen
@@ -169,17 +169,17 @@ def test_activation_checkpointing_gives_the_same_gradients():
     batch = tiny_batch()
     plain = _grads_after_backward(model, batch)
     model.activation_checkpointing_enable()
-    assert model.gradient_checkpointing
+    assert model.backbone.gradient_checkpointing  # transformers set it (and its function) on our backbone module
     assert not any(layer.gradient_checkpointing for layer in model.video_model.encoder.layer)  # ours wraps them
     calls = []
-    inner = model._gradient_checkpointing_func
-    model._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
+    inner = model.backbone._gradient_checkpointing_func
+    model.backbone._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
     checkpointed = _grads_after_backward(model, batch)
     # frozen blocks below the first adapter take no grad and are not checkpointed; blocks 2 and 3 are
     assert calls == [2, 3]
     # every_n_layers is honoured by our block loop too
     model.activation_checkpointing_enable(every_n_layers=2)
-    model._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
+    model.backbone._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
     calls.clear()
     _grads_after_backward(model, batch)
     assert calls == [2]
@@ -342,7 +342,7 @@ def test_ground_in_query_chunks_reuses_the_shared_blocks():
     layers = model.video_model.encoder.layer
     batch = tiny_batch(num_videos=2, queries_per_video=3)
     together = model(**batch)
-    shared = CallCounter(layers[model.first_query_block])
+    shared = CallCounter(layers[model.backbone.first_query_block])
     states = model.encode_video(batch["pixel_values"])
     chunks = [
         model.ground(
@@ -357,7 +357,7 @@ def test_ground_in_query_chunks_reuses_the_shared_blocks():
     torch.testing.assert_close(torch.cat([c.step_logits for c in chunks]), together.step_logits, rtol=0, atol=1e-5)
     torch.testing.assert_close(torch.cat([c.pred_spans for c in chunks]), together.pred_spans, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="pass `sentence`"):
-        model.query_features(states, None, batch["query_video_index"])
+        model.backbone.query_features(states, None, batch["query_video_index"])
 
 
 def assert_same_text_states(got, expected, mask):
@@ -385,10 +385,10 @@ def test_text_cache_gives_the_encoder_states_and_skips_the_encoder():
     for cached in (first, second):
         assert_same_text_states(cached, reference, mask)
 
-    model.disable_text_cache()
+    model.text_cache = None  # off
     model.enable_text_cache()
     rows = [row[: int(n)].tolist() for row, n in zip(ids, mask.sum(1))]
-    assert model.prefill_text_cache(rows + rows[:2]) == len(rows)  # de-duplicated
+    assert model.text_cache.prefill(model.text_model, rows + rows[:2]) == len(rows)  # de-duplicated
     calls.clear()
     prefilled = model.encode_text(ids, mask)
     assert not calls
@@ -507,4 +507,4 @@ def test_compiled_model_with_the_text_cache_matches_eager():
     eager = model(**batch).loss
     compiled = torch.compile(model, backend="aot_eager")(**batch).loss
     torch.testing.assert_close(compiled, eager)
-    assert len(model._text_cache) == 6  # filled once, read by both
+    assert len(model.text_cache) == 6  # filled once, read by both

@@ -60,7 +60,7 @@ def test_many_queries_in_one_call_equal_one_query_at_a_time(pipe, videos, video)
 
 
 def test_shared_blocks_run_once_per_clip_however_many_queries(pipe, videos):
-    layer = pipe.model.video_model.encoder.layer[pipe.model.first_query_block]
+    layer = pipe.model.video_model.encoder.layer[pipe.model.backbone.first_query_block]
     seen = []
     handle = layer.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[0]))
     try:

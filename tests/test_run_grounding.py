@@ -216,7 +216,7 @@ def test_deepspeed_on_two_cpu_ranks_trains_and_saves_a_loadable_model(world, tmp
     model = TSGVForGrounding.from_pretrained(tmp_path / "out")
     saved = load_file(tmp_path / "out" / "model.safetensors")
     assert all(t.numel() > 0 for t in saved.values())  # ZeRO-3 gathered full weights on save
-    assert any(k.startswith("adapters.") for k in saved)
+    assert any(k.startswith("backbone.adapters.") for k in saved)
     assert model.config.backbone_tuning == "scada"
     # the frozen pretrained text encoder came through zero.Init partitioning untouched (no re-initialisation)
     from transformers import AutoModel
