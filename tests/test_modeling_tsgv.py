@@ -60,7 +60,9 @@ def test_fresh_scada_model_computes_plain_videomae_features():
     # the comparison can fail: a non-zero adapter changes the features
     with torch.no_grad():
         next(iter(model.adapters.values())).up.weight.fill_(0.1)
-    changed = model.backbone.query_features(model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"])
+    changed = model.backbone.query_features(
+        model.encode_video(batch["pixel_values"]), sentence, batch["query_video_index"]
+    )
     assert not torch.allclose(changed, expected)
 
 
