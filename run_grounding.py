@@ -22,10 +22,7 @@ Arguments come from the command line or from one .json / .yaml file (`python run
 """
 
 import atexit
-import glob
-import json
 import logging
-import math
 import os
 import re
 import shlex
@@ -44,19 +41,16 @@ from transformers import (
     AutoConfig,
     AutoProcessor,
     HfArgumentParser,
-    TrainerCallback,
     TrainingArguments,
     VideoMAEModel,
     set_seed,
 )
 
-from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path
+from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path, run_folder
 from modeling_tsgv.annotations import FORMATS, explode_queries, read_annotations, rows_to_dataset
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
     BUILTIN_BACKBONES,
-    PICKLE_WEIGHT_FILES,
-    WEIGHT_FILES,
     ModelFolderError,
     builtin_backbone_path,
     check_model_folder,
@@ -70,21 +64,18 @@ from modeling_tsgv.feature_cache import VideoStatesCache, cache_bytes, cache_dty
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
+from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
 from modeling_tsgv.trainer import (
     BadSampleBudgetError,
     EpochCallback,
     NonFiniteStepsError,
     TSGVTrainer,
-    checkpoint_problem,
     compute_grounding_metrics,
     last_complete_checkpoint,
 )
 from modeling_tsgv.video import BACKENDS
 
 logger = logging.getLogger(__name__)
-
-REPLACED_CHECKPOINTS = ".replaced-checkpoints"  # where --overwrite_output_dir keeps the earlier run's checkpoints
-TRAINED_MODEL_FILES = WEIGHT_FILES + PICKLE_WEIGHT_FILES
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -492,89 +483,11 @@ def check_paths(model_args: ModelArguments, data_args: DataArguments, training_a
 
 
 def check_output_dir(training_args) -> None:
-    """A run never replaces a trained model by accident. Refuses an --output_dir that holds a trained model or
-    checkpoints of an earlier run unless --overwrite_output_dir (which then removes those checkpoints, so the new run's
-    checkpoint rotation and a later `--resume_from_checkpoint last` see only its own) or --resume_from_checkpoint;
-    turns `--resume_from_checkpoint last` into the newest complete checkpoint's path (one a kill left half-written is
-    passed over) and refuses an incomplete checkpoint given by path."""
-    output_dir = training_args.output_dir
-    resume = training_args.resume_from_checkpoint
-    if resume is not None and resume.lower() in ("last", "true"):
-        last = last_complete_checkpoint(output_dir)
-        if last is None:
-            raise ArgumentError(f"--resume_from_checkpoint {resume}: no complete checkpoint-* folder in {output_dir}")
-        logger.info(f"resuming from {last}, the newest complete checkpoint")
-        training_args.resume_from_checkpoint = resume = last
-    elif resume is not None and checkpoint_problem(resume) is not None:
-        parent = os.path.dirname(os.path.normpath(resume))
-        last = last_complete_checkpoint(parent) if os.path.isdir(parent) else None
-        hint = f"; the newest complete one is {last}" if last else ""
-        raise ArgumentError(f"--resume_from_checkpoint {resume}: {checkpoint_problem(resume)}{hint}")
-    if resume is not None:
-        check_something_to_resume(resume, training_args)
-    if resume is not None or not os.path.isdir(output_dir):
-        return
-    found = [name for name in TRAINED_MODEL_FILES if os.path.exists(os.path.join(output_dir, name))]
-    checkpoints = sorted(glob.glob(os.path.join(output_dir, "checkpoint-*")))
-    if not found and not checkpoints:
-        return
-    if not training_args.overwrite_output_dir:
-        what = f"a trained model ({found[0]})" if found else f"checkpoints of an earlier run ({len(checkpoints)})"
-        raise ArgumentError(
-            f"--output_dir {output_dir} already holds {what}: pass --overwrite_output_dir to replace it, "
-            "--resume_from_checkpoint last to continue that training, or another --output_dir"
-        )
-    if training_args.process_index == 0 and checkpoints:
-        os.makedirs(os.path.join(output_dir, REPLACED_CHECKPOINTS), exist_ok=True)
-        # set aside, not deleted: until this run has saved something, the earlier run's work stays on disk
-        # one subfolder per overwrite: an earlier overwrite that was killed may have left its own set here
-        held = tempfile.mkdtemp(prefix="run-", dir=os.path.join(output_dir, REPLACED_CHECKPOINTS))
-        for path in checkpoints:
-            os.replace(path, os.path.join(held, os.path.basename(path)))
-        logger.info(
-            f"--overwrite_output_dir: {len(checkpoints)} checkpoint folders of an earlier run moved to {held}; "
-            "removed once this run has saved its first checkpoint or its model"
-        )
-
-
-def check_something_to_resume(checkpoint: str, training_args) -> None:
-    """Refuse (`ArgumentError`) to resume a run that has finished the training these arguments ask for: the Trainer
-    would train zero steps and the run's record (all_results.json, the model card) would be rewritten with a
-    training time of 0 s. More steps or epochs than the checkpoint's run planned do continue it."""
+    """`run_folder.check_output_dir`, its refusals as `ArgumentError`."""
     try:
-        with open(os.path.join(checkpoint, "trainer_state.json")) as f:
-            state = json.load(f)
-    except (OSError, ValueError):
-        return  # checkpoint_problem has judged the folder complete; the Trainer reports what it lacks
-    step = state.get("global_step", 0)
-    if training_args.max_steps > 0:
-        asked = training_args.max_steps
-    else:  # epochs: in steps, at the checkpoint run's own steps per epoch
-        epoch = state.get("epoch") or 0
-        if not step or not epoch:
-            return
-        asked = math.ceil(training_args.num_train_epochs * round(step / epoch))
-    if step >= asked:
-        raise ArgumentError(
-            f"--resume_from_checkpoint: {checkpoint} has trained {step} steps, all that these arguments ask for, "
-            "so there is nothing left to resume; raise --max_steps or --num_train_epochs to train further, or "
-            f"evaluate it with --model_name_or_path {checkpoint} --evaluate_only --output_dir <another folder>"
-        )
-
-
-class DropReplacedCheckpoints(TrainerCallback):
-    """Removes the checkpoints `--overwrite_output_dir` set aside (`check_output_dir`) once this run has a complete
-    checkpoint of its own (`on_save` comes after the checkpoint's completion marker); `drop` does it after the final
-    save."""
-
-    def on_save(self, args, state, control, **kwargs):
-        self.drop(args)
-
-    @staticmethod
-    def drop(args):
-        held = os.path.join(args.output_dir, REPLACED_CHECKPOINTS)
-        if args.process_index == 0 and os.path.isdir(held):
-            shutil.rmtree(held, ignore_errors=True)
+        run_folder.check_output_dir(training_args)
+    except OutputFolderError as error:
+        raise ArgumentError(str(error)) from error
 
 
 # ---------------------------------------------------------------------------------------------------------------------

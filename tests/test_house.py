@@ -10,7 +10,9 @@ LIBRARY = REPO_ROOT / "modeling_tsgv"
 MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
 MODEL = {"configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries"}
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
-TRAINING = {"annotations", "data", "feature_cache", "trainer", "pretraining", "synthetic", "reporting", "baselines"}
+TRAINING = {
+    "annotations", "data", "feature_cache", "trainer", "pretraining", "synthetic", "reporting", "baselines", "run_folder",
+}  # fmt: skip
 FORBIDDEN = {
     **{name: TRAINING | SERVING | {"video"} for name in MODEL},
     **dict.fromkeys(SERVING, TRAINING),
