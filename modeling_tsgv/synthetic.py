@@ -111,8 +111,8 @@ class WorldPreset:
 # The easy preset is sampled by the default model at 32 frames over 8-16 s, i.e. every 0.25-0.5 s. Its blink is off for
 # 0.625 s at a time (longer than that spacing, so every dark phase is seen), and its spin turns 40 deg/s (at most
 # 1.5 x 40 x 0.5 = 30 deg between two samples at the smoothstep's peak: below half of the star's 72-deg symmetry, so
-# no shape's turn aliases into standing still or turning back). The standard world keeps the first releases' 2.5 Hz
-# blink and one turn per event (`benchmarks/world_visibility.py` shows what that leaves unseen).
+# no shape's turn aliases into standing still or turning back). The standard world blinks at 2.5 Hz and turns
+# once per spin event (`benchmarks/world_visibility.py` shows what that leaves unseen at the model's frames).
 PRESETS = {
     "standard": WorldPreset(112, 10, 8.0, 30.0, 2, 4, 0.07, 0.1, unique_colours=False),
     "easy": WorldPreset(64, 10, 8.0, 16.0, 2, 3, 0.12, 0.16, unique_colours=True, blink_hz=0.8, spin_deg_per_s=40.0),
