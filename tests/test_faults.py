@@ -273,6 +273,9 @@ def test_a_run_killed_before_its_first_save_leaves_the_overwritten_model_in_plac
 
 STOP_SCRIPT = """
 import os, signal, sys
+# as in a terminal: a process started in the background (CI, `cmd &`) inherits SIGINT ignored, and Python then
+# installs no handler of its own
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {root!r})
 from transformers import TrainerCallback
 import run_grounding
