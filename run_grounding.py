@@ -79,30 +79,33 @@ logger = logging.getLogger(__name__)
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Training stopped by Ctrl-C; its message names the newest complete checkpoint and the command that resumes."""
+    """Training stopped by Ctrl-C; its message names the newest complete checkpoint and how to resume it."""
 
     def __init__(self, output_dir: str, argv: list[str]):
         last = last_complete_checkpoint(output_dir)
         if last is None:
-            message = f"interrupted before the first checkpoint was saved in {output_dir}: nothing to resume"
+            super().__init__(f"interrupted before the first checkpoint was saved in {output_dir}: nothing to resume")
         else:
-            if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-                how = f'add "resume_from_checkpoint": "last" to {argv[0]} and run it again'
-                super().__init__(f"interrupted; the newest complete checkpoint is {last}; to resume, {how}")
-                return
-            kept, skip = [], False
-            for arg in argv:  # the same command, with any earlier --resume_from_checkpoint replaced
-                if skip:
-                    skip = False
-                elif arg == "--resume_from_checkpoint":
-                    skip = True
-                elif not arg.startswith("--resume_from_checkpoint="):
-                    kept.append(arg)
-            command = shlex.join(["python", "run_grounding.py", *kept, "--resume_from_checkpoint", "last"])
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by a launcher we cannot see: name its part
-                command = f"your launch command (torchrun / accelerate launch) with {command.removeprefix('python ')}"
-            message = f"interrupted; the newest complete checkpoint is {last}; resume with: {command}"
-        super().__init__(message)
+            super().__init__(f"interrupted; the newest complete checkpoint is {last}; {resume_instructions(argv)}")
+
+
+def resume_instructions(argv: list[str]) -> str:
+    """How to resume the run started with `argv`: the same command with `--resume_from_checkpoint last` (replacing
+    an earlier one), or the line to add to its .json / .yaml file."""
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        return f'to resume, add "resume_from_checkpoint": "last" to {argv[0]} and run it again'
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint":
+            skip = True
+        elif not arg.startswith("--resume_from_checkpoint="):
+            kept.append(arg)
+    command = shlex.join(["python", "run_grounding.py", *kept, "--resume_from_checkpoint", "last"])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by a launcher we cannot see: name its part
+        command = f"your launch command (torchrun / accelerate launch) with {command.removeprefix('python ')}"
+    return f"resume with: {command}"
 
 
 class ArgumentError(ValueError):
