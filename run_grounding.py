@@ -61,6 +61,7 @@ from modeling_tsgv.configuration_tsgv import (
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, cache_bytes, cache_dtypes, can_cache, shared_per_machine
+from modeling_tsgv.feature_store import FeatureStore
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
@@ -72,6 +73,7 @@ from modeling_tsgv.trainer import (
     TSGVTrainer,
     compute_grounding_metrics,
     last_complete_checkpoint,
+    training_measures,
 )
 from modeling_tsgv.video import BACKENDS
 
@@ -263,6 +265,15 @@ class DataArguments:
     cache_video_states_max_gb: float = field(
         default=4.0, metadata={"help": "Memory cap (per machine) of the caches for --cache_video_states auto."}
     )
+    features_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Keep the frozen backbone states (--backbone_tuning frozen: features of the whole backbone; "
+            "scada: below the first adapter) of the training / validation videos in this folder, per video, as "
+            "safetensors keyed by the weights, frames and sampling: a later run on the same videos reads them "
+            "instead of decoding and encoding (extract once, train many heads)."
+        },
+    )
     video_state_variants: int = field(
         default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
     )
@@ -385,6 +396,15 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
     positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
+    if data_args.features_dir and (
+        model_args.backbone_tuning in ("full", "partial")
+        or data_args.cache_video_states == "no"
+        or data_args.sampling == "query_centric"
+    ):
+        raise ArgumentError(
+            f"--features_dir {data_args.features_dir} keeps frozen backbone states per video: it needs --backbone_tuning "
+            "frozen or scada, video-centric batches and video-state caching (not --cache_video_states no)"
+        )
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
     if not 0 <= training_args.max_bad_sample_fraction <= 1:
@@ -584,21 +604,28 @@ def load_processor(model_args: ModelArguments, model) -> TSGVProcessor:
 def use_video_state_cache(model, splits: dict, eval_split: str, data_args, training_args) -> bool:
     """Whether to train on cached encode_video states — or cached frames when encode_video trains (see
     --cache_video_states); logs the reason when not."""
+    frames = not can_cache(model)
+    if data_args.features_dir and (frames or data_args.cache_video_states == "no"):
+        raise ArgumentError(
+            f"--features_dir {data_args.features_dir} keeps frozen backbone states: it needs --backbone_tuning frozen "
+            "or scada (a frozen encode_video) and video-state caching (not --cache_video_states no)"
+        )
     if data_args.cache_video_states == "no":
         return False
     reasons = []
-    frames = not can_cache(model)
     if training_args.deepspeed and not frames:
         reasons.append("DeepSpeed shards the backbone")
     if data_args.sampling == "query_centric":
         reasons.append("query-centric batches decode per query by design")
     num_eval = len(splits.get(eval_split, []))
     size_gb = cache_bytes(model, len(splits["train"]), num_eval, data_args.video_state_variants) / 2**30
-    if data_args.cache_video_states == "auto" and size_gb > data_args.cache_video_states_max_gb:
+    too_big = data_args.cache_video_states == "auto" and not data_args.features_dir
+    if too_big and size_gb > data_args.cache_video_states_max_gb:
         reasons.append(f"it would take {size_gb:.1f} GB per machine (> --cache_video_states_max_gb)")
 
-    if reasons and data_args.cache_video_states == "yes":
-        raise ArgumentError("--cache_video_states yes is not possible: " + "; ".join(reasons))
+    if reasons and (data_args.cache_video_states == "yes" or data_args.features_dir):
+        flag = "--features_dir" if data_args.features_dir else "--cache_video_states yes"
+        raise ArgumentError(f"{flag} is not possible: " + "; ".join(reasons))
     if reasons:
         logger.info("not caching video states: " + "; ".join(reasons))
     return not reasons
@@ -646,7 +673,7 @@ def main(argv=None, callbacks=None):
     train_collator, eval_collator, transforms, reading_dir = prepare_data(
         splits, model, processor, data_args, training_args
     )
-    caches = fill_caches(model, splits, eval_split, processor, train_collator, data_args, training_args)
+    caches, store = fill_caches(model, splits, eval_split, processor, train_collator, data_args, training_args)
 
     # ---- training --------------------------------------------------------------------------------------------
     trainer = TSGVTrainer(
@@ -673,6 +700,9 @@ def main(argv=None, callbacks=None):
         except KeyboardInterrupt:
             raise RunInterrupted(training_args.output_dir, argv) from None
         metrics.update(result.metrics)
+        metrics.update(training_measures(trainer, model))
+        if store is not None:
+            metrics.update(features_read_videos=store.read_videos, features_extracted_videos=store.extracted_videos)
         trainer.save_model()
         if trainer.is_world_process_zero():
             processor.save_pretrained(training_args.output_dir)
@@ -757,9 +787,10 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
 
 def fill_caches(model, splits: dict, eval_split, processor, train_collator, data_args, training_args) -> list:
     """The frozen text encoder's states of every sentence (text cache), and, when they fit, the frozen blocks'
-    states of every training / validation video (`VideoStatesCache`, set as the splits' transforms). Returns the
-    video caches (they follow the epoch, for their jittered variants)."""
-    seed, caches = training_args.seed, []
+    states of every training / validation video (`VideoStatesCache`, set as the splits' transforms), read from and
+    saved to --features_dir when given. Returns (the video caches (they follow the epoch, for their jittered
+    variants), the `FeatureStore` or None)."""
+    seed, caches, store = training_args.seed, [], None
     if not model.config.train_text_encoder and not training_args.deepspeed:
         cache = model.enable_text_cache()
         sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
@@ -774,6 +805,7 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
         and not data_args.evaluate_only
         and use_video_state_cache(model, splits, eval_split, data_args, training_args)
     ):
+        store = FeatureStore(data_args.features_dir) if data_args.features_dir else None
         for split, train in (("train", True), (eval_split, False)):
             if split not in splits or (split == eval_split and split == "train"):
                 continue
@@ -790,6 +822,7 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
                     batch_size=training_args.per_device_eval_batch_size,
                     num_workers=training_args.dataloader_num_workers,
                     dtype=cache_dtypes(model)[0 if train else 1],
+                    store=store,
                 )
 
             folder = os.path.join(training_args.output_dir, f".video-states-{split}-{socket.gethostname()}")
@@ -800,7 +833,7 @@ def fill_caches(model, splits: dict, eval_split, processor, train_collator, data
                 failed = [{"video_id": video_id, "error": error} for video_id, error in cache.failed.items()]
                 fraction = training_args.max_bad_sample_fraction
                 BadSampleBudgetError.check(len(failed), len(splits[split]), fraction, failed)
-    return caches
+    return caches, store
 
 
 def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: dict, model, training_args) -> dict:

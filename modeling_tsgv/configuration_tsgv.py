@@ -96,6 +96,9 @@ class TSGVConfig(PreTrainedConfig):
         scada_temporal_kernel (`int`, *optional*, defaults to 3):
             Kernel size (in backbone time steps, odd) of the adapter's depth-wise temporal convolution, which runs
             across all clips of a video. 1 disables it.
+        scada_film (`bool`, *optional*, defaults to `True`):
+            Whether the adapters are modulated by the sentence (FiLM). False leaves the same adapters without the
+            sentence (an ablation: they then adapt the backbone to the task but not to the query).
         partial_layers (`list[int]`, *optional*):
             Backbone block indices trained under `backbone_tuning="partial"`. Defaults to the top half.
         train_text_encoder (`bool`, *optional*, defaults to `False`):
@@ -176,6 +179,7 @@ class TSGVConfig(PreTrainedConfig):
     scada_layers: list[int] | None = None
     scada_bottleneck: int = 64
     scada_temporal_kernel: int = 3
+    scada_film: bool = True
     partial_layers: list[int] | None = None
     train_text_encoder: bool = False
     num_frames: int = 32
@@ -365,6 +369,7 @@ WEIGHT_SHAPING_FIELDS = (
     "scada_layers",
     "scada_bottleneck",
     "scada_temporal_kernel",
+    "scada_film",
     "clip_frames",
     "image_size",
     "spatial_pooling",

@@ -33,6 +33,7 @@ import torch
 from accelerate import PartialState
 
 from .data import FrameTransform, item_rng
+from .feature_store import FeatureStore, features_description, video_key
 from .files import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,39 @@ def _encode_all(model, loader, field: str, dtype, failed: dict) -> torch.Tensor:
         hidden = encoded.hidden_states.view(encoded.num_videos, encoded.clips, *encoded.hidden_states.shape[1:])
         chunks.append(hidden.to("cpu", dtype))
     return torch.cat(chunks)
+
+
+def _frames_loader(rows, batch_size: int, num_workers: int) -> torch.utils.data.DataLoader:
+    """DataLoader of `rows` (a dataset whose transform decodes `pixel_values`) giving ((B_v, T, 3, H, W) frames,
+    [(video_id, decode error)])."""
+    return torch.utils.data.DataLoader(
+        rows,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=lambda batch: (
+            torch.stack([torch.as_tensor(r["pixel_values"]) for r in batch]),
+            [(str(r["video_id"]), r["decode_error"]) for r in batch],
+        ),
+    )
+
+
+def _variant_states(model, base, transform, field, dtype, failed: dict, loading, store, variant) -> torch.Tensor:
+    """One frame sampling (`transform`, jitter `variant`) of every row of `base`: its `field` in `dtype`, encoded
+    (`loading`: (batch_size, num_workers)) or, for states with a `store`, read from it where it has them (and the
+    rest saved there). Decode failures go into `failed`."""
+
+    def extract(indices=None):  # rows `indices` (all when None) -> their states or frames
+        rows = base if indices is None else base.select(indices)
+        return _encode_all(model, _frames_loader(rows.with_transform(transform), *loading), field, dtype, failed)
+
+    if store is None or field != "video_states":
+        return extract()
+    description = features_description(
+        model, transform.video_processor, transform.spacing, transform.seed, variant, dtype
+    )
+    row_keys = [video_key(str(row["video_id"]), row.get("video_path")) for row in base]
+    video_ids = base["video_id"]
+    return store.load_or_extract(store.section(description), row_keys, extract, lambda i: str(video_ids[i]) in failed)
 
 
 class VideoStatesCache:
@@ -136,6 +170,7 @@ class VideoStatesCache:
         batch_size: int = 16,
         num_workers: int = 2,
         dtype=torch.bfloat16,
+        store: FeatureStore | None = None,
     ) -> "VideoStatesCache":
         """Decode every video of `dataset` (rows with `video_id`, `video_path`, `duration_s`), run the frozen
         `model.encode_video` on it and keep the states — or keep the frames when encode_video trains.
@@ -150,6 +185,8 @@ class VideoStatesCache:
             variants / seed / backend: see above and `FrameTransform`. batch_size: videos per encode_video call.
             num_workers: DataLoader processes decoding while the model encodes.
             dtype: storage type of the states.
+            store: a `FeatureStore` to read the states from where it has them, and to save those it had not
+                (states only: frames are not stored).
         """
         field = "video_states" if can_cache(model) else "pixel_values"
         start, count = time.perf_counter(), (variants if train else 1)
@@ -160,21 +197,12 @@ class VideoStatesCache:
         was_training = model.training
         model.eval()
         states, failed = [], {}
+        spacing = "random" if train else "uniform"
         for variant in range(count):
-            transform = FrameTransform(
-                video_processor, model.config.num_frames, "random" if train else "uniform", backend, seed=seed
-            )
+            transform = FrameTransform(video_processor, model.config.num_frames, spacing, backend, seed=seed)
             transform.set_epoch(variant)
-            loader = torch.utils.data.DataLoader(
-                base.with_transform(transform),
-                batch_size=batch_size,
-                num_workers=num_workers,
-                collate_fn=lambda rows: (
-                    torch.stack([torch.as_tensor(r["pixel_values"]) for r in rows]),
-                    [(str(r["video_id"]), r["decode_error"]) for r in rows],
-                ),
-            )
-            states.append(_encode_all(model, loader, field, dtype, failed))
+            loading = (batch_size, num_workers)
+            states.append(_variant_states(model, base, transform, field, dtype, failed, loading, store, variant))
         model.train(was_training)
         cache = cls(states, keys, train, seed, field, failed)
         what = "encode_video states" if field == "video_states" else "frames (encode_video trains)"

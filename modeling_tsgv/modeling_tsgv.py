@@ -86,7 +86,8 @@ class ScadaAdapter(nn.Module):
         width, bottleneck = config.backbone_config.hidden_size, config.scada_bottleneck
         kernel = config.scada_temporal_kernel
         self.down = nn.Linear(width, bottleneck)
-        self.film = nn.Linear(config.text_config.hidden_size, 2 * bottleneck)
+        # without FiLM (config.scada_film False, an ablation) the adapter ignores the sentence
+        self.film = nn.Linear(config.text_config.hidden_size, 2 * bottleneck) if config.scada_film else None
         self.act = nn.GELU()
         if kernel > 1:
             self.temporal_conv = nn.Conv1d(bottleneck, bottleneck, kernel, padding=kernel // 2, groups=bottleneck)
@@ -99,9 +100,11 @@ class ScadaAdapter(nn.Module):
         """hidden (B_q*C, N, D) tokens, t-major within a clip; sentence (B_q, D_text) -> (B_q*C, N, D)."""
         batch_q = sentence.shape[0]
         clips, tokens = hidden.shape[0] // batch_q, hidden.shape[1]
-        gamma, beta = self.film(sentence).chunk(2, dim=-1)  # (B_q, r) each
         h = self.down(hidden).view(batch_q, clips, tokens, -1)  # (B_q, C, N, r)
-        h = self.act(h * (1 + gamma[:, None, None]) + beta[:, None, None])
+        if self.film is not None:
+            gamma, beta = self.film(sentence).chunk(2, dim=-1)  # (B_q, r) each
+            h = h * (1 + gamma[:, None, None]) + beta[:, None, None]
+        h = self.act(h)
         if self.temporal_conv is not None:
             r = h.shape[-1]
             h5 = h.view(batch_q, clips, steps_per_clip, tokens // steps_per_clip, r)  # (B_q, C, t, hw, r)
@@ -559,6 +562,9 @@ class TSGVVideoBackbone(nn.Module):
         self.gradient_checkpointing = False
         self._gradient_checkpointing_func = None
         self.checkpoint_every_n_blocks = 1
+        # backbone blocks run x clips they ran on, by mode ("train" / "eval"): what video-centric batches and the
+        # caches save is read here (a recomputation under activation checkpointing is not counted)
+        self.block_clip_passes = {"train": 0, "eval": 0}
 
     def checkpoint_blocks_itself(self, every_n_blocks: int) -> None:
         """After transformers' `activation_checkpointing_enable`: VideoMAE's own block flags off (our block loop
@@ -594,6 +600,8 @@ class TSGVVideoBackbone(nn.Module):
         """`_block`, under activation checkpointing when it is on and the block (or its input) needs a gradient."""
         layer = self.video_model.encoder.layer[index] if backbone else None
         adapter = self.adapters[str(index)] if sentence is not None and str(index) in self.adapters else None
+        if backbone:
+            self.block_clip_passes["train" if self.training else "eval"] += hidden.shape[0]
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         checkpointing = checkpointing and index % self.checkpoint_every_n_blocks == 0
         if checkpointing and (

@@ -146,6 +146,10 @@ COUNT_SUFFIXES = (
     "_binding_queries",
     "_nonfinite_steps",
     "_skipped_steps",
+    "trainable_params",
+    "_block_clip_passes",
+    "_read_videos",
+    "_extracted_videos",
 )
 
 

@@ -21,6 +21,9 @@ import itertools
 import json
 import os
 import re
+import resource
+import statistics
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -193,6 +196,51 @@ class _ScalerSkipCounter(TrainerCallback):
                 f"{self.in_a_row} fp16 steps in a row overflowed (loss scale now {scaler.get_scale():g}): lower the "
                 "learning rate, or train in bf16 or float32"
             )
+
+
+class StepTimer(TrainerCallback):
+    """Wall seconds of each optimiser step, as the time between two consecutive step ends (data loading included);
+    an interval holding an evaluation or a checkpoint save is left out, so the figure is the training step's."""
+
+    def __init__(self):
+        self.intervals_s, self._last, self._interrupted = [], None, False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last, self._interrupted = time.perf_counter(), False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self._last is not None and not self._interrupted:
+            self.intervals_s.append(now - self._last)
+        self._last, self._interrupted = now, False
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self._interrupted = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self._interrupted = True
+
+    def median_s(self) -> float:
+        """Median seconds per optimiser step (NaN before any step was timed)."""
+        return statistics.median(self.intervals_s) if self.intervals_s else float("nan")
+
+
+def training_measures(trainer, model) -> dict[str, float]:
+    """What a run cost, for all_results.json: trainable parameters (count), median seconds per optimiser step, the
+    backbone blocks x clips run in training (`TSGVVideoBackbone.block_clip_passes`, this process's; caches are built
+    in evaluation mode and not counted), and this process's peak memory in MB: host (max RSS, the whole run's) and,
+    on CUDA, the accelerator's allocated peak."""
+    measures = {
+        "trainable_params": float(
+            sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
+        ),
+        "train_seconds_per_step": trainer.step_timer.median_s(),
+        "train_backbone_block_clip_passes": float(model.backbone.block_clip_passes["train"]),
+        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
+    }
+    if torch.cuda.is_available():
+        measures["peak_accelerator_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return measures
 
 
 class CheckpointMarker(TrainerCallback):
@@ -371,11 +419,12 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.reading_dir = reading_dir
         self.failures = DecodeFailureLog()
         self._train_videos = None
-        self.nonfinite_steps, self._nonfinite_in_a_row = 0, 0
-        self._nonfinite_loss = False
+        self.nonfinite_steps, self._nonfinite_in_a_row, self._nonfinite_loss = 0, 0, False
         self._step_batches = {"good": 0, "nonfinite": 0}  # micro-batches of the current optimiser step
         self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
         self.add_callback(_ScalerSkipCounter(self))
+        self.step_timer = StepTimer()  # seconds per optimiser step, for all_results.json
+        self.add_callback(self.step_timer)
         self._phase = "train"
 
     @property
@@ -592,6 +641,8 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 
 __all__ = [
     "TSGVTrainer",
+    "StepTimer",
+    "training_measures",
     "DecodeFailureLog",
     "BadSampleBudgetError",
     "NonFiniteStepsError",
