@@ -1,0 +1,319 @@
+"""The paper's claims, checked with our code: sampling, frozen features, tuning modes, SCADA ablations, a peer.
+
+Every arm is one run of `run_grounding.py` (the peer: `benchmarks/tvp_peer.py`) on the built-in world with the
+shipped stage-1 backbone. Each finished arm leaves its raw results (the run's `all_results.json`, the exact command,
+its wall time and the machine) in `benchmarks/results/study/<arm>.json`; an arm whose file exists is skipped, so the
+study runs in parts, one arm at a time, and resumes where it stopped. `--tables` prints the tables that go into
+`docs/study.md` from those files, without running anything.
+
+    python benchmarks/study.py --part sampling            # 1: video- vs query-centric batches, two query mixes
+    python benchmarks/study.py --part features            # 2: frozen features extracted once, head trained on them
+    python benchmarks/study.py --part tuning --seeds 0 1 2  # 3: frozen / partial / full / scada at equal budget
+    python benchmarks/study.py --part ablations --seeds 0 1 2  # 4: SCADA placement, FiLM, temporal conv, pooling
+    python benchmarks/study.py --part peer --seeds 0 1 2  # 5: transformers' TvpForVideoGrounding, 2 epochs each
+    python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
+    python benchmarks/study.py --part standard --seeds 0  # 6: the tuning modes on the harder world
+    python benchmarks/study.py --tables                   # print every table from the saved results
+
+`--extra` passes more flags to every run (e.g. `--extra "--bf16 --per_device_train_batch_size 32"` on a GPU); arms
+run with other flags must go to another `--results` folder, since a saved arm is not re-run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "study"
+WORK = REPO / "outputs" / "study"
+PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full")
+# the sampling and features parts compare training cost at equal epochs: no evaluation or checkpoint inside training
+COST_ONLY = ["--num_train_epochs", "2", "--eval_strategy", "no", "--save_strategy", "no"]
+COST_ONLY += ["--load_best_model_at_end", "False"]
+# queries kept per video: Charades-STA has about 2.3 per video, ActivityNet Captions about 3.7 (notes/peers.md)
+QUERY_MIXES = {"charades": 2.3, "activitynet": 3.7}
+NUM_BLOCKS = 4  # the shipped backbone's blocks (modeling_tsgv/checkpoints/videomae-tiny-synthetic)
+
+
+@dataclass
+class Arm:
+    """One run of the study: its file name, part, the flags that make it what it is, and how the tables label it."""
+
+    name: str
+    part: str
+    flags: list[str]
+    seed: int = 0
+    labels: dict = field(default_factory=dict)
+    script: str = "run_grounding.py"
+
+    def command(self, extra: list[str]) -> list[str]:
+        """The exact command line (the output folder under outputs/study); `extra` flags go to run_grounding.py only
+        (the peer script has its own)."""
+        out = WORK / "runs" / self.name
+        extra = extra if self.script == "run_grounding.py" else []
+        return [sys.executable, self.script, *self.flags, "--seed", str(self.seed), "--output_dir", str(out)] + [
+            "--overwrite_output_dir",
+            *extra,
+        ]
+
+
+def query_mix(mix: str) -> list[str]:
+    """Flags that train on the built-in easy world with its training queries thinned to mean `QUERY_MIXES[mix]` per
+    video (written once to outputs/study/mixes/<mix>/train.jsonl; validation and test unchanged)."""
+    world = WORK.parent / "synthetic" / "easy"
+    if not (world / "annotations" / "train.jsonl").exists():
+        from modeling_tsgv.synthetic import generate
+
+        generate(str(world), num_videos=1000, seed=0, preset="easy")
+    folder = WORK / "mixes" / mix
+    train = folder / "train.jsonl"
+    if not train.exists():
+        by_video = defaultdict(list)
+        for line in (world / "annotations" / "train.jsonl").read_text().splitlines():
+            by_video[json.loads(line)["video_id"]].append(line)
+        rows = thin_queries(by_video, QUERY_MIXES[mix], random.Random(0))
+        folder.mkdir(parents=True, exist_ok=True)
+        train.write_text("\n".join(rows) + "\n")
+    annotations = world / "annotations"
+    return ["--dataset", "jsonl", "--video_dir", str(world), "--train_file", str(train)] + [
+        "--validation_file",
+        str(annotations / "val.jsonl"),
+        "--test_file",
+        str(annotations / "test.jsonl"),
+    ]
+
+
+def thin_queries(by_video: dict[str, list], mean: float, rng: random.Random) -> list:
+    """Rows (one query each) of a subset of `by_video` (video id -> its query rows) whose queries per video average
+    `mean`: below the world's own mean, every video keeps one query and randomly chosen ones keep more; above it, the
+    videos richest in queries are kept, then enough 3-query videos to bring the mean down to `mean`."""
+    videos = sorted(by_video)
+    world_mean = sum(len(by_video[v]) for v in videos) / len(videos)
+    if mean <= world_mean:  # one query per video, then one more to random videos that have more, up to the mean
+        keep = dict.fromkeys(videos, 1)
+        spare = [video for video in videos for _ in range(len(by_video[video]) - 1)]
+        rng.shuffle(spare)
+        for video in spare[: round(mean * len(videos)) - len(videos)]:
+            keep[video] += 1
+        return [row for video in videos for row in rng.sample(by_video[video], keep[video])]
+    rich = [v for v in videos if len(by_video[v]) > mean]
+    kept_queries, kept = sum(len(by_video[v]) for v in rich), list(rich)
+    for video in (v for v in videos if len(by_video[v]) <= mean):
+        if kept_queries / len(kept) <= mean:
+            break
+        kept.append(video)
+        kept_queries += len(by_video[video])
+    return [row for video in kept for row in by_video[video]]
+
+
+def sampling_arms() -> list[Arm]:
+    """Part 1: each query mix x backbone placement x sampling, 2 epochs, nothing cached (like for like), plus
+    video-centric with the video-states cache for the default SCADA."""
+    placements = {"frozen": ["--backbone_tuning", "frozen"], "scada-top-half": [], "scada-all": []}
+    placements["scada-all"] = ["--scada_layers", *map(str, range(NUM_BLOCKS))]
+    arms = []
+    for mix in QUERY_MIXES:
+        data = query_mix(mix)
+        train = data[data.index("--train_file") + 1]
+        queries = [json.loads(line)["video_id"] for line in Path(train).read_text().splitlines()]
+        q = len(queries) / len(set(queries))
+        for placement, flags in placements.items():
+            for sampling in ("video_centric", "query_centric"):
+                labels = {
+                    "mix": mix,
+                    "placement": placement,
+                    "sampling": sampling,
+                    "cache": "no",
+                    "queries_per_video": q,
+                }
+                run_flags = data + COST_ONLY + flags + ["--sampling", sampling]
+                name = f"sampling-{mix}-{placement}-{sampling}"
+                arms.append(Arm(name, "sampling", run_flags + ["--cache_video_states", "no"], labels=labels))
+        labels = {"mix": mix, "placement": "scada-top-half", "sampling": "video_centric", "cache": "states"}
+        labels["queries_per_video"] = q
+        arms.append(
+            Arm(
+                f"sampling-{mix}-scada-top-half-video_centric-cached",
+                "sampling",
+                data + COST_ONLY,
+                labels=labels,
+            )
+        )
+    return arms
+
+
+def features_arms() -> list[Arm]:
+    """Part 2: `frozen` trained from frames every epoch, from the in-memory cache, and from features saved to disk
+    (the first run extracts them, the second only reads them)."""
+    frozen = ["--backbone_tuning", "frozen"] + COST_ONLY
+    store = str(WORK / "features")
+    return [
+        Arm(
+            "features-decode-every-epoch",
+            "features",
+            frozen + ["--cache_video_states", "no"],
+            labels={"how": "decode + backbone every epoch"},
+        ),
+        Arm(
+            "features-in-memory",
+            "features",
+            frozen + ["--cache_video_states", "yes"],
+            labels={"how": "in-memory cache (built per run)"},
+        ),
+        Arm(
+            "features-extract",
+            "features",
+            frozen + ["--features_dir", store],
+            labels={"how": "--features_dir, first run (extracts)"},
+        ),
+        Arm(
+            "features-reuse",
+            "features",
+            frozen + ["--features_dir", store],
+            labels={"how": "--features_dir, later run (reads)"},
+        ),
+    ]
+
+
+def tuning_arms(seeds: list[int], part: str = "tuning", preset: str = "easy") -> list[Arm]:
+    """Part 3 (and 6 on `preset` "standard"): the default recipe in each tuning mode, per seed."""
+    flags = [] if preset == "easy" else ["--synthetic_preset", preset]
+    return [
+        Arm(f"{part}-{mode}-seed{seed}", part, flags + ["--backbone_tuning", mode], seed, {"mode": mode})
+        for mode in ("frozen", "partial", "full", "scada")
+        for seed in seeds
+    ]
+
+
+def ablation_arms(seeds: list[int]) -> list[Arm]:
+    """Part 4: one change each from the default SCADA (adapters in the top half, FiLM, temporal conv 3, sentence
+    pooling); the default itself is the tuning part's `scada` arm."""
+    changes = {
+        "top-quarter": ["--scada_layers", str(NUM_BLOCKS - 1)],
+        "all-blocks": ["--scada_layers", *map(str, range(NUM_BLOCKS))],
+        "no-film": ["--config_overrides", "scada_film=False"],
+        "no-temporal-conv": ["--scada_temporal_kernel", "1"],
+        "mean-pooling": ["--spatial_pooling", "mean"],
+    }
+    return [
+        Arm(f"ablation-{change}-seed{seed}", "ablations", flags, seed, {"change": change})
+        for change, flags in changes.items()
+        for seed in seeds
+    ]
+
+
+def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
+    """Part 5: transformers' TvpForVideoGrounding at random init, same world and splits, at 2 epochs beside our model
+    at 2 epochs (the peer's query-centric ResNet takes ~5-10 s a step on 2 cores); `full`: the peer at the default
+    job's 6 epochs (part "peer-full", about an hour per seed on 2 cores)."""
+    peer, short = "benchmarks/tvp_peer.py", ["--num_train_epochs", "2"]
+    if full:
+        return [Arm(f"peer-tvp-seed{seed}", "peer", [], seed, {"model": "TVP, 6 epochs"}, peer) for seed in seeds]
+    arms = []
+    for seed in seeds:
+        arms.append(Arm(f"peer-ours-2ep-seed{seed}", "peer", short, seed, {"model": "tsgv SCADA, 2 epochs"}))
+        arms.append(Arm(f"peer-tvp-2ep-seed{seed}", "peer", short, seed, {"model": "TVP, 2 epochs"}, peer))
+    return arms
+
+
+def arms_of(part: str, seeds: list[int]) -> list[Arm]:
+    """The arms of one part (seeds apply to the parts that learn)."""
+    if part == "sampling":
+        return sampling_arms()
+    if part == "features":
+        return features_arms()
+    if part == "tuning":
+        return tuning_arms(seeds)
+    if part == "ablations":
+        return ablation_arms(seeds)
+    if part in ("peer", "peer-full"):
+        return peer_arms(seeds, full=part == "peer-full")
+    return tuning_arms(seeds, "standard", "standard")
+
+
+def run_arm(arm: Arm, extra: list[str], results: Path) -> dict | None:
+    """Run `arm` unless `results/<name>.json` exists; returns its record, or None when the run failed (its log, in
+    outputs/study/logs, is named)."""
+    path = results / f"{arm.name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    command = arm.command(extra)
+    log = WORK / "logs" / f"{arm.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[study] {arm.name}: {shlex.join(command[1:])}", flush=True)
+    start_s, loads = time.perf_counter(), []
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        while process.poll() is None:  # the machine's load while the arm ran: timings are only fair on quiet cores
+            loads.append(os.getloadavg()[0])
+            time.sleep(5)
+    wall_s = time.perf_counter() - start_s
+    if process.returncode:
+        print(f"[study] {arm.name} failed (exit {process.returncode}); see {log}", flush=True)
+        return None
+    record = {
+        "arm": arm.name,
+        "part": arm.part,
+        "seed": arm.seed,
+        "labels": arm.labels,
+        "command": "python " + shlex.join(command[1:]),
+        "wall_s": round(wall_s, 1),
+        "load_1min_mean": round(statistics.mean(loads), 2) if loads else None,
+        "machine": machine(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "results": json.loads((Path(command[command.index("--output_dir") + 1]) / "all_results.json").read_text()),
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"[study] {arm.name}: {wall_s:.0f} s", flush=True)
+    return record
+
+
+def machine() -> dict:
+    """Where an arm ran: CPU count, torch threads, accelerator."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "host": platform.node(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=PARTS + ("all",), help="which arms to run (skips those already saved)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the parts that learn")
+    parser.add_argument("--extra", default="", help="more run_grounding.py flags for every run (quoted)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-arm JSON files")
+    parser.add_argument("--tables", action="store_true", help="print the tables from the saved results")
+    args = parser.parse_args(argv)
+    if not args.part and not args.tables:
+        parser.error("give --part and/or --tables")
+    failed = []
+    for part in PARTS if args.part == "all" else [args.part] if args.part else []:
+        for arm in arms_of(part, args.seeds):
+            if run_arm(arm, shlex.split(args.extra), args.results) is None:
+                failed.append(arm.name)
+    if args.tables:
+        from study_tables import print_tables  # beside this file
+
+        print_tables(args.results)
+    if failed:
+        sys.exit(f"{len(failed)} arm(s) failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()

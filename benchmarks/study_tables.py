@@ -1,0 +1,150 @@
+"""The study's tables (markdown) from its saved per-arm JSON files: `python benchmarks/study.py --tables`.
+
+Each table is printed with the command of one of its arms and the arms' wall times, as `docs/study.md` shows them.
+Means are over the seeds an arm has; ± is the sample standard deviation (— with one seed).
+"""
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+REPO = str(Path(__file__).resolve().parents[1])
+NUM_BLOCKS = 4
+# fraction of the backbone's blocks that run once per video (the rest run once per query), per placement
+SHARED_FRACTION = {"frozen": 1.0, "scada-top-half": 3 / NUM_BLOCKS, "scada-all": 1 / NUM_BLOCKS}
+QUALITY = ("R1@0.5", "R1@0.7", "mIoU", "binding")
+
+
+def load(results: Path) -> dict[str, list[dict]]:
+    """part -> its arms' records."""
+    parts = defaultdict(list)
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text())
+        parts[record["part"]].append(record)
+    return parts
+
+
+def mean_std(values: list[float], digits: int = 1) -> str:
+    """'m ± s' of `values` ('m' alone for one value, '—' for none)."""
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def footer(records: list[dict]) -> str:
+    """The command of the first arm and the wall time / machine load of all."""
+    walls = [r["wall_s"] for r in records]
+    loads = [r.get("load_1min_mean") for r in records if r.get("load_1min_mean") is not None]
+    load = f"; machine load while running {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    return (
+        f"\n{len(records)} runs, {min(walls):.0f}-{max(walls):.0f} s each ({sum(walls) / 60:.0f} min in all){load}. "
+        f"One of them:\n\n    {records[0]['command'].replace(REPO + '/', '')}\n"
+    )
+
+
+def sampling_table(records: list[dict]) -> str:
+    """Part 1: per query mix and placement, video- vs query-centric at equal epochs."""
+    by = {
+        (r["labels"]["mix"], r["labels"]["placement"], r["labels"]["sampling"], r["labels"]["cache"]): r
+        for r in records
+    }
+    rows = []
+    for (mix, placement, sampling, cache), record in sorted(by.items()):
+        result, q = record["results"], record["labels"].get("queries_per_video")
+        epochs = result.get("epoch") or 2
+        query = by.get((mix, placement, "query_centric", "no"))
+        passes = result["train_backbone_block_clip_passes"] / epochs
+        ratio_passes = ratio_time = bound = "—"
+        if query and sampling == "video_centric":
+            ratio_passes = f"{passes / (query['results']['train_backbone_block_clip_passes'] / epochs):.2f}"
+            ratio_time = f"{result['train_runtime'] / query['results']['train_runtime']:.2f}"
+            f = SHARED_FRACTION[placement]
+            bound = f"{f / q + (1 - f):.2f}" if q else "—"
+        rows.append(
+            [mix, f"{q:.2f}" if q else "—", placement, sampling + (" + cached states" if cache != "no" else "")]
+            + [f"{result['train_runtime'] / epochs:.0f}", f"{passes:,.0f}", ratio_passes, bound, ratio_time]
+            + [f"{result['test_R1@0.5']:.1f}", f"{result['test_mIoU']:.1f}"]
+        )
+    header = ["mix", "q", "backbone", "batches", "s / epoch", "block x clip passes / epoch"]
+    header += ["passes vs query-centric", "bound f/q + (1-f)", "time vs query-centric", "test R1@0.5", "test mIoU"]
+    return table(header, rows) + footer(records)
+
+
+def features_table(records: list[dict]) -> str:
+    """Part 2: frozen features, from frames every epoch, in memory, and saved to disk."""
+    rows = []
+    for record in records:
+        result = record["results"]
+        epochs = result.get("epoch") or 2
+        stored = f"{result.get('features_read_videos', 0):,d} / {result.get('features_extracted_videos', 0):,d}"
+        rows.append(
+            [record["labels"]["how"], f"{result['train_runtime'] / epochs:.1f}", f"{record['wall_s']:.0f}"]
+            + [stored if "features_read_videos" in result else "—", f"{result['peak_host_memory_mb']:,.0f}"]
+            + [f"{result['test_R1@0.5']:.1f}"]
+        )
+    header = ["frozen backbone, features", "s / epoch", "whole run (s)", "read / extracted videos", "peak RSS (MB)"]
+    return table(header + ["test R1@0.5"], rows) + footer(records)
+
+
+def quality_rows(records: list[dict], key: str) -> list[list]:
+    """Per value of `labels[key]`: mean ± std over seeds of the quality metrics, with cost."""
+    groups = defaultdict(list)
+    for record in records:
+        groups[record["labels"][key]].append(record["results"])
+    rows = []
+    for name, results in groups.items():
+        row = [name, len(results)]
+        for split in ("test", "test_novel"):
+            row += [mean_std([r.get(f"{split}_{metric}") for r in results]) for metric in QUALITY]
+        row += [f"{statistics.mean(r.get('trainable_params', float('nan')) for r in results) / 1e6:.2f} M"]
+        row += [mean_std([r.get("peak_host_memory_mb") for r in results], 0)]
+        row += [mean_std([r.get("train_seconds_per_step") for r in results], 3)]
+        rows.append(row)
+    return rows
+
+
+def quality_table(records: list[dict], key: str, first: str) -> str:
+    """Parts 3-6: quality and cost per `labels[key]` (`first`: the column's title)."""
+    header = [first, "seeds"] + [f"{split} {m}" for split in ("test", "test_novel") for m in QUALITY]
+    header += ["trainable", "peak RSS (MB)", "s / step"]
+    return table(header, quality_rows(records, key)) + footer(records)
+
+
+def relabel(record: dict, key: str, value: str) -> dict:
+    """`record` with `labels[key]` set to `value` (to show one part's arm in another part's table)."""
+    return {**record, "labels": {**record["labels"], key: value}}
+
+
+def print_tables(results: Path) -> None:
+    """Print every part's table that has results."""
+    parts = load(results)
+    titles = {
+        "sampling": ("1. Video-centric against query-centric batches", sampling_table),
+        "features": ("2. Frozen features", features_table),
+        "tuning": ("3. Tuning modes (easy world, shipped backbone)", lambda r: quality_table(r, "mode", "tuning")),
+        "ablations": ("4. SCADA ablations", lambda r: quality_table(r, "change", "change")),
+        "peer": ("5. Peer: TvpForVideoGrounding", lambda r: quality_table(r, "model", "model")),
+        "standard": ("6. Tuning modes on the standard world", lambda r: quality_table(r, "mode", "tuning")),
+    }
+    scada = [r for r in parts.get("tuning", []) if r["labels"]["mode"] == "scada"]
+    parts["ablations"] = (
+        parts.get("ablations", [])
+        and [relabel(r, "change", "none (default SCADA)") for r in scada] + parts["ablations"]
+    )
+    parts["peer"] = (
+        parts.get("peer", []) and [relabel(r, "model", "tsgv, SCADA (ours)") for r in scada] + parts["peer"]
+    )
+    for part, (title, make) in titles.items():
+        if parts.get(part):
+            print(f"### {title}\n\n{make(parts[part])}")
