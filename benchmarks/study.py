@@ -186,13 +186,16 @@ def features_arms() -> list[Arm]:
 
 
 def tuning_arms(seeds: list[int], part: str = "tuning", preset: str = "easy") -> list[Arm]:
-    """Part 3 (and 6 on `preset` "standard"): the default recipe in each tuning mode, per seed."""
+    """Part 3 (and 6 on `preset` "standard"): the default recipe in each tuning mode, per seed; and `full` at a
+    tenth of the learning rate (the default 1e-3 is a rate for adapters and a head, high for a pretrained backbone)."""
     flags = [] if preset == "easy" else ["--synthetic_preset", preset]
-    return [
+    arms = [
         Arm(f"{part}-{mode}-seed{seed}", part, flags + ["--backbone_tuning", mode], seed, {"mode": mode})
         for mode in ("frozen", "partial", "full", "scada")
         for seed in seeds
     ]
+    low = flags + ["--backbone_tuning", "full", "--learning_rate", "1e-4"]
+    return arms + [Arm(f"{part}-full-lr1e-4-seed{seed}", part, low, seed, {"mode": "full, lr 1e-4"}) for seed in seeds]
 
 
 def ablation_arms(seeds: list[int]) -> list[Arm]:
@@ -299,9 +302,10 @@ def main(argv=None):
     parser.add_argument("--extra", default="", help="more run_grounding.py flags for every run (quoted)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-arm JSON files")
     parser.add_argument("--tables", action="store_true", help="print the tables from the saved results")
+    parser.add_argument("--card", action="store_true", help="copy the best tuning run's model card to model_cards/")
     args = parser.parse_args(argv)
-    if not args.part and not args.tables:
-        parser.error("give --part and/or --tables")
+    if not (args.part or args.tables or args.card):
+        parser.error("give --part, --tables and/or --card")
     failed = []
     for part in PARTS if args.part == "all" else [args.part] if args.part else []:
         for arm in arms_of(part, args.seeds):
@@ -311,6 +315,10 @@ def main(argv=None):
         from study_tables import print_tables  # beside this file
 
         print_tables(args.results)
+    if args.card:
+        from study_tables import write_best_card
+
+        print(f"model card: {write_best_card(args.results, REPO / 'model_cards')}")
     if failed:
         sys.exit(f"{len(failed)} arm(s) failed: {', '.join(failed)}")
 

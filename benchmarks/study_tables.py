@@ -74,10 +74,11 @@ def sampling_table(records: list[dict]) -> str:
         rows.append(
             [mix, f"{q:.2f}" if q else "—", placement, sampling + (" + cached states" if cache != "no" else "")]
             + [f"{result['train_runtime'] / epochs:.0f}", f"{passes:,.0f}", ratio_passes, bound, ratio_time]
-            + [f"{result['test_R1@0.5']:.1f}", f"{result['test_mIoU']:.1f}"]
+            + [f"{result['test_R1@0.5']:.1f}", f"{result['test_mIoU']:.1f}", record.get("load_1min_mean") or "—"]
         )
     header = ["mix", "q", "backbone", "batches", "s / epoch", "block x clip passes / epoch"]
     header += ["passes vs query-centric", "bound f/q + (1-f)", "time vs query-centric", "test R1@0.5", "test mIoU"]
+    header += ["load"]
     return table(header, rows) + footer(records)
 
 
@@ -148,3 +149,32 @@ def print_tables(results: Path) -> None:
     for part, (title, make) in titles.items():
         if parts.get(part):
             print(f"### {title}\n\n{make(parts[part])}")
+
+
+def write_best_card(results: Path, cards: Path) -> Path | None:
+    """Copy the model card of the best tuning arm (the mode with the best mean test R1@0.5 over its seeds; of its
+    seeds, the run with the best test R1@0.5) into `cards/tsgv-synthetic-easy-<mode>.md`, named for what it is, with
+    the study's 3-seed table of that part appended. Returns the path (None without tuning results or run folder)."""
+    records = load(results).get("tuning", [])
+    by_mode = defaultdict(list)
+    for record in records:
+        by_mode[record["labels"]["mode"]].append(record)
+    if not by_mode:
+        return None
+    mode = max(by_mode, key=lambda m: statistics.mean(r["results"]["test_R1@0.5"] for r in by_mode[m]))
+    best = max(by_mode[mode], key=lambda r: r["results"]["test_R1@0.5"])
+    run_card = Path(REPO) / best["command"].split("--output_dir ")[1].split()[0] / "README.md"
+    if not run_card.exists():
+        return None
+    name = f"tsgv-synthetic-easy-{mode}"
+    text = (
+        run_card.read_text().replace(f"name: {best['arm']}", f"name: {name}").replace(f"# {best['arm']}", f"# {name}")
+    )
+    text += (
+        f"\n## In the study (docs/study.md)\n\nThis is the seed-{best['seed']} run of `{mode}`, the tuning mode with the "
+        "best mean test R1@0.5 at equal budget; every mode over its seeds (mean ± std):\n\n"
+        + quality_table(records, "mode", "tuning")
+    )
+    path = cards / f"{name}.md"
+    path.write_text(text)
+    return path
