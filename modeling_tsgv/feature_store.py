@@ -138,18 +138,21 @@ class FeatureStore:
             with atomic_path(str(shard)) as tmp:
                 save_file(new, tmp)
         positions = {i: n for n, i in enumerate(missing)}
-        rows, handles = [], {}  # one open (memory-mapped) safetensors file per shard
+        handles, out = {}, None  # one open (memory-mapped) safetensors file per shard; rows copied straight into `out`
         for i, key in enumerate(keys):
             if i in positions:
-                rows.append(extracted[positions[i]])
-                continue
-            if where[key] not in handles:
-                handles[where[key]] = safe_open(where[key], framework="pt")
-            rows.append(handles[where[key]].get_tensor(key))
+                row = extracted[positions[i]]
+            else:
+                if where[key] not in handles:
+                    handles[where[key]] = safe_open(where[key], framework="pt")
+                row = handles[where[key]].get_tensor(key)
+            if out is None:
+                out = torch.empty((len(keys), *row.shape), dtype=row.dtype)
+            out[i] = row
         self.read_videos += len(keys) - len(missing)
         self.extracted_videos += len(missing)
         logger.info(f"features in {section}: {len(keys) - len(missing):,d} videos read, {len(missing):,d} extracted")
-        return torch.stack(rows)
+        return out
 
 
 __all__ = ["FeatureStore", "features_description", "video_key", "weights_digest", "frozen_modules"]
