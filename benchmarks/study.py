@@ -13,7 +13,7 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part peer --seeds 0 1 2  # 5: transformers' TvpForVideoGrounding, 2 epochs each
     python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
     python benchmarks/study.py --part standard --seeds 0  # 6: the tuning modes on the harder world
-    python benchmarks/study.py --tables                   # print every table from the saved results
+    python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
 `--extra` passes more flags to every run (e.g. `--extra "--bf16 --per_device_train_batch_size 32"` on a GPU); arms
 run with other flags must go to another `--results` folder, since a saved arm is not re-run.
@@ -191,7 +191,7 @@ def tuning_arms(seeds: list[int], part: str = "tuning", preset: str = "easy") ->
     flags = [] if preset == "easy" else ["--synthetic_preset", preset]
     arms = [
         Arm(f"{part}-{mode}-seed{seed}", part, flags + ["--backbone_tuning", mode], seed, {"mode": mode})
-        for mode in ("frozen", "partial", "full", "scada")
+        for mode in ("scada", "frozen", "partial", "full")
         for seed in seeds
     ]
     low = flags + ["--backbone_tuning", "full", "--learning_rate", "1e-4"]
@@ -302,6 +302,7 @@ def main(argv=None):
     parser.add_argument("--extra", default="", help="more run_grounding.py flags for every run (quoted)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-arm JSON files")
     parser.add_argument("--tables", action="store_true", help="print the tables from the saved results")
+    parser.add_argument("--doc", type=Path, help="with --tables: also write them into this markdown file's markers")
     parser.add_argument("--card", action="store_true", help="copy the best tuning run's model card to model_cards/")
     args = parser.parse_args(argv)
     if not (args.part or args.tables or args.card):
@@ -314,7 +315,7 @@ def main(argv=None):
     if args.tables:
         from study_tables import print_tables  # beside this file
 
-        print_tables(args.results)
+        print_tables(args.results, args.doc)
     if args.card:
         from study_tables import write_best_card
 

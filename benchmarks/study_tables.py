@@ -127,8 +127,9 @@ def relabel(record: dict, key: str, value: str) -> dict:
     return {**record, "labels": {**record["labels"], key: value}}
 
 
-def print_tables(results: Path) -> None:
-    """Print every part's table that has results."""
+def print_tables(results: Path, doc: Path | None = None) -> None:
+    """Print every part's table that has results; with `doc`, also write each between the doc's
+    `<!-- study:<part> -->` and `<!-- /study:<part> -->` markers (the rest of the doc is left as it is)."""
     parts = load(results)
     titles = {
         "sampling": ("1. Video-centric against query-centric batches", sampling_table),
@@ -146,9 +147,16 @@ def print_tables(results: Path) -> None:
     parts["peer"] = (
         parts.get("peer", []) and [relabel(r, "model", "tsgv, SCADA (ours)") for r in scada] + parts["peer"]
     )
+    text = doc.read_text() if doc else None
     for part, (title, make) in titles.items():
         if parts.get(part):
             print(f"### {title}\n\n{make(parts[part])}")
+            start, end = f"<!-- study:{part} -->", f"<!-- /study:{part} -->"
+            if text and start in text and end in text:
+                before, rest = text.split(start, 1)
+                text = f"{before}{start}\n{make(parts[part])}{end}{rest.split(end, 1)[1]}"
+    if doc:
+        doc.write_text(text)
 
 
 def write_best_card(results: Path, cards: Path) -> Path | None:

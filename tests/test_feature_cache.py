@@ -180,7 +180,11 @@ def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows, minil
     size = train + estimate_bytes(model.config, 2, 1, torch.float32)
     cap_gb = (train + estimate_bytes(model.config, 2, 1, torch.bfloat16) + size) / 2 / 2**30  # between the two
     data_args = SimpleNamespace(
-        cache_video_states="auto", sampling="video_centric", video_state_variants=2, cache_video_states_max_gb=cap_gb
+        cache_video_states="auto",
+        sampling="video_centric",
+        video_state_variants=2,
+        cache_video_states_max_gb=cap_gb,
+        features_dir=None,
     )
     training_args = SimpleNamespace(deepspeed=None)
     assert not run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
