@@ -13,6 +13,7 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part peer --seeds 0 1 2  # 5: transformers' TvpForVideoGrounding, 2 epochs each
     python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
     python benchmarks/study.py --part standard --seeds 0  # 6: the tuning modes on the harder world
+    python benchmarks/study.py --part ablations --seeds 1 2 --only "*mean-pooling*"  # some arms only
     python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
 `--extra` passes more flags to every run (e.g. `--extra "--bf16 --per_device_train_batch_size 32"` on a GPU); arms
@@ -20,6 +21,7 @@ run with other flags must go to another `--results` folder, since a saved arm is
 """
 
 import argparse
+import fnmatch
 import json
 import os
 import platform
@@ -299,6 +301,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=PARTS + ("all",), help="which arms to run (skips those already saved)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the parts that learn")
+    parser.add_argument("--only", nargs="+", help="run only the arms whose name matches one of these globs")
     parser.add_argument("--extra", default="", help="more run_grounding.py flags for every run (quoted)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the per-arm JSON files")
     parser.add_argument("--tables", action="store_true", help="print the tables from the saved results")
@@ -310,6 +313,8 @@ def main(argv=None):
     failed = []
     for part in PARTS if args.part == "all" else [args.part] if args.part else []:
         for arm in arms_of(part, args.seeds):
+            if args.only and not any(fnmatch.fnmatch(arm.name, pattern) for pattern in args.only):
+                continue
             if run_arm(arm, shlex.split(args.extra), args.results) is None:
                 failed.append(arm.name)
     if args.tables:
