@@ -175,11 +175,10 @@ def write_best_card(results: Path, cards: Path) -> Path | None:
     if not run_card.exists():
         return None
     name = f"tsgv-synthetic-easy-{mode}"
-    text = (
-        run_card.read_text().replace(f"name: {best['arm']}", f"name: {name}").replace(f"# {best['arm']}", f"# {name}")
-    )
+    text = run_card.read_text().replace(REPO + "/", "")  # paths as the command in the card makes them
+    text = text.replace(f"name: {best['arm']}", f"name: {name}").replace(f"# {best['arm']}", f"# {name}").rstrip()
     text += (
-        f"\n## In the study (docs/study.md)\n\nThis is the seed-{best['seed']} run of `{mode}`, the tuning mode with the "
+        f"\n\n## In the study (docs/study.md)\n\nThis is the seed-{best['seed']} run of `{mode}`, the tuning mode with the "
         "best mean test R1@0.5 at equal budget; every mode over its seeds (mean ± std):\n\n"
         + quality_table(records, "mode", "tuning")
     )
