@@ -145,7 +145,7 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         and [relabel(r, "change", "none (default SCADA)") for r in scada] + parts["ablations"]
     )
     parts["peer"] = (
-        parts.get("peer", []) and [relabel(r, "model", "tsgv, SCADA (ours)") for r in scada] + parts["peer"]
+        parts.get("peer", []) and [relabel(r, "model", "tsgv SCADA, 6 epochs") for r in scada] + parts["peer"]
     )
     text = doc.read_text() if doc else None
     for part, (title, make) in titles.items():

@@ -1,0 +1,53 @@
+"""benchmarks/study.py's pieces that decide what a table says: the query mixes, the bound, skipping saved arms."""
+
+import json
+import random
+import sys
+
+from conftest import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import study  # noqa: E402
+import study_tables  # noqa: E402
+
+
+def world(counts: list[int]) -> dict[str, list[str]]:
+    """video id -> query rows, `counts[i]` queries for video i."""
+    return {f"v{i}": [json.dumps({"video_id": f"v{i}", "q": j}) for j in range(n)] for i, n in enumerate(counts)}
+
+
+def mean_of(rows: list[str]) -> float:
+    videos = [json.loads(row)["video_id"] for row in rows]
+    return len(videos) / len(set(videos))
+
+
+def test_thinned_mixes_hit_their_mean_from_below_and_above():
+    by_video = world([2] * 40 + [3] * 40 + [4] * 15 + [5] * 5)  # mean 2.85
+    below = study.thin_queries(by_video, 2.3, random.Random(0))
+    assert abs(mean_of(below) - 2.3) < 0.01 and len({json.loads(r)["video_id"] for r in below}) == 100
+    above = study.thin_queries(by_video, 3.7, random.Random(0))
+    assert abs(mean_of(above) - 3.7) < 0.1
+    assert all(row in sum(by_video.values(), []) for row in below + above)  # only real queries, none invented
+
+
+def record(placement, sampling, passes, runtime, cache="no", q=2.5):
+    labels = {"mix": "m", "placement": placement, "sampling": sampling, "cache": cache, "queries_per_video": q}
+    results = {"epoch": 2.0, "train_backbone_block_clip_passes": passes, "train_runtime": runtime}
+    results |= {"test_R1@0.5": 50.0, "test_mIoU": 40.0}
+    return {"labels": labels, "results": results, "wall_s": runtime, "command": "python run_grounding.py ..."}
+
+
+def test_the_sampling_table_compares_each_video_centric_row_with_its_query_centric_one():
+    rows = [
+        record("scada-top-half", "query_centric", 1000, 100.0),
+        record("scada-top-half", "video_centric", 550, 60.0),
+    ]
+    line = next(row for row in study_tables.sampling_table(rows).splitlines() if "| video_centric |" in row)
+    cells = [cell.strip() for cell in line.split("|")]
+    assert cells[7:10] == ["0.55", "0.55", "0.60"]  # passes ratio, bound 0.75/2.5 + 0.25, time ratio
+
+
+def test_a_saved_arm_is_not_run_again(tmp_path):
+    arm = study.Arm("some-arm", "tuning", ["--definitely-not-a-flag"])
+    (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))
+    assert study.run_arm(arm, [], tmp_path) == {"arm": "some-arm", "results": {}}
