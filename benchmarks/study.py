@@ -98,7 +98,8 @@ def query_mix(mix: str) -> list[str]:
 def thin_queries(by_video: dict[str, list], mean: float, rng: random.Random) -> list:
     """Rows (one query each) of a subset of `by_video` (video id -> its query rows) whose queries per video average
     `mean`: below the world's own mean, every video keeps one query and randomly chosen ones keep more; above it, the
-    videos with more than `mean` queries are kept, then videos with fewer (in id order) until the mean is down to `mean`."""
+    videos with more than `mean` queries are kept, then videos with fewer (in id order) until the mean is down to
+    `mean`."""
     videos = sorted(by_video)
     world_mean = sum(len(by_video[v]) for v in videos) / len(videos)
     if mean <= world_mean:  # one query per video, then one more to random videos that have more, up to the mean
