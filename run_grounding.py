@@ -405,6 +405,8 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
             f"--features_dir {data_args.features_dir} keeps frozen backbone states per video: it needs --backbone_tuning "
             "frozen or scada, video-centric batches and video-state caching (not --cache_video_states no)"
         )
+    if data_args.features_dir and os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
+        raise ArgumentError(f"--features_dir {data_args.features_dir} is a file, not a folder")
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
     if not 0 <= training_args.max_bad_sample_fraction <= 1:

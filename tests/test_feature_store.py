@@ -106,6 +106,15 @@ def test_run_refuses_features_dir_when_the_backbone_trains(tmp_path):
     assert "--features_dir" in done.stderr and "frozen" in done.stderr.splitlines()[-1]
 
 
+def test_run_refuses_a_features_dir_that_is_a_file(tmp_path):
+    import subprocess
+
+    (tmp_path / "f").write_text("not a folder")
+    command = [sys.executable, str(REPO / "run_grounding.py"), "--features_dir", str(tmp_path / "f")]
+    done = subprocess.run(command + ["--output_dir", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and "is a file, not a folder" in done.stderr.splitlines()[-1]
+
+
 @pytest.mark.parametrize("scada_layers", [[1], [0, 1]])
 def test_backbone_passes_count_video_and_query_blocks(scada_layers):
     """Blocks up to the first adapter run once per video clip, those above once per query clip: per training batch
