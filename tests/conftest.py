@@ -141,3 +141,24 @@ def write_test_video(path, times_s, size=(48, 64)):
 def frame_number(frame) -> int:
     """Inverse of write_test_video's grey level (frames hold 8 * k, give or take compression noise)."""
     return int(round(float(frame.mean()) / 8))
+
+
+@pytest.fixture(scope="module")
+def world_rows_32px(tmp_path_factory):
+    """Annotation rows (one per video, with their video files) of a 5-video synthetic world at 32 px, one per test
+    module (a module may touch its files)."""
+    from modeling_tsgv.annotations import read_annotations
+    from modeling_tsgv.synthetic import generate
+
+    world = tmp_path_factory.mktemp("world32") / "world"
+    generate(world, num_videos=5, seed=2, image_size=32, progress=False)
+    rows, _ = read_annotations(world / "annotations" / "train.jsonl", "jsonl", video_dir=world)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def processor_32px(minilm_path):
+    """A `TSGVProcessor` for the offline text encoder and 32-px frames."""
+    from modeling_tsgv import TSGVProcessor
+
+    return TSGVProcessor.from_text_encoder(minilm_path, image_size=32)

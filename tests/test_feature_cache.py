@@ -5,24 +5,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
-from modeling_tsgv.annotations import read_annotations
+from modeling_tsgv import TSGVForGrounding
 from modeling_tsgv.data import FrameTransform, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
-from modeling_tsgv.synthetic import generate
-
-
-@pytest.fixture(scope="module")
-def world_rows(tmp_path_factory):
-    world = tmp_path_factory.mktemp("cache") / "world"
-    generate(world, num_videos=5, seed=2, image_size=32, progress=False)
-    rows, _ = read_annotations(world / "annotations" / "train.jsonl", "jsonl", video_dir=world)
-    return rows
-
-
-@pytest.fixture(scope="module")
-def processor(minilm_path):
-    return TSGVProcessor.from_text_encoder(minilm_path, image_size=32)
 
 
 def make_model(minilm_path, **overrides):
@@ -46,31 +31,38 @@ def step(model, batch):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_a_step_on_cached_states_equals_a_step_on_frames(world_rows, processor, minilm_path):
+def test_a_step_on_cached_states_equals_a_step_on_frames(world_rows_32px, processor_32px, minilm_path):
     model = make_model(minilm_path)
     assert can_cache(model)
-    dataset = datasets.Dataset.from_list(world_rows)
+    dataset = datasets.Dataset.from_list(world_rows_32px)
     cache = VideoStatesCache.build(
-        model, dataset, processor.video_processor, train=True, variants=2, seed=4, num_workers=0, dtype=torch.float32
+        model,
+        dataset,
+        processor_32px.video_processor,
+        train=True,
+        variants=2,
+        seed=4,
+        num_workers=0,
+        dtype=torch.float32,
     )
-    assert len(cache.states) == 2 and cache.states[0].shape[0] == len(world_rows)
+    assert len(cache.states) == 2 and cache.states[0].shape[0] == len(world_rows_32px)
     assert not torch.equal(cache.states[0], cache.states[1])  # two jittered samplings of each video
-    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows), 2, torch.float32)
+    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows_32px), 2, torch.float32)
 
-    collator = VideoCentricCollator(processor, seed=4)
+    collator = VideoCentricCollator(processor_32px, seed=4)
     cache.set_epoch(3)
     cached_rows = dataset.with_transform(cache.transform())
-    cached_batch = collator([cached_rows[i] for i in range(len(world_rows))])
+    cached_batch = collator([cached_rows[i] for i in range(len(world_rows_32px))])
     assert "video_states" in cached_batch and "pixel_values" not in cached_batch
 
     # the frames of the variant each video got this epoch, through the usual frame transform
-    frames = FrameTransform(processor.video_processor, model.config.num_frames, "random", seed=4)
+    frames = FrameTransform(processor_32px.video_processor, model.config.num_frames, "random", seed=4)
     pixel_rows = []
-    for i, row in enumerate(world_rows):
+    for i, row in enumerate(world_rows_32px):
         frames.set_epoch(cache.variant_of(row["video_id"]))
         pixel_rows.append(dataset.with_transform(frames)[i])
     pixel_batch = collator(pixel_rows)
-    variants = {cache.variant_of(r["video_id"]) for r in world_rows}
+    variants = {cache.variant_of(r["video_id"]) for r in world_rows_32px}
     assert variants <= {0, 1}
 
     model.train()
@@ -82,33 +74,40 @@ def test_a_step_on_cached_states_equals_a_step_on_frames(world_rows, processor, 
         torch.testing.assert_close(grads_cached[name], grads_frames[name], rtol=1e-4, atol=1e-6)
 
 
-def test_evaluation_cache_is_one_uniform_sampling(world_rows, processor, minilm_path):
+def test_evaluation_cache_is_one_uniform_sampling(world_rows_32px, processor_32px, minilm_path):
     model = make_model(minilm_path, backbone_tuning="frozen")
-    dataset = datasets.Dataset.from_list(world_rows)
-    cache = VideoStatesCache.build(model, dataset, processor.video_processor, train=False, num_workers=0)
+    dataset = datasets.Dataset.from_list(world_rows_32px)
+    cache = VideoStatesCache.build(model, dataset, processor_32px.video_processor, train=False, num_workers=0)
     assert len(cache.states) == 1 and cache.states[0].dtype == torch.bfloat16
-    assert {cache.variant_of(r["video_id"]) for r in world_rows} == {0}
-    frames = dataset.with_transform(FrameTransform(processor.video_processor, model.config.num_frames, "uniform"))
+    assert {cache.variant_of(r["video_id"]) for r in world_rows_32px} == {0}
+    frames = dataset.with_transform(FrameTransform(processor_32px.video_processor, model.config.num_frames, "uniform"))
     with torch.no_grad():
         direct = model.encode_video(frames[0]["pixel_values"][None]).hidden_states
     cached = cache.states[0][0]
     torch.testing.assert_close(cached.float(), direct.view_as(cached), rtol=2e-2, atol=2e-2)  # bfloat16 storage
 
 
-def test_full_tuning_caches_the_frames_and_gets_the_same_step(world_rows, processor, minilm_path):
+def test_full_tuning_caches_the_frames_and_gets_the_same_step(world_rows_32px, processor_32px, minilm_path):
     model = make_model(minilm_path, backbone_tuning="full")
     assert not can_cache(model)  # the embeddings train: no backbone state is fixed, so the frames are kept
-    dataset = datasets.Dataset.from_list(world_rows)
+    dataset = datasets.Dataset.from_list(world_rows_32px)
     cache = VideoStatesCache.build(
-        model, dataset, processor.video_processor, train=True, variants=1, seed=4, num_workers=0, dtype=torch.float16
+        model,
+        dataset,
+        processor_32px.video_processor,
+        train=True,
+        variants=1,
+        seed=4,
+        num_workers=0,
+        dtype=torch.float16,
     )
     assert cache.field == "pixel_values" and cache.states[0].dtype == torch.float16
-    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows), 1, torch.float16, frames=True)
-    collator = VideoCentricCollator(processor, seed=4)
-    cached_batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows))])
-    frames = FrameTransform(processor.video_processor, model.config.num_frames, "random", seed=4)
+    assert cache.nbytes() == estimate_bytes(model.config, len(world_rows_32px), 1, torch.float16, frames=True)
+    collator = VideoCentricCollator(processor_32px, seed=4)
+    cached_batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows_32px))])
+    frames = FrameTransform(processor_32px.video_processor, model.config.num_frames, "random", seed=4)
     frames.set_epoch(0)
-    pixel_batch = collator([dataset.with_transform(frames)[i] for i in range(len(world_rows))])
+    pixel_batch = collator([dataset.with_transform(frames)[i] for i in range(len(world_rows_32px))])
     assert cached_batch["pixel_values"].dtype == torch.float16  # cast by the model to its own dtype
     model.train()
     loss_cached, grads_cached = step(model, cached_batch)
@@ -128,17 +127,19 @@ def test_bad_cached_states_are_refused(minilm_path):
         model(input_ids=torch.ones(1, 3, dtype=torch.long))
 
 
-def test_bfloat16_training_states_give_the_float32_step_within_the_stated_bound(world_rows, processor, minilm_path):
+def test_bfloat16_training_states_give_the_float32_step_within_the_stated_bound(
+    world_rows_32px, processor_32px, minilm_path
+):
     """run_grounding keeps training states in bfloat16; the module docstring states the bound this checks."""
     model = make_model(minilm_path)
-    dataset = datasets.Dataset.from_list(world_rows)
-    collator = VideoCentricCollator(processor, seed=4)
+    dataset = datasets.Dataset.from_list(world_rows_32px)
+    collator = VideoCentricCollator(processor_32px, seed=4)
     steps = {}
     for dtype in (torch.float32, torch.bfloat16):
         cache = VideoStatesCache.build(
-            model, dataset, processor.video_processor, train=True, variants=1, seed=4, num_workers=0, dtype=dtype
+            model, dataset, processor_32px.video_processor, train=True, variants=1, seed=4, num_workers=0, dtype=dtype
         )
-        batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows))])
+        batch = collator([dataset.with_transform(cache.transform())[i] for i in range(len(world_rows_32px))])
         model.train()
         steps[dtype] = step(model, batch)
     (loss32, grads32), (loss16, grads16) = steps[torch.float32], steps[torch.bfloat16]
@@ -165,7 +166,7 @@ def test_a_saved_cache_maps_its_files_instead_of_copying_them(tmp_path):
     assert [loaded.variant_of(v) for v in "abc"] == [cache.variant_of(v) for v in "abc"]
 
 
-def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows, minilm_path):
+def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, minilm_path):
     import sys
     from types import SimpleNamespace
 
@@ -175,8 +176,8 @@ def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows, minil
     import run_grounding
 
     model = make_model(minilm_path)
-    splits = {"train": world_rows, "val": world_rows[:2]}
-    train = estimate_bytes(model.config, len(world_rows), 2, torch.bfloat16)
+    splits = {"train": world_rows_32px, "val": world_rows_32px[:2]}
+    train = estimate_bytes(model.config, len(world_rows_32px), 2, torch.bfloat16)
     size = train + estimate_bytes(model.config, 2, 1, torch.float32)
     cap_gb = (train + estimate_bytes(model.config, 2, 1, torch.bfloat16) + size) / 2 / 2**30  # between the two
     data_args = SimpleNamespace(

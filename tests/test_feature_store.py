@@ -11,32 +11,17 @@ from conftest import REPO_ROOT as REPO
 from conftest import tiny_batch, tiny_config
 from test_feature_cache import make_model
 
-from modeling_tsgv import TSGVForGrounding, TSGVProcessor
-from modeling_tsgv.annotations import read_annotations
+from modeling_tsgv import TSGVForGrounding
 from modeling_tsgv.feature_cache import VideoStatesCache
 from modeling_tsgv.feature_store import FeatureStore
-from modeling_tsgv.synthetic import generate
 from modeling_tsgv.trainer import StepTimer
 
 
-@pytest.fixture(scope="module")
-def world_rows(tmp_path_factory):
-    world = tmp_path_factory.mktemp("store") / "world"
-    generate(world, num_videos=5, seed=2, image_size=32, progress=False)
-    rows, _ = read_annotations(world / "annotations" / "train.jsonl", "jsonl", video_dir=world)
-    return rows
-
-
-@pytest.fixture(scope="module")
-def processor(minilm_path):
-    return TSGVProcessor.from_text_encoder(minilm_path, image_size=32)
-
-
-def build(model, rows, processor, store, train=True):
+def build(model, rows, processor_32px, store, train=True):
     return VideoStatesCache.build(
         model,
         datasets.Dataset.from_list(rows),
-        processor.video_processor,
+        processor_32px.video_processor,
         train=train,
         variants=2,
         seed=3,
@@ -46,52 +31,54 @@ def build(model, rows, processor, store, train=True):
     )
 
 
-def test_features_are_extracted_once_and_read_back_exactly(world_rows, processor, minilm_path, tmp_path):
+def test_features_are_extracted_once_and_read_back_exactly(world_rows_32px, processor_32px, minilm_path, tmp_path):
     model = make_model(minilm_path, backbone_tuning="frozen")
-    plain = build(model, world_rows, processor, None)
+    plain = build(model, world_rows_32px, processor_32px, None)
     store = FeatureStore(tmp_path / "features")
-    first = build(model, world_rows, processor, store)
-    assert (store.read_videos, store.extracted_videos) == (0, 2 * len(world_rows))  # 2 jittered variants
+    first = build(model, world_rows_32px, processor_32px, store)
+    assert (store.read_videos, store.extracted_videos) == (0, 2 * len(world_rows_32px))  # 2 jittered variants
     again = FeatureStore(tmp_path / "features")
-    second = build(model, world_rows, processor, again)
-    assert (again.read_videos, again.extracted_videos) == (2 * len(world_rows), 0)
+    second = build(model, world_rows_32px, processor_32px, again)
+    assert (again.read_videos, again.extracted_videos) == (2 * len(world_rows_32px), 0)
     for a, b, c in zip(plain.states, first.states, second.states):
         assert torch.equal(a, b) and torch.equal(b, c)
     sections = sorted(p.name for p in (tmp_path / "features").iterdir())
     assert len(sections) == 2 and all((tmp_path / "features" / s / "features.json").exists() for s in sections)
 
 
-def test_changed_weights_sampling_or_file_are_extracted_again(world_rows, processor, minilm_path, tmp_path):
+def test_changed_weights_sampling_or_file_are_extracted_again(world_rows_32px, processor_32px, minilm_path, tmp_path):
     model = make_model(minilm_path, backbone_tuning="frozen")
-    build(model, world_rows, processor, FeatureStore(tmp_path), train=False)
+    build(model, world_rows_32px, processor_32px, FeatureStore(tmp_path), train=False)
 
-    touched = world_rows[0]["video_path"]
+    touched = world_rows_32px[0]["video_path"]
     os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))
     store = FeatureStore(tmp_path)
-    build(model, world_rows, processor, store, train=False)
-    assert (store.read_videos, store.extracted_videos) == (len(world_rows) - 1, 1)
+    build(model, world_rows_32px, processor_32px, store, train=False)
+    assert (store.read_videos, store.extracted_videos) == (len(world_rows_32px) - 1, 1)
 
     store = FeatureStore(tmp_path)
-    build(model, world_rows, processor, store, train=True)  # jittered frames: other features
+    build(model, world_rows_32px, processor_32px, store, train=True)  # jittered frames: other features
     assert store.read_videos == 0
 
     with torch.no_grad():
         model.video_model.encoder.layer[0].output.dense.bias.add_(0.1)
     store = FeatureStore(tmp_path)
-    cache = build(model, world_rows, processor, store, train=False)
-    assert (store.read_videos, store.extracted_videos) == (0, len(world_rows))
-    torch.testing.assert_close(cache.states[0], build(model, world_rows, processor, None, train=False).states[0])
+    cache = build(model, world_rows_32px, processor_32px, store, train=False)
+    assert (store.read_videos, store.extracted_videos) == (0, len(world_rows_32px))
+    torch.testing.assert_close(
+        cache.states[0], build(model, world_rows_32px, processor_32px, None, train=False).states[0]
+    )
 
 
-def test_a_video_that_fails_to_decode_is_not_stored(world_rows, processor, minilm_path, tmp_path):
+def test_a_video_that_fails_to_decode_is_not_stored(world_rows_32px, processor_32px, minilm_path, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
-    rows = world_rows[:1] + [{**world_rows[1], "video_id": "broken", "video_path": str(broken)}]
+    rows = world_rows_32px[:1] + [{**world_rows_32px[1], "video_id": "broken", "video_path": str(broken)}]
     model = make_model(minilm_path, backbone_tuning="frozen")
-    cache = build(model, rows, processor, FeatureStore(tmp_path / "f"), train=False)
+    cache = build(model, rows, processor_32px, FeatureStore(tmp_path / "f"), train=False)
     assert list(cache.failed) == ["broken"]
     store = FeatureStore(tmp_path / "f")
-    build(model, rows, processor, store, train=False)
+    build(model, rows, processor_32px, store, train=False)
     assert (store.read_videos, store.extracted_videos) == (1, 1)
 
 
