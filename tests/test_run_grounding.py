@@ -96,6 +96,15 @@ def test_default_job_pipeline_trains_evaluates_and_saves(world, tmp_path):
     assert {r.dataset_split for r in card.data.eval_results} == {"test", "test_novel"}
     assert "| test (prior) |" in card.text and "python run_grounding.py" in card.text
     assert f"longer than {model.config.inference_window_s:g} s" in card.text and "{{" not in card.text
+    # the card's Python blocks compile and fit the line length (committed cards are linted): the folder, whose
+    # length the user chooses, is named once on a line of its own
+    python_lines = [
+        line for block in card.text.split("```python\n")[1:] for line in block.split("```")[0].splitlines()
+    ]
+    assert compile("\n".join(python_lines), "card", "exec") and all(
+        len(line) <= 119 for line in python_lines if not line.startswith("path = ")
+    )
+    assert {line for line in python_lines if str(out) in line} == {f'path = "{out}"'}
     # sentence binding for the model and the prior (metrics.sentence_binding on the predictions file)
     from modeling_tsgv.metrics import sentence_binding
 
