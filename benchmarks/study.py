@@ -244,7 +244,13 @@ def arms_of(part: str, seeds: list[int]) -> list[Arm]:
         return ablation_arms(seeds)
     if part in ("peer", "peer-full"):
         return peer_arms(seeds, full=part == "peer-full")
-    return tuning_arms(seeds, "standard", "standard")
+    # and the easy world's clearest ablation (mean spatial pooling), to see whether it carries over
+    mean = ["--synthetic_preset", "standard", "--backbone_tuning", "scada", "--spatial_pooling", "mean"]
+    pooled = [
+        Arm(f"standard-scada-mean-pooling-seed{s}", "standard", mean, s, {"mode": "scada, mean pooling"})
+        for s in seeds
+    ]
+    return tuning_arms(seeds, "standard", "standard") + pooled
 
 
 def run_arm(arm: Arm, extra: list[str], results: Path) -> dict | None:

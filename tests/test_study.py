@@ -51,3 +51,12 @@ def test_a_saved_arm_is_not_run_again(tmp_path):
     arm = study.Arm("some-arm", "tuning", ["--definitely-not-a-flag"])
     (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))
     assert study.run_arm(arm, [], tmp_path) == {"arm": "some-arm", "results": {}}
+
+
+def test_arm_names_are_unique_and_the_standard_part_runs_on_the_standard_world():
+    """A saved arm is found by its name, so two arms of one name would silently share a result."""
+    arms = [arm for part in study.PARTS if part != "sampling" for arm in study.arms_of(part, [0, 1])]
+    names = [arm.name for arm in arms]
+    assert len(names) == len(set(names))
+    standard = [arm for arm in arms if arm.part == "standard"]
+    assert len(standard) == 12 and all("--synthetic_preset standard" in " ".join(arm.flags) for arm in standard)
