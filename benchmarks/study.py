@@ -12,7 +12,7 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part ablations --seeds 0 1 2  # 4: SCADA placement, FiLM, temporal conv, pooling
     python benchmarks/study.py --part peer --seeds 0 1 2  # 5: transformers' TvpForVideoGrounding, 2 epochs each
     python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
-    python benchmarks/study.py --part standard --seeds 0  # 6: the tuning modes on the harder world
+    python benchmarks/study.py --part standard --seeds 0 1 2  # 6: the tuning modes on the harder world
     python benchmarks/study.py --part ablations --seeds 1 2 --only "*mean-pooling*"  # some arms only
     python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
@@ -221,7 +221,7 @@ def ablation_arms(seeds: list[int]) -> list[Arm]:
 def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
     """Part 5: transformers' TvpForVideoGrounding at random init, same world and splits, at 2 epochs beside our model
     at 2 epochs (the peer's query-centric ResNet takes ~5-10 s a step on 2 cores); `full`: the peer at the default
-    job's 6 epochs (part "peer-full", about an hour per seed on 2 cores)."""
+    job's 6 epochs (part "peer-full", about 30 min per seed on 2 cores)."""
     peer, short = "benchmarks/tvp_peer.py", ["--num_train_epochs", "2"]
     if full:
         return [Arm(f"peer-tvp-seed{seed}", "peer", [], seed, {"model": "TVP, 6 epochs"}, peer) for seed in seeds]
