@@ -220,7 +220,7 @@ def ablation_arms(seeds: list[int]) -> list[Arm]:
 
 def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
     """Part 5: transformers' TvpForVideoGrounding at random init, same world and splits, at 2 epochs beside our model
-    at 2 epochs (the peer's query-centric ResNet takes ~5-10 s a step on 2 cores); `full`: the peer at the default
+    at 2 epochs (the peer's query-centric ResNet takes about 3 s a step on 2 cores); `full`: the peer at the default
     job's 6 epochs (part "peer-full", about 30 min per seed on 2 cores)."""
     peer, short = "benchmarks/tvp_peer.py", ["--num_train_epochs", "2"]
     if full:
