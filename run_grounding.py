@@ -65,6 +65,7 @@ from modeling_tsgv.feature_store import FeatureStore
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
+from modeling_tsgv.text_states import SentenceStates
 from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
 from modeling_tsgv.trainer import (
     BadSampleBudgetError,
@@ -655,13 +656,30 @@ def quiet_transformers(level: int) -> None:
         trainer_logger.addFilter(_DropLines("Do not forget to share your model", "Saving Trainer.data_collator"))
 
 
-def main(argv=None, callbacks=None):
-    """Parse arguments (`argv`, default sys.argv[1:]), train, evaluate, save; returns the metrics dict.
-    `callbacks`: extra `TrainerCallback`s."""
-    argv = sys.argv[1:] if argv is None else argv
-    model_args, data_args, training_args = parse_arguments(argv)
+@dataclass
+class GroundingRun:
+    """What `setup` builds for a run: its arguments, splits, model, processor and Trainer (the model already on
+    the training device), and the caches filled there."""
 
-    # ---- data, model, processor ------------------------------------------------------------------------------
+    model_args: ModelArguments
+    data_args: DataArguments
+    training_args: TrainingArguments
+    splits: dict
+    eval_split: str
+    eval_splits: list[str]
+    model: TSGVForGrounding
+    processor: TSGVProcessor
+    trainer: TSGVTrainer
+    transforms: dict
+    caches: list
+    store: FeatureStore | None
+
+
+def setup(argv: list[str], callbacks=None) -> GroundingRun:
+    """Everything before `trainer.train()`, in the order a GPU run needs: arguments, splits, model, processor,
+    collators, then the Trainer (which places the model on the training device), then the caches, computed on that
+    device (`fill_caches`). `callbacks`: extra `TrainerCallback`s."""
+    model_args, data_args, training_args = parse_arguments(argv)
     with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
         splits, eval_split = load_splits(data_args)
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
@@ -675,9 +693,6 @@ def main(argv=None, callbacks=None):
     train_collator, eval_collator, transforms, reading_dir = prepare_data(
         splits, model, processor, data_args, training_args
     )
-    caches, store = fill_caches(model, splits, eval_split, processor, train_collator, data_args, training_args)
-
-    # ---- training --------------------------------------------------------------------------------------------
     trainer = TSGVTrainer(
         model=model,
         args=training_args,
@@ -686,7 +701,7 @@ def main(argv=None, callbacks=None):
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
-        callbacks=[EpochCallback(train_collator, *transforms.values(), *caches), DropReplacedCheckpoints()]
+        callbacks=[EpochCallback(train_collator, *transforms.values()), DropReplacedCheckpoints()]
         + list(callbacks or []),
         max_bad_sample_fraction=training_args.max_bad_sample_fraction,
         max_nonfinite_steps=training_args.max_nonfinite_steps,
@@ -694,27 +709,46 @@ def main(argv=None, callbacks=None):
         processing_class=processor,  # checkpoints carry the processor too
     )
     quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
+    caches, store = fill_caches(trainer, splits, eval_split, processor, data_args)
+    if caches:
+        trainer.add_callback(EpochCallback(*caches))
+    return GroundingRun(
+        model_args, data_args, training_args, splits, eval_split, eval_splits, model, processor, trainer,
+        transforms, caches, store,
+    )  # fmt: skip
+
+
+def main(argv=None, callbacks=None):
+    """Parse arguments (`argv`, default sys.argv[1:]), train, evaluate, save; returns the metrics dict.
+    `callbacks`: extra `TrainerCallback`s."""
+    argv = sys.argv[1:] if argv is None else argv
+    run = setup(argv, callbacks)
+    trainer, model, training_args = run.trainer, run.model, run.training_args
+
+    # ---- training --------------------------------------------------------------------------------------------
     metrics = {}
     start = time.time()
-    if "train" in splits and not data_args.evaluate_only:
+    if "train" in run.splits and not run.data_args.evaluate_only:
         try:
             result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         except KeyboardInterrupt:
             raise RunInterrupted(training_args.output_dir, argv) from None
         metrics.update(result.metrics)
         metrics.update(training_measures(trainer, model))
-        if store is not None:
-            metrics.update(features_read_videos=store.read_videos, features_extracted_videos=store.extracted_videos)
+        if run.store is not None:
+            metrics.update(
+                features_read_videos=run.store.read_videos, features_extracted_videos=run.store.extracted_videos
+            )
         trainer.save_model()
         if trainer.is_world_process_zero():
-            processor.save_pretrained(training_args.output_dir)
+            run.processor.save_pretrained(training_args.output_dir)
         DropReplacedCheckpoints.drop(training_args)
 
     # ---- evaluation and report -------------------------------------------------------------------------------
-    metrics.update(evaluate_splits(trainer, splits, eval_splits, transforms, model, training_args))
+    metrics.update(evaluate_splits(trainer, run.splits, run.eval_splits, run.transforms, model, training_args))
     metrics["wall_time_s"] = time.time() - start
-    arguments = (model_args, data_args, training_args)
-    return write_run_report(trainer, metrics, splits, eval_splits, eval_split, model, arguments, argv)
+    arguments = (run.model_args, run.data_args, training_args)
+    return write_run_report(trainer, metrics, run.splits, run.eval_splits, run.eval_split, model, arguments, argv)
 
 
 def parse_arguments(argv: list[str]):
@@ -787,20 +821,35 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
     return train_collator, eval_collator, transforms, reading_dir
 
 
-def fill_caches(model, splits: dict, eval_split, processor, train_collator, data_args, training_args) -> list:
-    """The frozen text encoder's states of every sentence (text cache), and, when they fit, the frozen blocks'
-    states of every training / validation video (`VideoStatesCache`, set as the splits' transforms), read from and
-    saved to --features_dir when given. Returns (the video caches (they follow the epoch, for their jittered
-    variants), the `FeatureStore` or None)."""
+def training_device(trainer) -> torch.device:
+    """The device the run's caches are computed on: where the Trainer placed the model; when it postpones the
+    placement (e.g. `--bf16_full_eval`) the model is moved there first. Under DeepSpeed / FSDP the engine places
+    the model when training starts: the model's current device."""
+    model, args = trainer.model, trainer.args
+    if not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled) and not trainer.place_model_on_device:
+        model.to(args.device)
+    return next(model.parameters()).device
+
+
+def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tuple[list, FeatureStore | None]:
+    """Call after the Trainer has placed the model: the frozen text encoder's states of every sentence (a
+    `SentenceStates` table the collators serve), and, when they fit, the frozen blocks' states of every training /
+    validation video (`VideoStatesCache`, set as the splits' transforms), read from and saved to --features_dir
+    when given. Both are computed on the training device (`training_device`). Returns (the video caches (they
+    follow the epoch, for their jittered variants), the `FeatureStore` or None)."""
+    model, training_args = trainer.model, trainer.args
     seed, caches, store = training_args.seed, [], None
+    device = training_device(trainer)
     if not model.config.train_text_encoder and not training_args.deepspeed:
-        cache = model.enable_text_cache()
+        collator = trainer.data_collator
         sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
-        tokens = train_collator.tokenizer(sentences, truncation=True, max_length=train_collator.max_text_length)
+        tokens = collator.tokenizer(sentences, truncation=True, max_length=collator.max_text_length)
         start_s = time.perf_counter()
-        count = cache.prefill(model.text_model, tokens["input_ids"])
+        table = SentenceStates.encode(model.text_model, tokens["input_ids"])
+        collator.text_states = trainer.eval_data_collator.text_states = table
         logger.info(
-            f"text encoder states of {count:,d} distinct sentences cached in {time.perf_counter() - start_s:.0f} s"
+            f"text encoder states of {len(table):,d} distinct sentences computed on {device} in "
+            f"{time.perf_counter() - start_s:.0f} s ({table.nbytes() / 2**20:,.0f} MB, served by the collators)"
         )
     if (
         "train" in splits

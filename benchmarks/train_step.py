@@ -4,8 +4,8 @@
     python benchmarks/train_step.py --sizes vit-b vit-l --image-size 224 --frames 64 --videos 4 --bf16 --compile
     python benchmarks/train_step.py --tuning scada --queries 1 2.3 3.7 8 --json benchmarks/results/train_step.json
 
-One row per (size, backbone_tuning, queries per video). "tsgv" times the full step: text encoder (frozen, behind the
-sentence cache as `run_grounding.py` trains; `--no-text-cache` runs it every step), the per-video blocks, the per-query blocks with their adapters, pooling, head, loss, backward and an AdamW
+One row per (size, backbone_tuning, queries per video). "tsgv" times the full step: text encoder (frozen: its states
+computed once and served with the batch, as `run_grounding.py` trains; `--no-text-cache` runs it every step), the per-video blocks, the per-query blocks with their adapters, pooling, head, loss, backward and an AdamW
 step on what trains (fused on CUDA, as the Trainer's default `adamw_torch_fused`; with `--deepspeed CONFIG`, a
 single-process DeepSpeed engine built from that config does forward, backward and step). "bare" times `VideoMAEModel` doing the same backbone work once per video, in the same run:
 forward without grad through the blocks that are frozen and need no input gradient, forward + backward through the
@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_tsgv import TSGVForGrounding, default_text_encoder_path  # noqa: E402
 from modeling_tsgv.configuration_tsgv import BACKBONE_SIZES, random_backbone_config  # noqa: E402
 from modeling_tsgv.processing_tsgv import TSGVProcessor  # noqa: E402
+from modeling_tsgv.text_states import SentenceStates  # noqa: E402
 
 SENTENCES = ["the red ball rolls to the left", "a blue square jumps twice", "the green star spins slowly"]
 
@@ -165,13 +166,15 @@ def deepspeed_engine(args, model, trainable, device):
 def run_row(args, size: str, tuning: str, per_video: float, device, dtype) -> dict:
     torch.manual_seed(0)
     model, cfg = build(args, size, tuning)
-    if args.text_cache and not args.deepspeed:  # as run_grounding.py: no sentence cache under DeepSpeed
-        model.enable_text_cache()
     model = model.to(device, dtype)
     processor = TSGVProcessor.from_text_encoder(image_size=args.image_size)
     counts = query_counts(args.videos, per_video)
     text = processor(text=[SENTENCES[i % len(SENTENCES)] + f" {i}" for i in range(sum(counts))])
     batch = grounding_batch(args, counts, text["input_ids"], text["attention_mask"], dtype)
+    if args.text_cache and not args.deepspeed:  # as run_grounding.py: states computed once, served with the batch
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(text["input_ids"], text["attention_mask"])]
+        table = SentenceStates.encode(model.text_model, rows)
+        batch["text_states"] = table.lookup(rows, text["input_ids"].shape[1]).to(dtype)
     batch = {k: v.to(device) for k, v in batch.items()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     num_trainable = sum(getattr(p, "ds_numel", p.numel()) for p in trainable)

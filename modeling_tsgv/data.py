@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH
+from .text_states import SentenceStates
 from .video import VideoDecodeError, read_frames
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,8 @@ class VideoCentricCollator:
     Input features: rows with `pixel_values` (T, 3, H, W), `duration_s`, `sentences`, `spans_s` (seconds).
     Output:
         pixel_values (B_v, T, 3, H, W) (or video_states (B_v, C, N, D) when the rows carry cached encode_video
-        states); input_ids / attention_mask (B_q, S); query_video_index (B_q,);
+        states); input_ids / attention_mask (B_q, S), right-padded; text_states (B_q, S, D_text) with a
+        `text_states` table; query_video_index (B_q,);
         durations_s (B_v,) seconds; labels (B_q, W, 2) moments in normalised time [0, 1], padded with -100 (W = most
         moments of a query in the batch; label-less queries are all -100; no `labels` when no query has a moment).
     Args:
@@ -131,6 +133,9 @@ class VideoCentricCollator:
             `drop_failed`, else kept (their frames are blank) at batch position `index`.
         drop_failed: drop rows that failed to decode (training) or keep them (evaluation: every query keeps its
             place, and its prediction is scored as a miss).
+        text_states: a `SentenceStates` table of the frozen text encoder's states: a batch whose sentences are all
+            in it also gets `text_states` (B_q, S, D_text), looked up here on the CPU, so the model skips the
+            encoder and the training step reads nothing back from the device.
     """
 
     def __init__(
@@ -141,6 +146,7 @@ class VideoCentricCollator:
         seed: int | None = None,
         report: bool = False,
         drop_failed: bool = True,
+        text_states: SentenceStates | None = None,
     ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
@@ -150,6 +156,7 @@ class VideoCentricCollator:
         self.num_moments = num_moments
         self.seed = seed
         self.report, self.drop_failed = report, drop_failed
+        self.text_states = text_states
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -198,9 +205,9 @@ class VideoCentricCollator:
                 video_index.append(v)
         if not sentences:
             raise ValueError("a batch without queries: every video in it has no sentences")
-        text = self.tokenizer(
-            sentences, padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
-        )
+        # token ids as lists first: the text-states table is keyed by them (no tensor is read back)
+        ids = self.tokenizer(sentences, truncation=True, max_length=self.max_text_length)["input_ids"]
+        text = self.tokenizer.pad({"input_ids": ids}, padding=True, padding_side="right", return_tensors="pt")
         # decoded frames, or cached encode_video states (see feature_cache.VideoStatesCache)
         video_key = "video_states" if "video_states" in features[0] else "pixel_values"
         batch = {
@@ -210,6 +217,9 @@ class VideoCentricCollator:
             "query_video_index": torch.tensor(video_index, dtype=torch.long),
             "durations_s": torch.tensor([float(f["duration_s"]) for f in features], dtype=torch.float64),
         }
+        states = self.text_states.lookup(ids, text["input_ids"].shape[1]) if self.text_states is not None else None
+        if states is not None:
+            batch["text_states"] = states
         most = max(len(w) for w in moments)
         if self.num_moments is not None:
             if most > self.num_moments:

@@ -17,8 +17,6 @@ inference can encode a video once and ground any number of queries against it, i
 import math
 import os
 import shutil
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -430,95 +428,6 @@ def rank_spans_batched(spans: torch.Tensor, scores: torch.Tensor, k: int, nms_th
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Sentence states of a frozen text encoder, cached
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class SentenceStateCache:
-    """A frozen text encoder's token states per sentence, keyed by the sentence's token ids, up to `max_sentences`
-    (least recently used dropped first). Each sentence is encoded alone and unpadded, so its states never depend on
-    the batch that first held it (a padded batch changes the float reduction order): a resumed run gets the bits an
-    uninterrupted one got.
-
-    Thread-safe: the pipeline may serve concurrent calls on one model; reads and writes of the table hold a lock
-    (encoding a missing sentence does not, so threads encode in parallel)."""
-
-    def __init__(self, max_sentences: int = 50_000):
-        self.states: OrderedDict[bytes, torch.Tensor] = OrderedDict()
-        self.max_sentences = max_sentences
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self.states)
-
-    @staticmethod
-    def key(ids: torch.Tensor) -> bytes:
-        """Cache key of one sentence: its token ids (1-D, without padding) as int64 bytes."""
-        return ids.to("cpu", torch.long).numpy().tobytes()
-
-    def _trim(self):
-        while len(self.states) > self.max_sentences:
-            self.states.popitem(last=False)
-
-    @torch.no_grad()
-    def prefill(self, text_model: nn.Module, token_ids: list[list[int]], batch_size: int = 64) -> int:
-        """Encode the given sentences (token id lists, as the tokenizer gives them with its special tokens and the
-        training truncation) ahead of training, in batches of equal length (nothing padded: as exact as one by one,
-        and fast). De-duplicated and sorted first, so the result does not depend on the order or repetition of
-        `token_ids`. Returns the number of sentences encoded."""
-        device = next(text_model.parameters()).device
-        unique = sorted({tuple(int(t) for t in ids) for ids in token_ids if len(ids)})
-        with self._lock:
-            unique = [ids for ids in unique if self.key(torch.tensor(ids)) not in self.states]
-        by_length = {}
-        for ids in unique:
-            by_length.setdefault(len(ids), []).append(ids)
-        was_training = text_model.training
-        text_model.eval()
-        for length in sorted(by_length):
-            group = by_length[length]
-            for start in range(0, len(group), batch_size):
-                ids = torch.tensor(group[start : start + batch_size], dtype=torch.long, device=device)
-                states = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-                with self._lock:
-                    for row, state in zip(ids, states):
-                        self.states[self.key(row)] = state.clone()
-        text_model.train(was_training)
-        with self._lock:
-            self._trim()
-        return len(unique)
-
-    @torch.compiler.disable  # host-side lookups by token ids: a deliberate break in a compiled graph
-    def lookup_padded(self, text_model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """`lookup` for a tokenizer's batch (B_q, S): token states (B_q, S, D_text), or None when the rows are not
-        right-padded (the cache keys need each sentence's real tokens first)."""
-        lengths = attention_mask.sum(1)  # (B_q,)
-        positions = torch.arange(attention_mask.shape[1], device=lengths.device)
-        if not bool((attention_mask == (positions < lengths[:, None])).all()):
-            return None
-        return self.lookup(text_model, input_ids, lengths)
-
-    @torch.no_grad()
-    def lookup(self, text_model: nn.Module, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Token states (B_q, S, D_text) of right-padded `input_ids` (B_q, S) with `lengths` (B_q,) real tokens,
-        running `text_model` once per sentence it lacks; padding positions are zero (every consumer masks them)."""
-        keys = [self.key(row[:n]) for row, n in zip(input_ids, lengths.tolist())]
-        with self._lock:
-            found = {key: self.states[key] for key in keys if key in self.states}
-        for key in dict.fromkeys(k for k in keys if k not in found):
-            row = keys.index(key)
-            ids = input_ids[row : row + 1, : int(lengths[row])]
-            found[key] = text_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
-        with self._lock:
-            for key in dict.fromkeys(keys):
-                self.states[key] = found[key]
-                self.states.move_to_end(key)
-            self._trim()
-        out = nn.utils.rnn.pad_sequence([found[key] for key in keys], batch_first=True)  # (B_q, <=S, D_text)
-        return F.pad(out, (0, 0, 0, input_ids.shape[1] - out.shape[1]))  # (B_q, S, D_text), zeros after each end
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -874,7 +783,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.head = TSGVGroundingHead(config)
         hidden = config.text_config.hidden_size
         self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
-        self.text_cache: SentenceStateCache | None = None  # see enable_text_cache
         self.post_init()
         self.apply_backbone_tuning()
 
@@ -955,26 +863,26 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     def train(self, mode: bool = True):
         """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
-        not train, so a sentence always gets the same states (which `enable_text_cache` relies on)."""
+        not train, so a sentence always gets the same states (which `text_states.SentenceStates` relies on)."""
         super().train(mode)
         if not self.config.train_text_encoder:
             self.text_model.eval()
         return self
 
-    def enable_text_cache(self, max_sentences: int = 50_000) -> "SentenceStateCache":
-        """Remember the frozen text encoder's states per sentence (`SentenceStateCache`, up to `max_sentences`; a
-        training run asks for the same sentences every epoch) and return the cache (`.prefill(model.text_model,
-        token_ids)` fills it ahead). `model.text_cache = None` turns it off. Used only while the text encoder does not
-        train; not for DeepSpeed ZeRO-3, where every rank must run the encoder in lockstep."""
-        self.text_cache = SentenceStateCache(max_sentences)
-        return self.text_cache
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, text_states=None):
+        """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text).
 
-    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text)."""
-        tokens = None
-        if self.text_cache is not None and not self.config.train_text_encoder:
-            tokens = self.text_cache.lookup_padded(self.text_model, input_ids, attention_mask)
-        if tokens is None:
+        `text_states` (B_q, S, D_text): the frozen encoder's states of these sentences, computed earlier
+        (`text_states.SentenceStates`, served by the collator): used instead of running the encoder."""
+        if text_states is not None:
+            if self.config.train_text_encoder and self.training:
+                raise ValueError("text_states come from a frozen text encoder: not with train_text_encoder=True")
+            if text_states.shape[:2] != input_ids.shape:
+                raise ValueError(
+                    f"text_states {tuple(text_states.shape)} do not match input_ids {tuple(input_ids.shape)}"
+                )
+            tokens = text_states.to(self.text_model.dtype)  # as the encoder would give them
+        else:
             tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask[..., None].to(tokens.dtype)  # (B_q, S, 1)
         sentence = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1.0)
@@ -992,6 +900,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         durations_s: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         video_states: torch.Tensor | None = None,
+        text_states: torch.Tensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> TSGVGroundingOutput:
         r"""
@@ -1016,6 +925,10 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 Instead of `pixel_values`: the videos' `encode_video` hidden states, computed earlier with the same
                 frozen weights (see `modeling_tsgv.feature_cache`), so a training step skips decoding and the
                 query-independent blocks.
+            text_states (`torch.FloatTensor` of shape `(B_q, S, D_text)`, *optional*):
+                The frozen text encoder's token states of `input_ids` (right-padded rows; what follows a sentence is
+                masked), computed once per sentence before training (`modeling_tsgv.text_states.SentenceStates`,
+                served by the collator): the step then skips the encoder.
             num_items_in_batch (`torch.Tensor` or `int`, *optional*):
                 Foreground time steps of the whole optimiser step (all micro-batches and processes), which the loss is
                 divided by (see `grounding_loss`); the Trainer passes it. None: this batch's own.
@@ -1034,7 +947,13 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             else self.backbone.video_states_from_cache(video_states)
         )
         return self.ground(
-            states, input_ids, attention_mask, query_video_index, labels, num_items_in_batch=num_items_in_batch
+            states,
+            input_ids,
+            attention_mask,
+            query_video_index,
+            labels,
+            text_states=text_states,
+            num_items_in_batch=num_items_in_batch,
         )
 
     def ground(
@@ -1046,6 +965,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         labels: torch.Tensor | None = None,
         return_spans: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
+        text_states: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -1059,6 +979,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 the per-step candidates themselves (the inference pipeline merges them across windows). Default:
                 decode, except in training mode with `labels` (a training step needs only the loss).
             num_items_in_batch: the loss's normaliser, as in `forward`.
+            text_states: the frozen text encoder's states of `input_ids`, as in `forward`.
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -1068,7 +989,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         query_video_index = check_query_video_index(query_video_index, input_ids.shape[0], video_states, checks)
         if return_spans is None:
             return_spans = not (self.training and labels is not None)
-        text_tokens, sentence = self.encode_text(input_ids, attention_mask)
+        text_tokens, sentence = self.encode_text(input_ids, attention_mask, text_states)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
         video = self.backbone.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
@@ -1120,7 +1041,6 @@ __all__ = [
     "grounding_loss",
     "count_positive_steps",
     "video_backbone",
-    "SentenceStateCache",
     "TSGVVideoBackbone",
     "check_query_video_index",
     "TSGVPreTrainedModel",

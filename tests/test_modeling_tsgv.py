@@ -7,6 +7,7 @@ from transformers import AutoConfig, AutoModel, BertModel, VideoMAEModel
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding
 from modeling_tsgv.modeling_tsgv import assign_targets, diou_loss_1d
+from modeling_tsgv.text_states import SentenceStates
 
 
 def make_model(seed=0, perturb_adapters=True, **overrides) -> TSGVForGrounding:
@@ -369,35 +370,59 @@ def assert_same_text_states(got, expected, mask):
     torch.testing.assert_close(got[1], expected[1], rtol=1e-5, atol=1e-5)
 
 
-def test_text_cache_gives_the_encoder_states_and_skips_the_encoder():
+def test_sentence_states_table_gives_the_encoder_states_and_the_model_skips_the_encoder():
     model = make_model().eval()
     batch = tiny_batch()
     ids = batch["input_ids"].clone()
     ids[1, 4:] = 0  # one right-padded query
     mask = (ids != 0).long()
     reference = model.encode_text(ids, mask)
+    rows = [row[: int(n)].tolist() for row, n in zip(ids, mask.sum(1))]
     calls = []
     model.text_model.register_forward_hook(lambda *args: calls.append(1))
 
-    model.enable_text_cache()
-    first = model.encode_text(ids, mask)  # fills the cache, one pass per new sentence
-    assert len(calls) == len(ids)
-    second = model.encode_text(ids, mask)
-    assert len(calls) == len(ids)  # all cached: the encoder does not run
-    for cached in (first, second):
-        assert_same_text_states(cached, reference, mask)
-
-    model.text_cache = None  # off
-    model.enable_text_cache()
-    rows = [row[: int(n)].tolist() for row, n in zip(ids, mask.sum(1))]
-    assert model.text_cache.prefill(model.text_model, rows + rows[:2]) == len(rows)  # de-duplicated
+    table = SentenceStates.encode(model.text_model, rows + rows[:2] + [[]])  # repeats and empty ones skipped
+    assert len(table) == len(rows) and all(row in table for row in rows)
+    assert len(calls) == 2  # one unpadded batch per sentence length (6 and 4 tokens)
+    assert table.states.device.type == "cpu" and model.training is False  # the encoder's mode is restored
+    states = table.lookup(rows, ids.shape[1])
+    assert states.shape == (*ids.shape, model.config.text_config.hidden_size)
+    assert not states[1, 4:].any()  # zeros after the sentence
     calls.clear()
-    prefilled = model.encode_text(ids, mask)
-    assert not calls
-    assert_same_text_states(prefilled, reference, mask)
-    left_padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids[:1, :4]], 1)
-    model.encode_text(left_padded, (left_padded != 0).long())  # not right-padded: computed, not cached
-    assert calls
+    served = model.encode_text(ids, mask, states)
+    assert not calls  # the encoder does not run
+    assert_same_text_states(served, reference, mask)
+    assert table.lookup([*rows[:1], [5, 6, 7]], ids.shape[1]) is None  # one unknown sentence: the model encodes
+    with pytest.raises(ValueError, match="do not match input_ids"):
+        model.encode_text(ids[:, :3], mask[:, :3], states)
+
+
+def test_the_collator_serves_text_states_from_the_table(minilm_path):
+    from modeling_tsgv import TSGVProcessor
+    from modeling_tsgv.data import VideoCentricCollator
+
+    processor = TSGVProcessor.from_text_encoder(minilm_path, image_size=32)
+    config = tiny_config()
+    config.text_config.vocab_size = 30522
+    model = TSGVForGrounding(config).eval()
+    sentences = ["the red circle moves left", "a blue square appears", "it grows"]
+    rows = [
+        {"pixel_values": torch.zeros(8, 3, 32, 32), "duration_s": 10.0, "video_id": str(v), "sentences": s,
+         "spans_s": [[[1.0, 2.0]]] * len(s)}
+        for v, s in enumerate([sentences[:2], sentences[2:]])
+    ]  # fmt: skip
+    ids = processor.tokenizer(sentences, truncation=True, max_length=processor.max_text_length)["input_ids"]
+    collator = VideoCentricCollator(processor, text_states=SentenceStates.encode(model.text_model, ids))
+    batch = collator(rows)
+    assert batch["text_states"].shape == (*batch["input_ids"].shape, config.text_config.hidden_size)
+    reference = model.encode_text(batch["input_ids"], batch["attention_mask"])
+    assert_same_text_states(
+        model.encode_text(batch["input_ids"], batch["attention_mask"], batch["text_states"]),
+        reference,
+        batch["attention_mask"],
+    )
+    collator.text_states = SentenceStates.encode(model.text_model, ids[:1])  # sentences it lacks: no states
+    assert "text_states" not in collator(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -499,14 +524,14 @@ def test_the_whole_model_compiles_as_one_graph_and_matches_eager(training):
         torch.testing.assert_close(compiled.pred_spans, eager.pred_spans)
 
 
-def test_compiled_model_with_the_text_cache_matches_eager():
-    """Training as run_grounding.py does (frozen text encoder behind the sentence cache): the cache lookup is a
-    deliberate break in the compiled graph (`torch.compiler.disable`), the loss the eager one."""
+def test_compiled_model_with_text_states_matches_eager():
+    """Training as run_grounding.py does (frozen text encoder, its states served by the collator): no break in the
+    compiled graph, the loss the eager one."""
     torch._dynamo.reset()
     model = make_model().train()
-    model.enable_text_cache()
     batch = tiny_batch(num_videos=2, queries_per_video=3)
+    rows = [row.tolist() for row in batch["input_ids"]]
+    batch["text_states"] = SentenceStates.encode(model.text_model, rows).lookup(rows, batch["input_ids"].shape[1])
     eager = model(**batch).loss
-    compiled = torch.compile(model, backend="aot_eager")(**batch).loss
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(**batch).loss
     torch.testing.assert_close(compiled, eager)
-    assert len(model.text_cache) == 6  # filled once, read by both
