@@ -65,8 +65,8 @@ from modeling_tsgv.feature_store import FeatureStore
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
-from modeling_tsgv.text_states import SentenceStates
 from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
+from modeling_tsgv.text_states import SentenceStates
 from modeling_tsgv.trainer import (
     BadSampleBudgetError,
     EpochCallback,
