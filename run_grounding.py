@@ -339,6 +339,13 @@ class GroundingTrainingArguments(TrainingArguments):
     metric_for_best_model: str | None = field(default="R1@0.5")
     greater_is_better: bool | None = field(default=True)
     logging_steps: float = field(default=10)
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={
+            "help": "Off: a micro-batch without a finite loss already reports the mean finite loss, computed on the "
+            "device; the Trainer's own filter reads every micro-batch's loss back to the host (a wait per step)."
+        },
+    )
     dataloader_num_workers: int = field(default=2)
     log_level: str = field(default="info", metadata={"help": "Main-process log level (replicas: log_level_replica)."})
     overwrite_output_dir: bool = field(

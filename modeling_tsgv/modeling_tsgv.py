@@ -645,6 +645,14 @@ def check_query_video_index(
     return query_video_index
 
 
+def check_text_states(text_states: torch.Tensor, input_ids: torch.Tensor, encoder_trains: bool) -> None:
+    """ValueError unless `text_states` (B_q, S, D_text) fit `input_ids` (B_q, S) and the encoder is frozen."""
+    if encoder_trains:
+        raise ValueError("text_states come from a frozen text encoder: not with train_text_encoder=True")
+    if text_states.shape[:2] != input_ids.shape:
+        raise ValueError(f"text_states {tuple(text_states.shape)} do not match input_ids {tuple(input_ids.shape)}")
+
+
 def mark_initialized(*parts) -> None:
     """Flag every module of the given models (None skipped) as initialised: a model handed in was initialised (or
     loaded) by its own constructor, and our `post_init` must not touch it. Under ZeRO-3 with several ranks,
@@ -730,12 +738,14 @@ class TSGVPreTrainedModel(PreTrainedModel):
     # ------------------------------------------------------------------ forward path
 
     def _checks_values(self, tensor: torch.Tensor) -> bool:
-        """Whether to check an input's values (not only its shape): always on the CPU; on an accelerator only outside
-        training, where reading a value back waits for all queued work and stalls the step; never while torch.compile
-        traces (the check would split the graph). Inputs built by the training collator are checked there."""
+        """Whether to check an input's values (not only its shape): on the CPU, where it is free; not on an
+        accelerator, where reading a value back waits for all queued work (a training step, or each window of the
+        pipeline, would stall on it), and not while torch.compile traces (the check would split the graph). What
+        reaches an accelerator in tsgv was built valid on the CPU: the collators check labels and query indices,
+        the pipeline builds its own."""
         if torch.compiler.is_compiling():
             return False
-        return tensor.device.type == "cpu" or not self.training
+        return tensor.device.type == "cpu"
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`, plus what transformers needs to load the folder where tsgv is not
@@ -875,12 +885,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         `text_states` (B_q, S, D_text): the frozen encoder's states of these sentences, computed earlier
         (`text_states.SentenceStates`, served by the collator): used instead of running the encoder."""
         if text_states is not None:
-            if self.config.train_text_encoder and self.training:
-                raise ValueError("text_states come from a frozen text encoder: not with train_text_encoder=True")
-            if text_states.shape[:2] != input_ids.shape:
-                raise ValueError(
-                    f"text_states {tuple(text_states.shape)} do not match input_ids {tuple(input_ids.shape)}"
-                )
+            check_text_states(text_states, input_ids, self.config.train_text_encoder and self.training)
             tokens = text_states.to(self.text_model.dtype)  # as the encoder would give them
         else:
             tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -926,9 +931,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 frozen weights (see `modeling_tsgv.feature_cache`), so a training step skips decoding and the
                 query-independent blocks.
             text_states (`torch.FloatTensor` of shape `(B_q, S, D_text)`, *optional*):
-                The frozen text encoder's token states of `input_ids` (right-padded rows; what follows a sentence is
-                masked), computed once per sentence before training (`modeling_tsgv.text_states.SentenceStates`,
-                served by the collator): the step then skips the encoder.
+                The frozen text encoder's states of `input_ids`, served by the collator (`text_states.py`).
             num_items_in_batch (`torch.Tensor` or `int`, *optional*):
                 Foreground time steps of the whole optimiser step (all micro-batches and processes), which the loss is
                 divided by (see `grounding_loss`); the Trainer passes it. None: this batch's own.
@@ -941,20 +944,12 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             raise ValueError("input_ids are required: the sentences to ground")
         if (pixel_values is None) == (video_states is None):
             raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
-        states = (
-            self.backbone.encode_video(pixel_values)
-            if video_states is None
-            else self.backbone.video_states_from_cache(video_states)
-        )
-        return self.ground(
-            states,
-            input_ids,
-            attention_mask,
-            query_video_index,
-            labels,
-            text_states=text_states,
-            num_items_in_batch=num_items_in_batch,
-        )
+        if video_states is None:
+            states = self.backbone.encode_video(pixel_values)
+        else:
+            states = self.backbone.video_states_from_cache(video_states)
+        text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch}
+        return self.ground(states, input_ids, attention_mask, query_video_index, labels, **text)
 
     def ground(
         self,

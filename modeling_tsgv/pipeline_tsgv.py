@@ -194,7 +194,10 @@ class ClipStateCache:
             cache = dict(zip(starts, hidden))
         else:
             if missing:
-                frames = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])[:, missing]
+                clips_view = pixel_values.view(1, clips, clip_frames, *pixel_values.shape[2:])
+                # the new clips of a window are its last ones: a slice (a list index would be copied to the device)
+                contiguous = missing == list(range(missing[0], missing[-1] + 1))
+                frames = clips_view[:, missing[0] : missing[-1] + 1] if contiguous else clips_view[:, missing]
                 states = model.encode_video(frames.flatten(1, 2))  # (len(missing), N, D)
                 cache.update({starts[c]: states.hidden_states[j] for j, c in enumerate(missing)})
             hidden = torch.stack([cache[s] for s in starts])  # (C, N, D)

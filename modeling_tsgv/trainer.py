@@ -40,6 +40,7 @@ from .data import file_being_read
 from .files import atomic_path
 from .metrics import grounding_metrics
 from .modeling_tsgv import count_positive_steps
+from .nonfinite import NonFiniteGuard, NonFiniteStepsError
 
 logger = logging.get_logger(__name__)
 
@@ -160,11 +161,6 @@ class BadSampleBudgetError(RuntimeError):
 
 
 SCALER_SKIPS_IN_A_ROW = 25  # from the initial 2**16, 25 halvings leave a loss scale of 2**-9
-
-
-class NonFiniteStepsError(FloatingPointError):
-    """`max_nonfinite_steps` training steps in a row had a non-finite loss or gradient; one line naming the batch's
-    videos and what to try."""
 
 
 class _ScalerSkipCounter(TrainerCallback):
@@ -419,8 +415,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.reading_dir = reading_dir
         self.failures = DecodeFailureLog()
         self._train_videos = None
-        self.nonfinite_steps, self._nonfinite_in_a_row, self._nonfinite_loss = 0, 0, False
-        self._step_batches = {"good": 0, "nonfinite": 0}  # micro-batches of the current optimiser step
+        self.guard = NonFiniteGuard(max_nonfinite_steps, self.is_deepspeed_enabled or self.is_fsdp_enabled)
         self.scaler_skipped_steps = 0  # fp16: optimiser steps the GradScaler skipped (overflow; it lowers its scale)
         self.add_callback(_ScalerSkipCounter(self))
         self.step_timer = StepTimer()  # seconds per optimiser step, for all_results.json
@@ -455,47 +450,40 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
             num_items = self.accelerator.gather(num_items).sum()
         return batches, num_items
 
+    @property
+    def nonfinite_steps(self) -> int:
+        """Training steps that had a non-finite loss or gradient (skipped or partly dropped)."""
+        return self.guard.bad_steps
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The Trainer's `compute_loss`; in training, a non-finite loss is counted and replaced by `_zero_loss`, so
-        its backward adds nothing: the gradients other micro-batches accumulated stay, and under DDP every rank
-        still reduces every parameter. Under DeepSpeed and FSDP the loss is only counted (their engines own the
-        gradients, and a rank that skipped its reduction would stall the others)."""
+        """The Trainer's `compute_loss`; in training, the loss is flagged finite or not on the device
+        (`NonFiniteGuard.loss`), so that a non-finite one adds no gradient (nonfinite.py)."""
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        loss = result[0] if return_outputs else result
-        if not model.training or bool(torch.isfinite(loss).all()):  # one wait per micro-batch
-            return result
-        self._nonfinite_loss = True
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-            return result
-        zero = self._zero_loss(model)
-        return (zero, result[1]) if return_outputs else zero
+        if model.training:
+            self.guard.loss(result[0] if return_outputs else result)
+        return result
 
     @staticmethod
     def _zero_loss(model) -> torch.Tensor:
         """0 that depends on every trainable parameter: its backward adds exact zeros to their gradients (and marks
-        each ready for DDP's reduction), without touching the forward graph that produced a NaN."""
+        each ready for DDP's reduction)."""
         return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """The Trainer's step, with decode failures taken out of the batch and non-finite values kept out of the
-        weights:
-        - a micro-batch whose loss is not finite, or whose videos all failed to decode, adds no gradient (a zero
-          backward); the other micro-batches of the step keep theirs;
-        - after the step's last micro-batch, once for the whole step and alike on every process: a step in which no
-          micro-batch had a finite loss changes nothing (no gradient; under fp16 the GradScaler is made to skip it);
-          a non-finite accumulated gradient drops the step (gradients set to None), except under fp16, where the
-          GradScaler skips it and lowers its scale (`scaler_skipped_steps`);
-        - `max_nonfinite_steps` steps in a row with a non-finite loss or gradient stop the run
-          (`NonFiniteStepsError`); more than `max_bad_sample_fraction` of the training videos failing to decode,
-          counted over all processes, stops it too (`BadSampleBudgetError`).
-        Returns the micro-batch's loss, NaN when it has none, which the Trainer's `logging_nan_inf_filter` (on by
-        default) keeps out of the logged mean."""
+        weights (the policy in nonfinite.py), without reading anything back from the device: a micro-batch whose
+        loss is not finite, or whose videos all failed to decode, adds no gradient; at the step's last micro-batch,
+        a step with no finite micro-batch anywhere gets NaN gradients (device-side), which the GradScaler or the
+        step's decision (`_get_grad_norm`) then skips. Returns the micro-batch's loss (for one without a finite loss,
+        the mean finite loss so far)."""
         video_ids = list(inputs.get("video_ids") or [])
         failures = self._record_failures(inputs)
         if failures and self.args.world_size == 1:
             self._check_failure_budget()
-        self._nonfinite_loss = False
-        if "input_ids" in inputs:
+        self.guard.install(self.accelerator.unwrap_model(model))
+        self.guard.begin()
+        has_loss = "input_ids" in inputs
+        if has_loss:
             loss = super().training_step(model, inputs, num_items_in_batch)
         else:  # every video of the batch failed to decode: nothing to learn from
             if self.args.world_size > 1:
@@ -504,61 +492,38 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                     f"a step alone: {', '.join(str(f['video_path']) for f in failures)}"
                 )
             self.accelerator.backward(self._zero_loss(model))  # the step's machinery (a GradScaler) runs as usual
-            loss = torch.full((), float("nan"), device=self.args.device)
-        if self._nonfinite_loss:
-            self._step_batches["nonfinite"] += 1
-            logger.warning(
-                f"step {self.state.global_step + 1}: non-finite loss, this batch adds no gradient "
-                f"(videos: {', '.join(video_ids) or 'unknown'})"
-            )
-        elif "input_ids" in inputs:
-            self._step_batches["good"] += 1
-        if self.accelerator.sync_gradients:  # the optimiser step's last micro-batch
-            self._end_of_step(model, video_ids)
-        return torch.full_like(loss, float("nan")) if self._nonfinite_loss else loss
+            loss = torch.zeros((), device=self.args.device)
+        reported = self.guard.end_micro_batch(loss, has_loss, video_ids)
+        if self.accelerator.sync_gradients:  # the optimiser step's last micro-batch, before clipping
+            good = self.guard.good_micro_batches(self.args.device, self._sum_over_processes)
+            self.guard.poison_if_nothing_good(model, good)
+        return reported
 
-    def _end_of_step(self, model, video_ids: list[str]):
-        """Decide once per optimiser step, the same way on every process (see `training_step`)."""
-        counts, self._step_batches = self._step_batches, {"good": 0, "nonfinite": 0}
+    def _sum_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(tensor, "sum") if self.args.world_size > 1 else tensor
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer's gradient norm of the step (computed for clipping and logging, right before the optimiser
+        step; a private hook, and tests/test_nonfinite.py fails if the Trainer stops calling it), then the step's
+        decision (`NonFiniteGuard.decide`): the one read back of the step, shared with the count of new decode
+        failures across processes."""
+        grad_norm = super()._get_grad_norm(model, grad_norm)
         new_failures = sorted(self.failures.train_ids() - self.failures.train_ids_everywhere)
-        good, nonfinite = counts["good"], counts["nonfinite"]
-        if self.args.world_size > 1:  # every rank reaches this line at every step: one small reduction
-            totals = torch.tensor([good, nonfinite, len(new_failures)], device=self.args.device)
-            good, nonfinite, any_new = self.accelerator.reduce(totals, "sum").tolist()
-            if any_new:  # rare: gather the ids, so a video that failed on two ranks counts once
-                everyone = [None] * self.args.world_size
-                torch.distributed.all_gather_object(everyone, new_failures)
-                new_failures = [video for rank in everyone for video in rank]
+        scaler = self.accelerator.scaler
+        step = self.state.global_step + 1
+        (any_new,) = self.guard.decide(
+            model, grad_norm, scaler, step, self.args.device, self._sum_over_processes, [len(new_failures)]
+        )
+        if (
+            any_new and self.args.world_size > 1
+        ):  # rare: gather the ids, so a video that failed on two ranks counts once
+            everyone = [None] * self.args.world_size
+            torch.distributed.all_gather_object(everyone, new_failures)
+            new_failures = [video for rank in everyone for video in rank]
         self.failures.train_ids_everywhere.update(new_failures)
         if self.args.world_size > 1:
             self._check_failure_budget()
-        step_bad = nonfinite > 0
-        engine_owned = self.is_deepspeed_enabled or self.is_fsdp_enabled
-        if not engine_owned and not good:  # no finite micro-batch anywhere: this step must change nothing
-            if self.accelerator.scaler is not None:  # the scaler needs gradients to check: make it skip the step
-                for param in model.parameters():
-                    if param.grad is not None:
-                        param.grad.fill_(float("nan"))
-            else:
-                model.zero_grad(set_to_none=True)  # the optimiser skips parameters without a gradient
-        elif not engine_owned and self.accelerator.scaler is None:
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            # one fused norm over all gradients (inf or nan anywhere makes it non-finite); one wait per optimiser step
-            if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
-                model.zero_grad(set_to_none=True)
-                step_bad = True
-                logger.warning(f"step {self.state.global_step + 1}: non-finite gradient, the step is skipped")
-        if not step_bad:
-            self._nonfinite_in_a_row = 0
-            return
-        self.nonfinite_steps += 1
-        self._nonfinite_in_a_row += 1
-        if self._nonfinite_in_a_row >= self.max_nonfinite_steps:
-            raise NonFiniteStepsError(
-                f"{self._nonfinite_in_a_row} training steps in a row had a non-finite loss or gradient (last batch's "
-                f"videos: {', '.join(video_ids) or 'unknown'}); lower the learning rate, train in float32 instead "
-                "of fp16/bf16, or check them"
-            )
+        return grad_norm
 
     def _check_failure_budget(self):
         """Stop (`BadSampleBudgetError`) when more than `max_bad_sample_fraction` of the training videos have failed
@@ -575,6 +540,8 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
             return super().train(*args, **kwargs)
         except RuntimeError as error:
             raise with_dead_worker_file(error, self.reading_dir) from error
+        finally:
+            self.guard.remove()
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
         self._phase = metric_key_prefix
