@@ -69,11 +69,42 @@ def stack_windows(windows: list[dict], pad_id: int) -> dict:
     }
 
 
-def _synchronize(device: torch.device):
-    """Wait for the accelerator's queued work (so the timings split honestly between stages). Nothing to wait for on
-    the CPU; `torch.accelerator.synchronize` raises there on a CUDA build without a GPU, hence the guard."""
-    if device.type != "cpu" and torch.accelerator.is_available():
-        torch.accelerator.synchronize(device)
+class StageClock:
+    """Seconds spent in the pipeline's model stages, without waiting for the accelerator: on the CPU, wall time; on
+    an accelerator, device events recorded between the stages (no wait) and read when the call ends, after its
+    outputs' copy to the CPU has waited for them anyway. Stage times then are the device's own, not the host's
+    queueing time. Calls from several threads each settle their own stages."""
+
+    def __init__(self, device: torch.device):
+        self.events = device.type != "cpu" and torch.accelerator.is_available()
+        self.device = device
+        self._pending: list[tuple[dict, str, object, object]] = []  # (timings, stage, start, end) not yet read
+        self._lock = threading.Lock()
+
+    def now(self):
+        """A time mark: an event recorded on the device's current stream, or `time.perf_counter()` on the CPU."""
+        if not self.events:
+            return time.perf_counter()
+        event = torch.Event(self.device, enable_timing=True)
+        event.record()
+        return event
+
+    def add(self, stage: str, start, end, timings: dict) -> None:
+        """Count the stage between marks `start` and `end` into `timings` (now on the CPU, at `settle` on a device)."""
+        if not self.events:
+            timings[stage] += end - start
+            return
+        with self._lock:
+            self._pending.append((timings, stage, start, end))
+
+    def settle(self, timings: dict) -> None:
+        """Read the device events of the stages counted into `timings` (waits only for those events)."""
+        with self._lock:
+            mine = [entry for entry in self._pending if entry[0] is timings]
+            self._pending = [entry for entry in self._pending if entry[0] is not timings]
+        for _, stage, start, end in mine:
+            end.synchronize()
+            timings[stage] += start.elapsed_time(end) / 1000.0  # ms -> s
 
 
 class _DecodeAhead:
@@ -262,6 +293,7 @@ class VideoStream:
             windows.close()  # stops the decoding thread (if any) and closes the video being read
             for call in calls:
                 pipe._forget(call)
+            pipe._clock.settle(self.timings)
             self.timings["total"] = time.perf_counter() - start
 
     def _forward(self, model_inputs: dict) -> dict:
@@ -349,6 +381,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         self._clip_cache = ClipStateCache()
         self._tokenizer_lock = threading.Lock()
         self._timings: dict[int, dict[str, float]] = {}
+        self._clock = StageClock(self.device)
         self.last_timings_s: dict[str, float] = {}
 
     def _sanitize_parameters(
@@ -489,7 +522,10 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     def _forward(self, model_inputs, query_batch_size: int | None = None):
         call = model_inputs["call"]
         timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # VideoStream registers its dict
-        tick = time.perf_counter()
+        if self._clock.device != self.device:  # the pipeline was moved since
+            self._clock = StageClock(self.device)
+        clock = self._clock
+        start = clock.now()
         if "query_video_index" in model_inputs:  # several one-window videos at once: nothing to share between them
             pixel_values = model_inputs["pixel_values"]
             states = self.model.encode_video(pixel_values)
@@ -499,9 +535,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 self.model, model_inputs["pixel_values"], model_inputs["frame_start"], call
             )
             query_video_index = torch.zeros(model_inputs["input_ids"].shape[0], dtype=torch.long, device=self.device)
-        _synchronize(self.device)
-        timings["shared"] += time.perf_counter() - tick
-        tick = time.perf_counter()
+        shared = clock.now()
+        clock.add("shared", start, shared, timings)
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
         query_batch_size = query_batch_size or (1 if self.device.type == "cpu" else 16)
         logits, offsets = [], []
@@ -516,8 +551,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             )
             logits.append(out.step_logits.float())
             offsets.append(out.step_offsets.float())
-        _synchronize(self.device)
-        timings["per_query"] += time.perf_counter() - tick
+        clock.add("per_query", shared, clock.now(), timings)
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
         return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
             k: model_inputs[k] for k in keep if k in model_inputs

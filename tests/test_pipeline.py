@@ -360,3 +360,38 @@ def test_batch_size_must_be_a_positive_integer(pipe, videos, value):
 def test_num_workers_is_refused_with_the_reason(pipe, videos):
     with pytest.raises(ValueError, match="num_workers is not used.*decodes ahead"):
         pipe(videos["short"], queries="a", num_workers=4)
+
+
+def test_stage_times_on_an_accelerator_come_from_device_events_read_once_the_call_ends(monkeypatch):
+    """No wait between stages: marks are device events, read (each waited for) only when the call settles."""
+    from modeling_tsgv.pipeline_tsgv import StageClock
+
+    class Event:  # torch.Event as a GPU gives it: elapsed_time in milliseconds, valid after synchronize
+        clock = iter(range(0, 10_000, 250))
+
+        def __init__(self, device, enable_timing):
+            self.recorded_ms, self.synced = None, False
+
+        def record(self):
+            self.recorded_ms = next(Event.clock)
+
+        def synchronize(self):
+            self.synced = True
+
+        def elapsed_time(self, end):
+            assert end.synced, "read before its work was done"
+            return end.recorded_ms - self.recorded_ms
+
+    monkeypatch.setattr(torch, "Event", Event)
+    clock = StageClock(torch.device("cpu"))
+    clock.events = True  # as on an available accelerator
+    mine, theirs = {"shared": 0.0, "per_query": 0.0}, {"shared": 0.0, "per_query": 0.0}
+    start, middle, end = clock.now(), clock.now(), clock.now()
+    clock.add("shared", start, middle, mine)
+    clock.add("per_query", middle, end, mine)
+    clock.add("shared", clock.now(), clock.now(), theirs)  # another thread's call
+    assert mine == {"shared": 0.0, "per_query": 0.0}  # nothing read yet
+    clock.settle(mine)
+    assert mine == {"shared": 0.25, "per_query": 0.25} and theirs["shared"] == 0.0
+    clock.settle(theirs)
+    assert theirs["shared"] == 0.25
