@@ -513,13 +513,24 @@ class TSGVVideoBackbone(nn.Module):
             self.block_clip_passes["train" if self.training else "eval"] += hidden.shape[0]
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         checkpointing = checkpointing and index % self.checkpoint_every_n_blocks == 0
+        inputs_need_grad = hidden.requires_grad or (sentence is not None and sentence.requires_grad)
         if checkpointing and (
-            hidden.requires_grad
-            or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
+            inputs_need_grad or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
         ):
+            if not inputs_need_grad and self._checkpoint_is_reentrant():
+                # reentrant checkpointing gives the block's parameters a gradient only if an input needs one: the
+                # first block that trains above frozen ones (the first adapter, a partial block) would get none,
+                # silently, and with it every block above. A detached input that asks for one fixes it.
+                hidden = hidden.detach().requires_grad_()
             # the checkpoint function transformers set up on this module (its kwargs, offloading)
             return self._gradient_checkpointing_func(self._block, index, hidden, sentence, steps_per_clip, backbone)
         return self._block(index, hidden, sentence, steps_per_clip, backbone)
+
+    def _checkpoint_is_reentrant(self) -> bool:
+        """Whether the checkpoint function transformers set (`functools.partial` over torch's `checkpoint` with the
+        user's kwargs) is the reentrant variant; True when it cannot tell (the safe answer)."""
+        keywords = getattr(self._gradient_checkpointing_func, "keywords", None) or {}
+        return keywords.get("use_reentrant", True) is not False
 
     @property
     def first_query_block(self) -> int | None:

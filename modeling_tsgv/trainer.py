@@ -45,6 +45,7 @@ from .nonfinite import NonFiniteGuard, NonFiniteStepsError
 logger = logging.get_logger(__name__)
 
 PAD = -100.0
+EXACT_INPUTS = ("labels", "durations_s")  # batch entries never cast to a training dtype (see `_prepare_inputs`)
 CHECKPOINT_MARKER = "tsgv_checkpoint.json"  # written last, atomically: the checkpoint folder is complete
 
 
@@ -449,6 +450,17 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         if self.args.average_tokens_across_devices and self.args.world_size > 1:
             num_items = self.accelerator.gather(num_items).sum()
         return batches, num_items
+
+    def _prepare_inputs(self, inputs: dict) -> dict:
+        """The Trainer's move of a batch to the device, except that targets and times (`EXACT_INPUTS`: labels in
+        normalised time, durations in seconds) keep their dtype: under DeepSpeed the Trainer casts every floating
+        input to the engine's dtype, and bf16 steps of 2^-8 would move a label by 0.7 s on a 180 s video and the
+        seconds of every prediction with it."""
+        exact = {key: inputs.pop(key) for key in EXACT_INPUTS if key in inputs}
+        inputs = super()._prepare_inputs(inputs)
+        for key, value in exact.items():
+            inputs[key] = value.to(self.args.device) if isinstance(value, torch.Tensor) else value
+        return inputs
 
     @property
     def nonfinite_steps(self) -> int:
