@@ -166,15 +166,27 @@ class SentenceSpatialPool(nn.Module):
         self.location = nn.Linear(4, width) if config.spatial_pool_location else None
 
     def forward(self, tokens: torch.Tensor, sentence: torch.Tensor, query_video_index=None) -> torch.Tensor:
-        """tokens (B_q, L_t, hw, D) — or (B_v, L_t, hw, D) with `query_video_index` (B_q,), so keys are computed once
-        per video —, sentence (B_q, D_text) -> (B_q, L_t, D)."""
-        keys = self.key(tokens)  # (B, L_t, hw, D)
-        if query_video_index is not None:
-            keys, tokens = keys[query_video_index], tokens[query_video_index]  # per video -> per query
-        query = self.query(sentence)[:, None, :, None]  # (B_q, 1, D, 1)
-        logits = (keys @ query).squeeze(-1) / math.sqrt(tokens.shape[-1])  # (B_q, L_t, hw)
-        weights = logits.softmax(dim=-1)
-        pooled = (weights[..., None] * tokens).sum(2)  # (B_q, L_t, D)
+        """tokens (B_q, L_t, hw, D) — or (B_v, L_t, hw, D) with `query_video_index` (B_q,), shared by the queries of
+        each video —, sentence (B_q, D_text) -> (B_q, L_t, D).
+
+        Memory: no (B_q, L_t, hw, D) temporary. The key projection is folded into the query, <W_k t + b_k, q> =
+        <t, W_k^T q> + <b_k, q>, so keys are never formed, and logits and the weighted sum are each one einsum over
+        the tokens as they are; with `query_video_index`, over every (query, video) pair, the other videos' weights
+        zero, so tokens are not copied per query either."""
+        query = self.query(sentence)  # (B_q, D)
+        folded = query @ self.key.weight  # (B_q, D): W_k^T q
+        offset = (query @ self.key.bias)[:, None, None]  # (B_q, 1, 1): <b_k, q>, the same for every token
+        scale = 1.0 / math.sqrt(tokens.shape[-1])
+        if query_video_index is None:
+            logits = (torch.einsum("qlhd,qd->qlh", tokens, folded) + offset) * scale  # (B_q, L_t, hw)
+            weights = logits.softmax(dim=-1)
+            pooled = torch.einsum("qlh,qlhd->qld", weights, tokens)  # (B_q, L_t, D)
+        else:
+            own = F.one_hot(query_video_index, tokens.shape[0]).to(tokens.dtype)  # (B_q, B_v)
+            logits = torch.einsum("vlhd,qd,qv->qlh", tokens, folded, own)  # (B_q, L_t, hw): each query's own video
+            logits = (logits + offset) * scale
+            weights = logits.softmax(dim=-1)
+            pooled = torch.einsum("qlh,qv,vlhd->qld", weights, own, tokens)  # (B_q, L_t, D)
         if self.location is None:
             return pooled
         if weights.shape[-1] != self.grid**2:

@@ -535,3 +535,21 @@ def test_compiled_model_with_text_states_matches_eager():
     eager = model(**batch).loss
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(**batch).loss
     torch.testing.assert_close(compiled, eager)
+
+
+def test_sentence_pooling_equals_keys_times_query_without_per_query_copies():
+    """The folded key projection and the einsums give the plain formula softmax(<k(t), q(s)> / sqrt(D)) weighted sum,
+    with per-query tokens and with tokens shared per video (`query_video_index`)."""
+    from modeling_tsgv.modeling_tsgv import SentenceSpatialPool
+
+    torch.manual_seed(0)
+    pool = SentenceSpatialPool(tiny_config(spatial_pool_location=False))
+    torch.nn.init.normal_(pool.query.weight, std=0.3)
+    torch.nn.init.normal_(pool.key.bias, std=0.3)
+    tokens = torch.randn(3, 4, 4, 32)  # (B_v, L_t, hw, D)
+    sentence, index = torch.randn(5, 24), torch.tensor([0, 0, 1, 2, 2])
+    keys = pool.key(tokens)[index]  # the plain formula, with every per-query copy
+    logits = (keys @ pool.query(sentence)[:, None, :, None]).squeeze(-1) / 32**0.5
+    expected = (logits.softmax(-1)[..., None] * tokens[index]).sum(2)  # (B_q, L_t, D)
+    torch.testing.assert_close(pool(tokens, sentence, index), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pool(tokens[index], sentence), expected, rtol=1e-5, atol=1e-5)
