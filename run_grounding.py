@@ -60,7 +60,14 @@ from modeling_tsgv.configuration_tsgv import (
     random_backbone_config,
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
-from modeling_tsgv.feature_cache import VideoStatesCache, cache_bytes, cache_dtypes, can_cache, shared_per_machine
+from modeling_tsgv.feature_cache import (
+    VideoStatesCache,
+    cache_bytes,
+    cache_dtypes,
+    can_cache,
+    local_processes,
+    shared_per_machine,
+)
 from modeling_tsgv.feature_store import FeatureStore
 from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
@@ -700,6 +707,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
     train_collator, eval_collator, transforms, reading_dir = prepare_data(
         splits, model, processor, data_args, training_args
     )
+    epochs = EpochCallback(train_collator, *transforms.values())  # the caches join it once they are built
     trainer = TSGVTrainer(
         model=model,
         args=training_args,
@@ -708,8 +716,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
         data_collator=train_collator,
         eval_data_collator=eval_collator,
         compute_metrics=compute_grounding_metrics,
-        callbacks=[EpochCallback(train_collator, *transforms.values()), DropReplacedCheckpoints()]
-        + list(callbacks or []),
+        callbacks=[epochs, DropReplacedCheckpoints()] + list(callbacks or []),
         max_bad_sample_fraction=training_args.max_bad_sample_fraction,
         max_nonfinite_steps=training_args.max_nonfinite_steps,
         reading_dir=reading_dir,
@@ -717,8 +724,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
     )
     quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
     caches, store = fill_caches(trainer, splits, eval_split, processor, data_args)
-    if caches:
-        trainer.add_callback(EpochCallback(*caches))
+    epochs.targets += tuple(caches)
     return GroundingRun(
         model_args, data_args, training_args, splits, eval_split, eval_splits, model, processor, trainer,
         transforms, caches, store,
@@ -868,10 +874,11 @@ def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tupl
             if split not in splits or (split == eval_split and split == "train"):
                 continue
 
-            def build(split=split, train=train):
+            def build(share, shares, split=split, train=train):  # this process's share of the split's videos
+                rows = splits[split] if shares == 1 else splits[split].select(range(share, len(splits[split]), shares))
                 return VideoStatesCache.build(
                     model,
-                    splits[split],
+                    rows,
                     processor.video_processor,
                     train=train,
                     variants=data_args.video_state_variants,
@@ -884,7 +891,8 @@ def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tupl
                 )
 
             folder = os.path.join(training_args.output_dir, f".video-states-{split}-{socket.gethostname()}")
-            cache = shared_per_machine(build, folder, training_args.local_process_index, training_args.world_size)
+            processes = local_processes(training_args.world_size)
+            cache = shared_per_machine(build, folder, training_args.local_process_index, processes)
             splits[split].set_transform(cache.transform())
             caches.append(cache)
             if train:

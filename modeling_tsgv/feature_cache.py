@@ -18,8 +18,9 @@ is fixed; the cache then keeps the decoded, resized and normalised frames (`pixe
 the decoding of every epoch (on a small dataset at a small resolution, decoding is most of a full-tuning step).
 
 Memory: videos x variants x C x N x D values (states) or T x 3 x H x W values (frames) of the storage dtype
-(`estimate_bytes`). With several processes on a machine, one of them builds the cache and saves it (`save`); the others
-map the same files (`load`, shared memory-mapped storage), so a machine holds one copy, not one per process.
+(`estimate_bytes`). With several processes on a machine, each encodes its share of the videos on its own accelerator
+and saves its part (`save`); every process maps all parts (`load`, shared memory-mapped storage; `CacheParts`), so a
+machine holds one copy, not one per process.
 """
 
 import atexit
@@ -42,14 +43,22 @@ logger = logging.getLogger(__name__)
 def estimate_bytes(config, num_videos: int, variants: int = 1, dtype=torch.bfloat16, frames: bool = False) -> int:
     """Bytes a cache of `num_videos` x `variants` encode_video states (or, `frames=True`, pixel_values) of a model
     with `config` takes."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    values = 1
+    for size in row_shape(config, frames):
+        values *= size
+    return num_videos * variants * values * torch.empty((), dtype=dtype).element_size()
+
+
+def row_shape(config, frames: bool = False) -> tuple[int, ...]:
+    """Shape of one video's cached entry: encode_video states (C, N, D), or with `frames` its pixel_values
+    (T, 3, H, W)."""
     if frames:
-        return num_videos * variants * config.num_frames * 3 * config.image_size**2 * itemsize
+        return (config.num_frames, 3, config.image_size, config.image_size)
     clips = config.num_frames // config.clip_frames
     tokens = (config.clip_frames // config.backbone_config.tubelet_size) * (
         config.image_size // config.backbone_config.patch_size
     ) ** 2
-    return num_videos * variants * clips * tokens * config.backbone_config.hidden_size * itemsize
+    return (clips, tokens, config.backbone_config.hidden_size)
 
 
 def can_cache(model) -> bool:
@@ -80,6 +89,8 @@ def _encode_all(model, loader, field: str, dtype, failed: dict) -> torch.Tensor:
         encoded = model.encode_video(pixel_values.to(device, model_dtype))
         hidden = encoded.hidden_states.view(encoded.num_videos, encoded.clips, *encoded.hidden_states.shape[1:])
         chunks.append(hidden.to("cpu", dtype))
+    if not chunks:  # no rows (a process's share of a tiny split)
+        return torch.empty((0, *row_shape(model.config, field == "pixel_values")), dtype=dtype)
     return torch.cat(chunks)
 
 
@@ -106,7 +117,7 @@ def _variant_states(model, base, transform, field, dtype, failed: dict, loading,
         rows = base if indices is None else base.select(indices)
         return _encode_all(model, _frames_loader(rows.with_transform(transform), *loading), field, dtype, failed)
 
-    if store is None or field != "video_states":
+    if store is None or field != "video_states" or len(base) == 0:
         return extract()
     description = features_description(
         model, transform.video_processor, transform.spacing, transform.seed, variant, dtype
@@ -257,21 +268,58 @@ class VideoStatesCache:
             return 0
         return int(item_rng(self.seed, self.epoch, f"states/{video_id}").integers(self.variants))
 
+    def row(self, video_id: str) -> torch.Tensor:
+        """The cached entry of `video_id` for this epoch: (C, N, D) states or (T, 3, H, W) frames."""
+        index = self.keys.get(video_id)
+        if index is None:
+            raise KeyError(f"video {video_id!r} is not in the video-states cache (built on another split?)")
+        return self.states[self.variant_of(video_id)][index]
+
     def transform(self):
         """A `Dataset.set_transform` callable: adds `video_states` (C, N, D) — or `pixel_values` (T, 3, H, W) — to
         each row of the split it was built on."""
+        return rows_transform(self)
 
-        def add_states(batch: dict) -> dict:
-            rows = []
-            for video_id in batch["video_id"]:
-                index = self.keys.get(str(video_id))
-                if index is None:
-                    raise KeyError(f"video {video_id!r} is not in the video-states cache (built on another split?)")
-                rows.append(self.states[self.variant_of(str(video_id))][index])
-            errors = [self.failed.get(str(video_id), "") for video_id in batch["video_id"]]
-            return {**batch, self.field: rows, "decode_error": errors}
 
-        return add_states
+class CacheParts:
+    """One split's cache built in parts, one per process of a machine (each encodes its share of the videos on its
+    own accelerator, `shared_per_machine`), read as one: the same `row` / `transform` / `failed` / `set_epoch` as a
+    `VideoStatesCache`, each part memory-mapped from its files (not copied together: the machine keeps one copy)."""
+
+    def __init__(self, parts: list[VideoStatesCache]):
+        self.parts = parts
+        self.part_of = {key: part for part in parts for key in part.keys}
+        self.failed = {key: error for part in parts for key, error in part.failed.items()}
+        self.field, self.train = parts[0].field, parts[0].train
+
+    def set_epoch(self, epoch: int):
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def nbytes(self) -> int:
+        return sum(part.nbytes() for part in self.parts)
+
+    def row(self, video_id: str) -> torch.Tensor:
+        part = self.part_of.get(video_id)
+        if part is None:
+            raise KeyError(f"video {video_id!r} is not in the video-states cache (built on another split?)")
+        return part.row(video_id)
+
+    def transform(self):
+        return rows_transform(self)
+
+
+def rows_transform(cache):
+    """The `Dataset.set_transform` callable of a cache (`VideoStatesCache` or `CacheParts`): each row of a batch
+    gets its cached entry under `cache.field` and its `decode_error` ("" when it decoded), as `FrameTransform` gives
+    them, so the collators skip and report failures the same way."""
+
+    def add_states(batch: dict) -> dict:
+        ids = [str(video_id) for video_id in batch["video_id"]]
+        rows = [cache.row(video_id) for video_id in ids]
+        return {**batch, cache.field: rows, "decode_error": [cache.failed.get(video_id, "") for video_id in ids]}
+
+    return add_states
 
 
 def cache_dtypes(model) -> tuple[torch.dtype, torch.dtype]:
@@ -291,30 +339,39 @@ def cache_bytes(model, num_train_videos: int, num_eval_videos: int, variants: in
     )
 
 
-def shared_per_machine(build, folder: str, local_process_index: int, world_size: int) -> "VideoStatesCache":
-    """`build()` (a `VideoStatesCache`) in one process per machine. With several processes, the machine's first one
-    saves it into `folder` and every process maps those files (`VideoStatesCache.load`): one copy per machine.
+def shared_per_machine(build_share, folder: str, local_process_index: int, local_processes: int):
+    """One split's cache, each process of the machine encoding its share of the videos on its own accelerator, one
+    copy per machine. `build_share(share, shares)` builds the cache of rows `share, share + shares, ...` (a
+    `VideoStatesCache`). With one process it is the whole cache; with several, each saves its part into
+    `folder/part-<k>` and every process maps all parts (`CacheParts`).
 
-    The others wait by watching for the saved cache, not in a collective (a build can outlast the collectives'
-    timeout, 30 minutes by default); one short barrier first lets the builder clear what an earlier run left there.
-    The folder is removed when the builder exits (the others have mapped it by then)."""
-    if world_size == 1:
-        return build()
-    builder = local_process_index == 0
-    if builder:
+    The processes wait for each other's parts by watching for them, not in a collective (a share can outlast the
+    collectives' timeout, 30 minutes by default); one short barrier first lets the first process clear what an
+    earlier run left there. The folder is removed when the first process exits (every process has mapped it by
+    then: they all wait for the last part before training)."""
+    if local_processes == 1:
+        return build_share(0, 1)
+    first = local_process_index == 0
+    if first:
         shutil.rmtree(folder, ignore_errors=True)
     PartialState().wait_for_everyone()
-    if builder:
-        build().save(folder)
+    build_share(local_process_index, local_processes).save(os.path.join(folder, f"part-{local_process_index}"))
+    if first:
         atexit.register(shutil.rmtree, folder, True)
-    else:
-        waited_s = 0
-        while not os.path.exists(os.path.join(folder, "cache.json")):  # written last, atomically
-            time.sleep(2)
-            waited_s += 2
-            if waited_s % 300 == 0:
-                logger.info(f"waiting for this machine's cache in {folder} ({waited_s // 60} min)")
-    return VideoStatesCache.load(folder)  # the builder too maps the files: its built copy is dropped
+    parts = [os.path.join(folder, f"part-{k}") for k in range(local_processes)]
+    waited_s = 0
+    while not all(os.path.exists(os.path.join(part, "cache.json")) for part in parts):  # written last, atomically
+        time.sleep(1)
+        waited_s += 1
+        if waited_s % 300 == 0:
+            logger.info(f"waiting for the other processes' shares of this machine's cache in {folder}")
+    return CacheParts([VideoStatesCache.load(part) for part in parts])  # its own part mapped too: one copy
+
+
+def local_processes(world_size: int) -> int:
+    """Processes on this machine: the launcher's LOCAL_WORLD_SIZE (torchrun, accelerate launch), else all of
+    `world_size` (one machine)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
 
 
 __all__ = [
@@ -324,4 +381,7 @@ __all__ = [
     "cache_dtypes",
     "cache_bytes",
     "shared_per_machine",
+    "local_processes",
+    "CacheParts",
+    "row_shape",
 ]

@@ -3,6 +3,7 @@ the pipeline's forward, with the model on a fake accelerator (`fake_accelerator.
 that meets one on the accelerator, and any value read back to the host inside the step, fails these tests."""
 
 import sys
+from unittest import mock
 
 import pytest
 import torch
@@ -48,11 +49,21 @@ def test_a_training_step_set_up_as_run_grounding_does_keeps_every_tensor_on_the_
 ):
     """Forward and loss on fake CUDA: the text states (computed after the Trainer placed the model), the cached video
     states and the batch all meet the model on its device, and the step reads nothing back."""
+    from modeling_tsgv.modeling_tsgv import TSGVVideoBackbone
+
     args = [*TINY, "--synthetic_dir", str(world), "--output_dir", str(tmp_path / "out")]
-    with trainer_on_fake_device("cuda") as on_device:
+    encoded_on = []  # where the video-states cache ran the backbone: the training device, not the CPU
+    encode_video = TSGVVideoBackbone.encode_video
+
+    def recording(self, pixel_values):
+        encoded_on.append(pixel_values.device.type)
+        return encode_video(self, pixel_values)
+
+    with trainer_on_fake_device("cuda") as on_device, mock.patch.object(TSGVVideoBackbone, "encode_video", recording):
         run = run_grounding.setup([*args, "--cache_video_states", cache_video_states])
         on_device(run.trainer)
         assert device_types(run) == {"cuda"}
+        assert set(encoded_on) == ({"cuda"} if cache_video_states == "yes" else set())
         batch = first_batch(run)
         assert "text_states" in batch  # the frozen encoder's states, served by the collator
         assert ("video_states" in batch) == (cache_video_states == "yes")

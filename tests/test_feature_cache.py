@@ -166,6 +166,31 @@ def test_a_saved_cache_maps_its_files_instead_of_copying_them(tmp_path):
     assert [loaded.variant_of(v) for v in "abc"] == [cache.variant_of(v) for v in "abc"]
 
 
+def test_shares_built_by_each_process_read_as_one_cache(world_rows_32px, processor_32px, minilm_path, tmp_path):
+    """What `shared_per_machine` does with 2 processes of a machine, in one process: each share (rows k, k + 2, ...)
+    encoded and saved on its own, then every process maps both parts and serves every row, the same as one build;
+    a share with no rows (a tiny split) works too."""
+    from modeling_tsgv.feature_cache import CacheParts
+
+    model = make_model(minilm_path)
+    dataset = datasets.Dataset.from_list(world_rows_32px)
+    kwargs = {"train": True, "variants": 2, "seed": 4, "num_workers": 0, "dtype": torch.float32}
+    whole = VideoStatesCache.build(model, dataset, processor_32px.video_processor, **kwargs)
+    shares = 3 if len(dataset) < 3 else len(dataset) + 1  # one share empty
+    for share in range(shares):
+        rows = dataset.select(range(share, len(dataset), shares))
+        VideoStatesCache.build(model, rows, processor_32px.video_processor, **kwargs).save(str(tmp_path / f"{share}"))
+    parts = CacheParts([VideoStatesCache.load(str(tmp_path / f"{share}")) for share in range(shares)])
+    for epoch in (0, 1):
+        whole.set_epoch(epoch), parts.set_epoch(epoch)
+        batch = {"video_id": [row["video_id"] for row in world_rows_32px]}
+        torch.testing.assert_close(
+            torch.stack(parts.transform()(batch)["video_states"]),
+            torch.stack(whole.transform()(batch)["video_states"]),
+        )
+    assert parts.nbytes() == whole.nbytes()
+
+
 def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, minilm_path):
     import sys
     from types import SimpleNamespace
