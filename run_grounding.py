@@ -240,7 +240,18 @@ class ModelArguments:
 class DataArguments:
     dataset: str = field(default="synthetic", metadata={"help": f"synthetic | {' | '.join(FORMATS)}"})
     train_file: str | None = field(default=None, metadata={"help": "Training annotations."})
-    validation_file: str | None = field(default=None, metadata={"help": "Validation annotations (best checkpoint)."})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Validation annotations: evaluation during training, best checkpoint."}
+    )
+    validation_split_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Without --validation_file: this share of the training videos (by video, drawn with --seed) is "
+            "held out as the validation split that evaluation during training and --load_best_model_at_end use, so "
+            "the test split never picks the model. 0: no validation split (then --eval_strategy no "
+            "--load_best_model_at_end False). The built-in synthetic world has its own validation split."
+        },
+    )
     test_file: str | None = field(default=None, metadata={"help": "Test annotations."})
     video_dir: str | None = field(default=None, metadata={"help": "Folder of the videos (<video_id>.mp4 ...)."})
     durations: list[str] | None = field(
@@ -297,6 +308,11 @@ class DataArguments:
             raise ArgumentError(f"--cache_video_states must be auto, yes or no, got {self.cache_video_states!r}")
         if self.video_state_variants < 1:
             raise ArgumentError(f"--video_state_variants must be >= 1, got {self.video_state_variants}")
+        if not 0 <= self.validation_split_fraction < 1:
+            raise ArgumentError(
+                f"--validation_split_fraction must be in [0, 1) (a share of the training videos), got "
+                f"{self.validation_split_fraction}"
+            )
         from modeling_tsgv.synthetic import PRESETS
 
         if self.synthetic_preset not in PRESETS:
@@ -411,6 +427,13 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
     positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
+    holds_out = data_args.dataset != "synthetic" and not data_args.validation_file and data_args.train_file
+    if training and holds_out and data_args.validation_split_fraction == 0 and training_args.eval_strategy != "no":
+        raise ArgumentError(
+            "--validation_split_fraction 0 without --validation_file leaves no validation split, and evaluating on "
+            "the test split during training would let it pick the model: give a --validation_file or a fraction "
+            "> 0, or pass --eval_strategy no --load_best_model_at_end False"
+        )
     if data_args.features_dir and (
         model_args.backbone_tuning in ("full", "partial")
         or data_args.cache_video_states == "no"
@@ -533,8 +556,8 @@ def check_output_dir(training_args) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def resolve_annotation_files(data_args: DataArguments) -> tuple[dict, dict]:
-    """(split -> (path, format, video_dir, durations)) for the chosen dataset; builds the synthetic world if needed."""
+def resolve_annotation_files(data_args: DataArguments) -> dict:
+    """split -> (path, format, video_dir, durations) for the chosen dataset; builds the synthetic world if needed."""
     if data_args.dataset == "synthetic":
         from modeling_tsgv.synthetic import generate
 
@@ -546,23 +569,49 @@ def resolve_annotation_files(data_args: DataArguments) -> tuple[dict, dict]:
         )
         folder = os.path.join(data_args.synthetic_dir, "annotations")
         splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}
-        return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}, {"eval": "val"}
+        return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}
     files = {"train": data_args.train_file, "val": data_args.validation_file, "test": data_args.test_file}
-    spec = {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
-    return spec, {"eval": "val" if "val" in spec else "test"}
+    return {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
 
 
-def load_splits(data_args: DataArguments) -> tuple[dict, str]:
-    """Read every split; logs one summary line per file. Returns ({split: Dataset}, eval split name)."""
-    spec, roles = resolve_annotation_files(data_args)
+def load_splits(data_args: DataArguments, seed: int) -> tuple[dict, str | None, str]:
+    """Read every split (one summary log line per file); without a validation file, hold out
+    --validation_split_fraction of the training videos as "val" (`hold_out_validation`). Returns
+    ({split: Dataset}, the validation split's name or None, how the validation split was made, in words)."""
     splits = {}
-    for split, (path, fmt, video_dir, durations) in spec.items():
+    for split, (path, fmt, video_dir, durations) in resolve_annotation_files(data_args).items():
         rows, stats = read_annotations(path, fmt, video_dir=video_dir, durations=durations)
         limit = data_args.max_train_videos if split == "train" else data_args.max_eval_videos
         rows = rows[:limit] if limit else rows
         # read_annotations has logged its one-line summary of the file
         splits[split] = rows_to_dataset(rows)
-    return splits, roles["eval"]
+    if "val" in splits:
+        where = "the synthetic world's own" if data_args.dataset == "synthetic" else data_args.validation_file
+        return splits, "val", f"{where} ({len(splits['val']):,d} videos)"
+    if "train" not in splits or data_args.evaluate_only or data_args.validation_split_fraction == 0:
+        return splits, None, "none"
+    return (splits, "val", hold_out_validation(splits, data_args.validation_split_fraction, seed, data_args))
+
+
+def hold_out_validation(splits: dict, fraction: float, seed: int, data_args: DataArguments) -> str:
+    """Move `fraction` of the training videos (by video: rows are videos; drawn with `seed` by
+    `Dataset.train_test_split`) into `splits["val"]`; logs and returns what was done, in words."""
+    train = splits["train"]
+    try:
+        parts = train.train_test_split(test_size=fraction, seed=seed)
+    except ValueError as error:  # too few videos to hold any out
+        raise ArgumentError(
+            f"--validation_split_fraction {fraction:g}: cannot hold out validation videos from the {len(train)} "
+            f"training videos of {data_args.train_file} ({str(error).splitlines()[0]}); give a --validation_file"
+        ) from error
+    splits["train"], splits["val"] = parts["train"], parts["test"]
+    queries = sum(len(sentences) for sentences in splits["val"]["sentences"])
+    description = (
+        f"held out from {os.path.basename(data_args.train_file)}: {len(splits['val']):,d} of {len(train):,d} videos "
+        f"({queries:,d} queries; fraction {fraction:g}, seed {seed})"
+    )
+    logger.info(f"validation split {description}; the test split is used only after training")
+    return description
 
 
 def check_validation_labels(splits: dict, eval_split: str, data_args, training_args) -> None:
@@ -679,7 +728,8 @@ class GroundingRun:
     data_args: DataArguments
     training_args: TrainingArguments
     splits: dict
-    eval_split: str
+    eval_split: str | None
+    validation: str
     eval_splits: list[str]
     model: TSGVForGrounding
     processor: TSGVProcessor
@@ -695,7 +745,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
     device (`fill_caches`). `callbacks`: extra `TrainerCallback`s."""
     model_args, data_args, training_args = parse_arguments(argv)
     with training_args.main_process_first(desc="reading annotations / generating the synthetic world"):
-        splits, eval_split = load_splits(data_args)
+        splits, eval_split, validation = load_splits(data_args, training_args.seed)
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
     check_validation_labels(splits, eval_split, data_args, training_args)
     model = build_model(model_args)
@@ -726,7 +776,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
     caches, store = fill_caches(trainer, splits, eval_split, processor, data_args)
     epochs.targets += tuple(caches)
     return GroundingRun(
-        model_args, data_args, training_args, splits, eval_split, eval_splits, model, processor, trainer,
+        model_args, data_args, training_args, splits, eval_split, validation, eval_splits, model, processor, trainer,
         transforms, caches, store,
     )  # fmt: skip
 
@@ -758,6 +808,7 @@ def main(argv=None, callbacks=None):
         DropReplacedCheckpoints.drop(training_args)
 
     # ---- evaluation and report -------------------------------------------------------------------------------
+    metrics["validation_split"] = run.validation
     metrics.update(evaluate_splits(trainer, run.splits, run.eval_splits, run.transforms, model, training_args))
     metrics["wall_time_s"] = time.time() - start
     arguments = (run.model_args, run.data_args, training_args)

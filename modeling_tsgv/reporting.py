@@ -317,7 +317,8 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
             f"videos, seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
             if data_args.dataset == "synthetic"
             else dataset_name
-        ),
+        )
+        + f"; validation split (evaluation during training, best checkpoint): {metrics.get('validation_split', 'none')}",
         results_table=table,
         limitations=model_card_limitations(data_args, metrics),
         learning_curve=curve_table or "(no training in this run)",

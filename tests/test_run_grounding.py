@@ -329,3 +329,42 @@ def test_a_first_run_is_quiet_and_ends_saying_what_to_do_next(world, tmp_path):
     card = (out / "README.md").read_text()
     assert "## Limitations" in card and "synthetic world only" in card
     assert "https://github.com/)" not in card and "type: mean_iou" in card and "trust_remote_code=True" in card
+
+
+def test_without_a_validation_file_a_share_of_the_training_videos_picks_the_model(world, tmp_path):
+    """A real-data layout (train and test files, no validation file): 1 of the 5 training videos is held out by
+    video, evaluation during training and the best checkpoint use it, never the test split; said in all_results.json
+    and the card."""
+    annotations = world / "annotations"
+    args = [
+        *TINY, "--dataset", "jsonl", "--train_file", str(annotations / "train.jsonl"),
+        "--test_file", str(annotations / "test.jsonl"), "--video_dir", str(world), "--validation_split_fraction", "0.2",
+        "--max_steps", "2", "--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "steps",
+        "--save_steps", "1", "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    metrics = run_grounding.main(args)
+    train = [json.loads(line) for line in (annotations / "train.jsonl").read_text().splitlines()]
+    assert metrics["validation_split"].startswith("held out from train.jsonl: 1 of 5 videos")
+    state = json.loads((tmp_path / "out" / "checkpoint-2" / "trainer_state.json").read_text())
+    evaluations = [entry for entry in state["log_history"] if "eval_num_queries" in entry]
+    held_out = int(re.search(r"\((\d+) queries", metrics["validation_split"]).group(1))
+    test_queries = len((annotations / "test.jsonl").read_text().splitlines())
+    assert evaluations and all(entry["eval_num_queries"] == held_out for entry in evaluations)
+    assert held_out < len(train) and (held_out, 1) != (test_queries, 0)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "validation split (evaluation during training, best checkpoint): held out from train.jsonl" in card
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert results["validation_split"] == metrics["validation_split"]
+
+
+def test_no_validation_split_and_evaluation_during_training_is_refused(world, tmp_path):
+    annotations = world / "annotations"
+    args = [
+        "--dataset", "jsonl", "--train_file", str(annotations / "train.jsonl"), "--test_file",
+        str(annotations / "test.jsonl"), "--video_dir", str(world), "--validation_split_fraction", "0",
+        "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    with pytest.raises(run_grounding.ArgumentError, match="--validation_split_fraction 0 without --validation_file"):
+        run_grounding.main(args)
+    with pytest.raises(run_grounding.ArgumentError, match="must be in \\[0, 1\\)"):
+        run_grounding.main([*args[:-4], "--validation_split_fraction", "1", "--output_dir", str(tmp_path / "o")])
