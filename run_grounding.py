@@ -60,6 +60,7 @@ from modeling_tsgv.configuration_tsgv import (
     random_backbone_config,
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
+from modeling_tsgv.evaluation import gather_records, score_as_served, served_metrics, serving_pipeline
 from modeling_tsgv.feature_cache import (
     VideoStatesCache,
     cache_bytes,
@@ -69,7 +70,6 @@ from modeling_tsgv.feature_cache import (
     shared_per_machine,
 )
 from modeling_tsgv.feature_store import FeatureStore
-from modeling_tsgv.metrics import sentence_binding
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
 from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
@@ -809,7 +809,7 @@ def main(argv=None, callbacks=None):
 
     # ---- evaluation and report -------------------------------------------------------------------------------
     metrics["validation_split"] = run.validation
-    metrics.update(evaluate_splits(trainer, run.splits, run.eval_splits, run.transforms, model, training_args))
+    metrics.update(evaluate_splits(run))
     metrics["wall_time_s"] = time.time() - start
     arguments = (run.model_args, run.data_args, training_args)
     return write_run_report(trainer, metrics, run.splits, run.eval_splits, run.eval_split, model, arguments, argv)
@@ -953,30 +953,57 @@ def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tupl
     return caches, store
 
 
-def evaluate_splits(trainer, splits: dict, eval_splits: list[str], transforms: dict, model, training_args) -> dict:
-    """Test metrics per evaluated split, from the video files as inference reads them: the Trainer's metrics,
-    failed videos / queries (counted as misses), binding; writes predictions_<split>.jsonl. Returns the metrics."""
+def evaluate_splits(run: GroundingRun) -> dict:
+    """Test metrics per evaluated split, scored as the model is served (`evaluation.score_as_served`: the grounding
+    pipeline on each test video file, longer videos in windows), each process its share of the videos; failed
+    videos / queries (counted as misses), binding; writes predictions_<split>.jsonl. Returns the metrics."""
+    trainer, training_args = run.trainer, run.training_args
+    if not run.eval_splits:
+        return {}
+    model = serving_model(run)
+    pipe = serving_pipeline(model, run.processor, training_args.device)
     metrics = {}
-    for split in eval_splits:
-        splits[split].set_transform(transforms[split])  # from the video files, as inference does
-        output = trainer.predict(splits[split], metric_key_prefix=split)
-        metrics.update(output.metrics)
-        if not output.metrics.get(f"{split}_num_queries"):
+    for split in run.eval_splits:
+        rows = list(run.splits[split].with_format(None))
+        records, failures = score_as_served(
+            pipe, rows, model.config.max_spans, training_args.per_device_eval_batch_size,
+            training_args.process_index, training_args.world_size,
+        )  # fmt: skip
+        trainer.failures.record(split, failures)
+        records = gather_records(records, training_args.world_size)
+        metrics.update(served_metrics(records, split))
+        if not metrics[f"{split}_num_queries"]:
             logger.warning(f"[{split}] no query has a labelled moment: its metrics are NaN (predictions are written)")
-        failed = {f["video_id"]: f["error"] for f in trainer.gathered_failures() if f["split"] == split}
+        failed = {f["video_id"] for f in trainer.gathered_failures() if f["split"] == split}
         if failed:
-            rows = splits[split].with_format(None)
-            lost = sum(len(row["sentences"]) for row in rows if str(row["video_id"]) in failed)
+            lost = sum(1 for record in records if str(record["video_id"]) in failed)
             metrics[f"{split}_failed_videos"], metrics[f"{split}_failed_queries"] = len(failed), lost
             logger.warning(
                 f"[{split}] {len(failed)} video(s) failed to decode; their {lost} queries are counted as misses "
                 f"(in every metric's denominator)"
             )
         if trainer.is_world_process_zero():
-            path = os.path.join(training_args.output_dir, f"predictions_{split}.jsonl")
-            records = write_predictions(path, splits[split].with_format(None), output, model.config.max_spans, failed)
-            metrics[f"{split}_binding"], metrics[f"{split}_binding_queries"] = sentence_binding(records)
+            write_predictions(os.path.join(training_args.output_dir, f"predictions_{split}.jsonl"), records)
     return metrics
+
+
+def serving_model(run: GroundingRun) -> TSGVForGrounding:
+    """The model the test splits are scored with: the trained one in memory (it is what was saved), in eval mode;
+    under DeepSpeed the saved folder loaded on this process's device without the engine (ZeRO-3 holds only a
+    shard of each weight in memory)."""
+    model = run.trainer.model
+    if not run.trainer.is_deepspeed_enabled:
+        return model.eval()
+    from transformers.integrations import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    folder = run.training_args.output_dir if not run.data_args.evaluate_only else run.model_args.model_name_or_path
+    run.trainer.accelerator.wait_for_everyone()  # the main process has written the folder
+    unset_hf_deepspeed_config()  # else from_pretrained would partition the copy again (zero.Init)
+    try:
+        model = TSGVForGrounding.from_pretrained(folder)
+    finally:
+        set_hf_deepspeed_config(run.training_args.hf_deepspeed_config)
+    return model.to(run.training_args.device).eval()
 
 
 def cli(argv=None, callbacks=None) -> int:

@@ -255,15 +255,23 @@ class VideoStream:
     waited for frames.
     """
 
-    def __init__(self, pipe, forward_params: dict, postprocess_params: dict, batch_size: int, decode_ahead: bool):
+    def __init__(
+        self,
+        pipe,
+        forward_params: dict,
+        postprocess_params: dict,
+        batch_size: int,
+        decode_ahead: bool,
+        return_errors: bool = False,
+    ):
         self.pipe, self.forward_params, self.postprocess_params = pipe, forward_params, postprocess_params
-        self.batch_size, self.decode_ahead = batch_size, decode_ahead
+        self.batch_size, self.decode_ahead, self.return_errors = batch_size, decode_ahead, return_errors
         self.timings = {"decode": 0.0, "shared": 0.0, "per_query": 0.0, "total": 0.0}
 
     def results(self, inputs, preprocess_params: dict):
         """Yield one result per input (a video path or `{"video", "queries"}` dict), in order."""
         pipe, start = self.pipe, time.perf_counter()
-        windows = (window for item in inputs for window in pipe.preprocess(item, **preprocess_params))
+        windows = self._windows(inputs, preprocess_params)
         windows = _DecodeAhead(windows, depth=self.batch_size) if self.decode_ahead else windows
         group, outputs, calls = [], [], set()  # one-window videos waiting; windows of the current longer video
         try:
@@ -271,6 +279,13 @@ class VideoStream:
                 tick = time.perf_counter()
                 window = next(windows, None)
                 self.timings["decode"] += time.perf_counter() - tick
+                if window is not None and "decode_error" in window:  # returned in its place (`return_errors`)
+                    if group:
+                        yield from self._ground_group(group)
+                        group = []
+                    outputs = []  # the windows it had already given
+                    yield window["decode_error"]
+                    continue
                 if window is not None and self.batch_size > 1 and window["window_index"] == 0 and window["is_last"]:
                     group.append(window)  # a one-window video: waits for the others of its group
                     if len(group) == self.batch_size:
@@ -295,6 +310,17 @@ class VideoStream:
                 pipe._forget(call)
             pipe._clock.settle(self.timings)
             self.timings["total"] = time.perf_counter() - start
+
+    def _windows(self, inputs, preprocess_params: dict):
+        """Every window of every input, in order; with `return_errors`, a video that cannot be decoded gives one
+        `{"decode_error": VideoDecodeError}` item instead of (the rest of) its windows."""
+        for item in inputs:
+            try:
+                yield from self.pipe.preprocess(item, **preprocess_params)
+            except VideoDecodeError as error:
+                if not self.return_errors:
+                    raise
+                yield {"decode_error": error}
 
     def _forward(self, model_inputs: dict) -> dict:
         self.pipe._timings[model_inputs["call"]] = self.timings  # the pipeline's `_forward` adds the model's share
@@ -340,6 +366,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             than `window_s`) go through the model in one forward pass; longer videos run window by window.
         decode_ahead (`bool`, defaults to True): decode (and resize) the next windows in a background thread while
             the model works on the current ones.
+        decode_errors (`str`, defaults to "raise"): "return": for a list or generator of videos, a video that cannot
+            be decoded gives its `VideoDecodeError` in its place among the results and the others go on.
         backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = PyAV then
             decord). PyAV is the default here because it streams in constant memory, whatever the video's length
             (docs/benchmarks.md, "Inference memory").
@@ -435,6 +463,9 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             batch_size = self._batch_size if self._batch_size is not None else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1 (videos per forward pass), got {batch_size!r}")
+        decode_errors = kwargs.pop("decode_errors", "raise")
+        if decode_errors not in ("raise", "return"):
+            raise ValueError(f"decode_errors must be 'raise' or 'return', got {decode_errors!r}")
         if kwargs.pop("num_workers", None) not in (None, 0, 1):
             raise ValueError(
                 f"num_workers is not used by the {TASK} pipeline: one background thread decodes ahead "
@@ -447,7 +478,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             {**self._postprocess_params, **post},
         )
         decode_ahead = fwd.pop("decode_ahead", True)
-        stream = {"batch_size": batch_size, "decode_ahead": decode_ahead}
+        stream = {"batch_size": batch_size, "decode_ahead": decode_ahead, "return_errors": decode_errors == "return"}
         if isinstance(inputs, (str, os.PathLike, dict)):
             return list(self._run([inputs], pre, fwd, post, **stream))[0]
         if isinstance(inputs, (list, tuple)):
@@ -456,9 +487,9 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             return self._run(inputs, pre, fwd, post, **stream)
         raise TypeError(f"expected a video path, a {{'video', 'queries'}} dict or a list of them, got {type(inputs)}")
 
-    def _run(self, inputs, preprocess_params, forward_params, postprocess_params, batch_size=1, decode_ahead=True):
+    def _run(self, inputs, preprocess_params, forward_params, postprocess_params, **stream_params):
         """Yield one result per input video, in order (`VideoStream`); `last_timings_s` sums the whole call."""
-        stream = VideoStream(self, forward_params, postprocess_params, batch_size, decode_ahead)
+        stream = VideoStream(self, forward_params, postprocess_params, **stream_params)
         try:
             yield from stream.results(inputs, preprocess_params)
         finally:

@@ -16,7 +16,6 @@ from .configuration_tsgv import BACKBONE_SIZES, BUILTIN_BACKBONES
 from .files import atomic_path, write_text_atomic
 from .metrics import grounding_metrics, sentence_binding
 from .processing_tsgv import default_text_encoder_path
-from .trainer import unpack_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +38,16 @@ def prior_metrics(splits: dict, eval_splits: list[str], spans: list | None = Non
     return results
 
 
-def write_predictions(path: str, dataset, output, top_k: int, failed: dict | None = None) -> list[dict]:
-    """`predictions_<split>.jsonl`, one line per query: video_id, query id and text, duration, gt moments (s), top-k
-    [start_s, end_s, score]; for a video in `failed` (video_id -> decode error) the error too (its spans are empty:
-    it was not seen). `output`: the Trainer's `predict` output (video-major, see `trainer.unpack_predictions`).
-    Returns the records written."""
-    spans, scores = output.predictions[:2]
-    labels, durations = output.label_ids
-    records = []
-    for item in unpack_predictions(spans, scores, labels, durations):
-        row = dataset[item["video"]]
-        record = {
-            "video_id": row["video_id"],
-            "query_id": row["query_ids"][item["query"]],
-            "query": row["sentences"][item["query"]],
-            "duration_s": row["duration_s"],
-            "gt_windows_s": [[round(s, 3), round(e, 3)] for s, e in row["spans_s"][item["query"]]],
-            "pred_spans_s": [[round(float(v), 3) for v in span] for span in item["spans_s"][:top_k]],
-        }
-        if failed and str(row["video_id"]) in failed:
-            record["decode_error"] = failed[str(row["video_id"])]
-        records.append(record)
+def write_predictions(path: str, records: list[dict]) -> None:
+    """`predictions_<split>.jsonl`, one line per query (`evaluation.score_as_served`'s records): video_id, query id
+    and text, duration, gt moments (s), top-k [start_s, end_s, score], whether the video was grounded in one pass or
+    in windows; for a video that failed to decode the error too (its spans are empty: it was not seen)."""
     with atomic_path(path) as temporary, open(temporary, "w") as f:
-        f.writelines(json.dumps(record) + "\n" for record in records)
-    return records
+        for record in records:
+            line = {key: value for key, value in record.items() if key != "order"}
+            line["gt_windows_s"] = [[round(s, 3), round(e, 3)] for s, e in record["gt_windows_s"]]
+            line["pred_spans_s"] = [[round(float(v), 3) for v in span] for span in record["pred_spans_s"]]
+            f.write(json.dumps(line) + "\n")
 
 
 def write_run_report(trainer, metrics: dict, splits: dict, eval_splits, eval_split, model, arguments, argv) -> dict:

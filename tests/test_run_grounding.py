@@ -368,3 +368,59 @@ def test_no_validation_split_and_evaluation_during_training_is_refused(world, tm
         run_grounding.main(args)
     with pytest.raises(run_grounding.ArgumentError, match="must be in \\[0, 1\\)"):
         run_grounding.main([*args[:-4], "--validation_split_fraction", "1", "--output_dir", str(tmp_path / "o")])
+
+
+def test_test_figures_are_what_the_pipeline_answers_on_the_saved_model(world, tmp_path):
+    """A test video longer than the serving window (the training set's 95th-percentile duration) is scored in
+    windows, as `pipeline(...)` serves it: the predictions file holds exactly what the pipeline on the saved folder
+    answers, and the reported recall is computed from those answers."""
+    from conftest import write_test_video
+    from transformers import pipeline
+
+    from modeling_tsgv import register
+    from modeling_tsgv.metrics import grounding_metrics
+    from modeling_tsgv.pipeline_tsgv import TASK
+
+    annotations = world / "annotations"
+    long_video = write_test_video(tmp_path / "long.mp4", [i / 4 for i in range(4 * 90)], size=(32, 32))  # 90 s
+    queries = [("the red circle moves left", 10.0, 20.0), ("a blue square appears", 60.0, 75.0)]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "video_id": "long",
+                    "video_path": str(long_video),
+                    "duration_s": 90.0,
+                    "sentence": sentence,
+                    "start_s": start,
+                    "end_s": end,
+                }
+            )
+            + "\n"
+            for sentence, start, end in queries
+        )  # fmt: skip
+    )
+    out = tmp_path / "out"
+    args = [
+        *TINY, "--dataset", "jsonl", "--train_file", str(annotations / "train.jsonl"), "--test_file", str(test_file),
+        "--video_dir", str(world), "--max_steps", "2", "--eval_strategy", "no", "--save_strategy", "no",
+        "--load_best_model_at_end", "False", "--validation_split_fraction", "0", "--output_dir", str(out),
+    ]  # fmt: skip
+    metrics = run_grounding.main(args)
+    assert metrics["test_windowed_videos"] == 1 and "pipeline" in metrics["test_scored_by"]
+    register()
+    pipe = pipeline(TASK, model=str(out), device="cpu")
+    assert pipe.model.config.inference_window_s < 90
+    answers = pipe(
+        {"video": str(long_video), "queries": [q for q, _, _ in queries]}, top_k=pipe.model.config.max_spans
+    )
+    lines = [json.loads(line) for line in (out / "predictions_test.jsonl").read_text().splitlines()]
+    assert [line["windows"] for line in lines] == ["several", "several"]
+    for line, answer in zip(lines, answers):
+        assert line["pred_spans_s"] == [
+            [round(a["start"], 3), round(a["end"], 3), round(a["score"], 3)] for a in answer
+        ]
+    expected = grounding_metrics(answers, [[start, end] for _, start, end in queries])
+    for key in ("R1@0.5", "R5@0.5", "mIoU"):  # all_results.json rounds to 4 decimals
+        assert metrics[f"test_{key}"] == pytest.approx(expected[key], abs=1e-4), key

@@ -1,0 +1,104 @@
+"""Test splits scored the way the model is served: every test video through the grounding pipeline.
+
+A figure in `all_results.json` should predict what `pipeline("temporal-sentence-grounding", model=<the saved
+folder>)` answers. So the test splits are not scored from the Trainer's evaluation batches (one uniform sampling of
+`num_frames` over each whole video, the duration from the annotations) but by the pipeline itself on each video
+file: videos up to the model's `inference_window_s` in one pass, longer ones in overlapping windows merged into one
+answer, the duration read from the file, the same decoder, NMS and top-k. Validation during training (checkpoint
+selection) keeps the Trainer's one-pass batches: faster, and only their ranking matters there.
+
+With several processes each scores its share of the videos and the records are gathered.
+"""
+
+import logging
+
+import numpy as np
+import torch
+
+from .metrics import grounding_metrics, sentence_binding
+from .pipeline_tsgv import TemporalSentenceGroundingPipeline
+from .video import VideoDecodeError
+
+logger = logging.getLogger(__name__)
+
+
+def serving_pipeline(model, processor, device=None) -> TemporalSentenceGroundingPipeline:
+    """The grounding pipeline on `model` (in eval mode) and `processor`, on `device` (default: the model's)."""
+    device = device if device is not None else next(model.parameters()).device
+    return TemporalSentenceGroundingPipeline(model=model, processor=processor, device=device)
+
+
+def score_as_served(
+    pipe,
+    rows: list[dict],
+    top_k: int,
+    batch_size: int = 1,
+    process_index: int = 0,
+    num_processes: int = 1,
+) -> tuple[list[dict], list[dict]]:
+    """Ground every query of this process's share of `rows` (rows `process_index`, `process_index` +
+    `num_processes`, ...) with `pipe`, as a user's call would.
+
+    Args:
+        pipe: a `TemporalSentenceGroundingPipeline`.
+        rows: one per video, with `video_id`, `video_path`, `duration_s` (the annotation's, seconds), `sentences`,
+            `query_ids`, `spans_s` (ground-truth moments per query, seconds).
+        top_k: spans kept per query. batch_size: one-window videos per forward pass.
+    Returns:
+        (records, failures): one record per query of the share, the lines of `predictions_<split>.jsonl`
+        (`video_id`, `query_id`, `query`, `duration_s`, `gt_windows_s`, `pred_spans_s` [[start_s, end_s, score]],
+        `windows`; `decode_error` and no spans for a video that could not be decoded) with `order` (row, query)
+        for sorting after a gather; and {"video_id", "video_path", "error"} per video that failed.
+    """
+    share = [(index, row) for index, row in enumerate(rows) if index % num_processes == process_index]
+    inputs = [{"video": str(row["video_path"]), "queries": list(row["sentences"])} for _, row in share]
+    records, failures = [], []
+    window_s = pipe.model.config.inference_window_s
+    answers = pipe(inputs, top_k=top_k, batch_size=batch_size, decode_errors="return") if inputs else []
+    for (index, row), answer in zip(share, answers):
+        error = f"{type(answer).__name__}: {answer}" if isinstance(answer, VideoDecodeError) else None
+        if error:
+            failures.append({"video_id": str(row["video_id"]), "video_path": row["video_path"], "error": error})
+            logger.warning(f"cannot decode {row['video_path']}: {answer}")
+        for q, sentence in enumerate(row["sentences"]):
+            spans = [] if error else [[s["start"], s["end"], s["score"]] for s in answer[q]]
+            record = {
+                "video_id": row["video_id"],
+                "query_id": row["query_ids"][q],
+                "query": sentence,
+                "duration_s": row["duration_s"],
+                "gt_windows_s": [[float(s), float(e)] for s, e in row["spans_s"][q]],
+                "pred_spans_s": spans,
+                "windows": "several" if row["duration_s"] > window_s else "one",
+                "order": (index, q),
+            }
+            if error:
+                record["decode_error"] = error
+            records.append(record)
+    return records, failures
+
+
+def gather_records(records: list, world_size: int) -> list:
+    """`records` of every process (a collective when `world_size` > 1), sorted by their `order`."""
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        everyone = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(everyone, records)
+        records = [record for rank in everyone for record in rank]
+    return sorted(records, key=lambda record: record["order"])
+
+
+def served_metrics(records: list[dict], split: str) -> dict:
+    """`<split>_` metrics of served records: R1/R5 @ 0.3/0.5/0.7 and mIoU (%) over the queries with moments (a
+    video that failed to decode answers nothing: its queries are misses), `num_queries`, binding, and how they
+    were scored (`scored_by`, videos longer than the serving window)."""
+    scored = [r for r in records if r["gt_windows_s"]]
+    metrics = grounding_metrics([np.asarray(r["pred_spans_s"]) for r in scored], [r["gt_windows_s"] for r in scored])
+    out = {f"{split}_{key}": value for key, value in metrics.items()}
+    out[f"{split}_num_queries"] = float(len(scored))
+    out[f"{split}_binding"], out[f"{split}_binding_queries"] = sentence_binding(records)
+    out[f"{split}_windowed_videos"] = float(len({r["video_id"] for r in records if r["windows"] == "several"}))
+    out[f"{split}_scored_by"] = "the grounding pipeline on each video file (as served)"
+    return out
+
+
+__all__ = ["serving_pipeline", "score_as_served", "gather_records", "served_metrics"]
