@@ -201,9 +201,21 @@ class StepTimer(TrainerCallback):
 
     def __init__(self):
         self.intervals_s, self._last, self._interrupted = [], None, False
+        self.data_wait_s = 0.0  # seconds the training loop waited for batches (`TSGVTrainer.get_batch_samples`)
+        self._train_start_s = None
+        self.train_s = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._last, self._interrupted = time.perf_counter(), False
+        self._train_start_s, self.data_wait_s = self._last, 0.0
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._train_start_s is not None:
+            self.train_s = time.perf_counter() - self._train_start_s
+
+    def data_wait_share(self) -> float:
+        """Share of the training loop's wall time spent waiting for batches (0-1; NaN before training ended)."""
+        return self.data_wait_s / self.train_s if self.train_s else float("nan")
 
     def on_step_end(self, args, state, control, **kwargs):
         now = time.perf_counter()
@@ -224,7 +236,7 @@ class StepTimer(TrainerCallback):
 
 def training_measures(trainer, model) -> dict[str, float]:
     """What a run cost, for all_results.json: trainable parameters (count), median seconds per optimiser step, the
-    backbone blocks x clips run in training (`TSGVVideoBackbone.block_clip_passes`, this process's; caches are built
+    share of the training loop spent waiting for batches, the backbone blocks x clips run in training (`TSGVVideoBackbone.block_clip_passes`, this process's; caches are built
     in evaluation mode and not counted), and this process's peak memory in MB: host (max RSS, the whole run's) and,
     on CUDA, the accelerator's allocated peak."""
     measures = {
@@ -232,6 +244,7 @@ def training_measures(trainer, model) -> dict[str, float]:
             sum(getattr(p, "ds_numel", p.numel()) for p in model.parameters() if p.requires_grad)
         ),
         "train_seconds_per_step": trainer.step_timer.median_s(),
+        "train_data_wait_share": trainer.step_timer.data_wait_share(),
         "train_backbone_block_clip_passes": float(model.backbone.block_clip_passes["train"]),
         "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
     }
@@ -442,7 +455,9 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
 
         Replaces the Trainer's count (labels != -100, which counts coordinates of our (start, end) labels, not the
         loss's items); the gather stays a tensor operation (no wait for the device)."""
+        start_s = time.perf_counter()
         batches = list(itertools.islice(epoch_iterator, num_batches))  # as the Trainer's own collection
+        self.step_timer.data_wait_s += time.perf_counter() - start_s  # the host blocked on the DataLoader
         num_items = foreground_steps(batches, self.accelerator.unwrap_model(self.model).config)
         if num_items is None:
             return batches, None

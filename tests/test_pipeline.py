@@ -395,3 +395,26 @@ def test_stage_times_on_an_accelerator_come_from_device_events_read_once_the_cal
     assert mine == {"shared": 0.25, "per_query": 0.25} and theirs["shared"] == 0.0
     clock.settle(theirs)
     assert theirs["shared"] == 0.25
+
+
+def test_a_broken_video_among_several_can_be_returned_in_its_place(pipe, tmp_path):
+    """decode_errors="return": the missing video's VideoDecodeError comes back in its place, the others are answered
+    as on their own; the default still raises, naming the file."""
+    from conftest import write_test_video
+
+    from modeling_tsgv.video import VideoDecodeError
+
+    good = write_test_video(tmp_path / "good.mp4", [i / 4 for i in range(40)], size=(32, 32))
+    long = write_test_video(tmp_path / "long.mp4", [i / 4 for i in range(4 * 45)], size=(32, 32))  # windows
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    inputs = [str(good), str(broken), str(long), str(tmp_path / "missing.mp4"), str(good)]
+    answers = pipe(inputs, queries=["a grey square"], batch_size=2, decode_errors="return")
+    assert isinstance(answers[1], VideoDecodeError) and isinstance(answers[3], VideoDecodeError)
+    assert "missing.mp4" in str(answers[3])
+    alone = pipe(str(good), queries=["a grey square"])
+    assert answers[0] == alone and answers[4] == alone and answers[2] == pipe(str(long), queries=["a grey square"])
+    with pytest.raises(VideoDecodeError, match="broken.mp4"):
+        pipe(inputs, queries=["a grey square"])
+    with pytest.raises(ValueError, match="decode_errors"):
+        pipe(inputs, queries=["a grey square"], decode_errors="skip")
