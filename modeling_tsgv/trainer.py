@@ -5,7 +5,8 @@
   gather (gloo aborts). `compute_metrics` unpacks them.
 - Faults of long runs (see `TSGVTrainer`): videos that fail to decode are skipped and counted (the run stops when more
   than a set share of the training videos fail), steps with a non-finite loss or gradient are skipped and counted
-  (the run stops after several in a row), a DataLoader worker that dies is reported with the file it was reading.
+  without reading anything back inside a step (the run stops after several in a row; `nonfinite.py`), a DataLoader
+  worker that dies is reported with the file it was reading.
 - A checkpoint gets `tsgv_checkpoint.json` (its files and sizes, written atomically) once everything in it is
   written (`CheckpointMarker`, a callback), so a run killed while saving never resumes from a half-written folder
   (`last_complete_checkpoint`).
