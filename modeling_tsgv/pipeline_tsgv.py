@@ -81,6 +81,10 @@ class StageClock:
         self._pending: list[tuple[dict, str, object, object]] = []  # (timings, stage, start, end) not yet read
         self._lock = threading.Lock()
 
+    def on(self, device: torch.device) -> "StageClock":
+        """This clock, or a new one when the pipeline has moved to another device since."""
+        return self if device == self.device else StageClock(device)
+
     def now(self):
         """A time mark: an event recorded on the device's current stream, or `time.perf_counter()` on the CPU."""
         if not self.events:
@@ -158,6 +162,13 @@ class _DecodeAhead:
     def close(self):
         self._stop.set()
         self._thread.join()
+
+
+def _returns_errors(decode_errors: str) -> bool:
+    """The pipeline's `decode_errors` argument ("raise" or "return") as a flag; ValueError otherwise."""
+    if decode_errors not in ("raise", "return"):
+        raise ValueError(f"decode_errors must be 'raise' or 'return', got {decode_errors!r}")
+    return decode_errors == "return"
 
 
 def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
@@ -463,9 +474,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             batch_size = self._batch_size if self._batch_size is not None else 1
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1 (videos per forward pass), got {batch_size!r}")
-        decode_errors = kwargs.pop("decode_errors", "raise")
-        if decode_errors not in ("raise", "return"):
-            raise ValueError(f"decode_errors must be 'raise' or 'return', got {decode_errors!r}")
+        return_errors = _returns_errors(kwargs.pop("decode_errors", "raise"))
         if kwargs.pop("num_workers", None) not in (None, 0, 1):
             raise ValueError(
                 f"num_workers is not used by the {TASK} pipeline: one background thread decodes ahead "
@@ -478,7 +487,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             {**self._postprocess_params, **post},
         )
         decode_ahead = fwd.pop("decode_ahead", True)
-        stream = {"batch_size": batch_size, "decode_ahead": decode_ahead, "return_errors": decode_errors == "return"}
+        stream = {"batch_size": batch_size, "decode_ahead": decode_ahead, "return_errors": return_errors}
         if isinstance(inputs, (str, os.PathLike, dict)):
             return list(self._run([inputs], pre, fwd, post, **stream))[0]
         if isinstance(inputs, (list, tuple)):
@@ -553,9 +562,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     def _forward(self, model_inputs, query_batch_size: int | None = None):
         call = model_inputs["call"]
         timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # VideoStream registers its dict
-        if self._clock.device != self.device:  # the pipeline was moved since
-            self._clock = StageClock(self.device)
-        clock = self._clock
+        clock = self._clock = self._clock.on(self.device)
         start = clock.now()
         if "query_video_index" in model_inputs:  # several one-window videos at once: nothing to share between them
             pixel_values = model_inputs["pixel_values"]

@@ -16,6 +16,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TSGV_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "real"))
 
 
+# run_grounding.py flags of a tiny run on the 8-video synthetic world: seconds on the CPU
+TINY_RUN = [
+    "--video_model", "tiny", "--image_size", "32", "--clip_frames", "4", "--num_frames", "8",
+    "--head_hidden_size", "32", "--scada_bottleneck", "8", "--synthetic_num_videos", "8",
+    "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--dataloader_num_workers", "0",
+    "--learning_rate", "1e-3", "--warmup_ratio", "0", "--logging_steps", "1", "--seed", "3",
+]  # fmt: skip
+
+
 def tiny_config(**overrides) -> TSGVConfig:
     """A 4-block VideoMAE on 32x32 frames (clips of 4 frames -> 2 time steps, 8 tokens) and a 1-layer BERT.
 

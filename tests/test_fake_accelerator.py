@@ -7,19 +7,15 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_RUN
 from fake_accelerator import move_to_fake_device, trainer_on_fake_device
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode, unset_fake_temporarily
 
 sys.path.insert(0, str(REPO_ROOT))
 import run_grounding  # noqa: E402
 
-TINY = [
-    "--video_model", "tiny", "--image_size", "32", "--clip_frames", "4", "--num_frames", "8",
-    "--head_hidden_size", "32", "--scada_bottleneck", "8", "--synthetic_num_videos", "8",
-    "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--dataloader_num_workers", "0",
-    "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "False",
-]  # fmt: skip
+TINY = [*TINY_RUN, "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
+TINY += ["--load_best_model_at_end", "False"]
 
 
 @pytest.fixture(scope="module")

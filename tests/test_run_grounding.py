@@ -14,17 +14,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT
+from conftest import TINY_RUN as TINY
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(REPO_ROOT))
 import run_grounding  # noqa: E402
-
-TINY = [
-    "--video_model", "tiny", "--image_size", "32", "--clip_frames", "4", "--num_frames", "8",
-    "--head_hidden_size", "32", "--scada_bottleneck", "8", "--synthetic_num_videos", "8",
-    "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--dataloader_num_workers", "0",
-    "--learning_rate", "1e-3", "--warmup_ratio", "0", "--logging_steps", "1", "--seed", "3",
-]  # fmt: skip
 
 
 def tiny_args(tmp_path, *extra):
