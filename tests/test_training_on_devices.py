@@ -63,3 +63,28 @@ def test_activation_checkpointing_keeps_the_adapters_and_trained_blocks_training
         assert grad is not None and grad.abs().sum() > 0, name
         assert checkpointed[name] is not None, f"{name}: no gradient under checkpointing"
         torch.testing.assert_close(checkpointed[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_sentence_pooling_keeps_no_per_query_copy_of_the_tokens_for_its_backward():
+    """What the pooling holds from its forward to the step's backward (counted on fake tensors): under a copy of the
+    tokens per query, where the pooling before #27 held keys of every token (a full (B_q, L_t, hw, D) copy) and, for
+    a frozen backbone's fan-out, keys and tokens gathered per query."""
+    import sys
+
+    from conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    from pooling_memory import PreviousPool, memory_gib
+
+    from modeling_tsgv.modeling_tsgv import SentenceSpatialPool
+
+    width, text, steps, patches, queries, videos = 256, 24, 8, 16, 24, 3  # D >> B_v, as in real backbones
+    config = tiny_config(spatial_pool_location=False, head_hidden_size=32)
+    config.backbone_config.hidden_size, config.text_config.hidden_size = width, text
+    copy_gib = queries * steps * patches * width * 4 / 2**30  # one float32 copy of the per-query tokens
+    for fan_out, batch in ((False, queries), (True, videos)):
+        shape = (batch, steps, patches, width)
+        after = memory_gib(lambda: SentenceSpatialPool(config), shape, queries, text, fan_out, torch.float32)
+        before = memory_gib(lambda: PreviousPool(width, text), shape, queries, text, fan_out, torch.float32)
+        assert before[0] >= copy_gib  # the old pooling: at least one per-query copy held (this test can fail)
+        assert after[0] < 0.5 * copy_gib, (fan_out, after, copy_gib)
