@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import torch
 
-from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH
+from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH, decode_short_side
 from .text_states import SentenceStates
 from .video import VideoDecodeError, read_frames
 
@@ -58,6 +58,7 @@ class FrameTransform:
         self.backend = backend
         self.seed = seed
         self.reading_dir = reading_dir
+        self.short_side = decode_short_side(video_processor)  # decoded straight to the size the processor wants
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -78,7 +79,9 @@ class FrameTransform:
                 with open(os.path.join(self.reading_dir, str(os.getpid())), "w") as f:
                     f.write(str(path))
             try:
-                video = read_frames(path, self.num_frames, self.spacing, self.backend, rng, duration_s)
+                video = read_frames(
+                    path, self.num_frames, self.spacing, self.backend, rng, duration_s, short_side=self.short_side
+                )
             except (VideoDecodeError, OSError) as err:  # skipped and reported by the collator, not fatal here
                 logger.warning(f"cannot decode {path}: {err}")
                 errors.append(f"{type(err).__name__}: {err}")

@@ -37,7 +37,7 @@ from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
 from .modeling_tsgv import TSGVVideoStates
-from .processing_tsgv import TSGVProcessor, check_processor_matches
+from .processing_tsgv import TSGVProcessor, check_processor_matches, decode_short_side
 from .queries import empty_queries
 from .video import VideoDecodeError, open_video
 from .windows import WindowPlan, merge_windows, plan_windows, window_alignment
@@ -534,7 +534,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             text = tokenize_queries(self.processor, sentences)
         call = next(self._calls)  # keys this video's clip cache and timings, so concurrent calls never mix
 
-        with open_video(video, backend) as source:
+        with open_video(video, backend, decode_short_side(self.processor.video_processor)) as source:
             if not source.duration_s or source.duration_s <= 0:
                 raise VideoDecodeError(f"{video}: cannot tell the video's duration")
             plan = plan_windows(

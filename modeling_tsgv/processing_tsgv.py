@@ -47,6 +47,16 @@ def check_processor_matches(config, processor, where: str = "") -> None:
         )
 
 
+def decode_short_side(video_processor) -> int | None:
+    """The short side (px) frames can be decoded straight to for `video_processor`: the size it resizes the short side
+    to (`size["shortest_edge"]`), so that its own resize has nothing left to do and no full-resolution RGB frame is
+    made; None when it resizes otherwise (or not at all)."""
+    size = getattr(video_processor, "size", None)
+    if not getattr(video_processor, "do_resize", True) or not size:
+        return None
+    return size.get("shortest_edge")
+
+
 def video_processor_settings(image_size: int) -> dict:
     """`VideoMAEVideoProcessor` settings for frames of `image_size` px: resize the short side to `image_size`,
     centre-crop a square, VideoMAE's (ImageNet) normalisation. The grounding processor and stage 1 both use them."""

@@ -90,6 +90,8 @@ class VideoSource:
 
     Attributes:
         path: the file. backend: "decord", "pyav" or "torchcodec".
+        short_side: with a value, frames are scaled (aspect kept, even sides) so their short side is that many px;
+            PyAV scales while converting to RGB (no full-size RGB frame is made), the others after decoding.
         duration_s: the file's duration in seconds as its backend reports it (None when unknown).
 
     Use as a context manager, or call `close()`. Subclasses implement `_open` and `frames_at`.
@@ -97,8 +99,9 @@ class VideoSource:
 
     backend = ""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, short_side: int | None = None):
         self.path = path
+        self.short_side = short_side  # frames come scaled so that their short side is this many px (None: as stored)
         self.duration_s: float | None = None
         self._open()
 
@@ -148,6 +151,7 @@ class _DecordSource(VideoSource):
         for first in range(0, len(index), self.chunk):
             part = index[first : first + self.chunk]
             frames = self._reader.get_batch(part).asnumpy()  # (n, H, W, 3)
+            frames = [scale_short_side(frame, self.short_side) for frame in frames]
             yield from zip(frames, self._stamps[part, 0].astype(np.float64).tolist())
 
     def close(self):
@@ -213,16 +217,40 @@ class _PyAVSource(VideoSource):
                     f"{self.path}: the container says {self.duration_s:.2f} s but the frames stop at {shown_s:.2f} s; "
                     "later times show the last frame"
                 )
-            yield _displayed(chosen), shown_s
+            yield _displayed(chosen, self.short_side), shown_s
 
     def close(self):
         self._container.close()
 
 
-def _displayed(frame) -> np.ndarray:
+def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled so the short side is `short_side` px, aspect kept, both even (what H.264 and
+    swscale like); unchanged when `short_side` is None."""
+    if short_side is None:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+
+
+def scale_short_side(array: np.ndarray, short_side: int | None) -> np.ndarray:
+    """(H, W, 3) uint8 scaled (bilinear, PIL) so its short side is `short_side` px; unchanged when None or already."""
+    if short_side is None or min(array.shape[:2]) == short_side:
+        return array
+    from PIL import Image
+
+    width, height = scaled_size(array.shape[1], array.shape[0], short_side)
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.BILINEAR))
+
+
+def _displayed(frame, short_side: int | None = None) -> np.ndarray:
     """A PyAV frame as (H, W, 3) uint8 RGB the way players show it: turned by its display matrix (phones record
-    portrait video as landscape frames plus a rotation), as decord and FFmpeg's players do."""
-    array = frame.to_ndarray(format="rgb24")
+    portrait video as landscape frames plus a rotation), as decord and FFmpeg's players do; with `short_side`,
+    scaled by swscale while converting (a quarter turn keeps the short side)."""
+    width, height = scaled_size(frame.width, frame.height, short_side)
+    if (width, height) != (frame.width, frame.height):
+        array = frame.to_ndarray(format="rgb24", width=width, height=height)
+    else:
+        array = frame.to_ndarray(format="rgb24")
     turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise quarter turns
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
@@ -293,7 +321,7 @@ class _TorchcodecSource(VideoSource):
         for first in range(0, len(targets), self.chunk):
             batch = self._decoder.get_frames_played_at(seconds=targets[first : first + self.chunk].tolist())
             times = batch.pts_seconds.numpy().astype(np.float64) - self._start_s
-            yield from zip(batch.data.numpy(), times.tolist())
+            yield from zip((scale_short_side(f, self.short_side) for f in batch.data.numpy()), times.tolist())
 
     def close(self):
         self._decoder = None
@@ -340,19 +368,19 @@ def _try_backends(path: str, backend: str, attempt):
     raise VideoDecodeError(f"{path}: cannot decode video ({'; '.join(errors)})")
 
 
-def open_video(path: str | os.PathLike, backend: str = "auto") -> VideoSource:
+def open_video(path: str | os.PathLike, backend: str = "auto", short_side: int | None = None) -> VideoSource:
     """Open a video for streaming reads at increasing times (see `VideoSource.frames_at`).
 
     Args:
         path: video file. backend: "auto" (PyAV, then decord if PyAV cannot read the file), "decord",
-            "pyav" or "torchcodec".
+            "pyav" or "torchcodec". short_side: frames scaled to this short side (px), see `VideoSource`.
     Returns:
         an open `VideoSource` (a context manager).
     Raises:
         VideoDecodeError naming the path when the file is missing, unreadable or holds no video.
     """
     path = os.fspath(path)
-    return _try_backends(path, backend, lambda name: _SOURCES[name](path))
+    return _try_backends(path, backend, lambda name: _SOURCES[name](path, short_side))
 
 
 def read_frames(
@@ -363,6 +391,7 @@ def read_frames(
     rng: np.random.Generator | None = None,
     duration_s: float | None = None,
     start_s: float = 0.0,
+    short_side: int | None = None,
 ) -> VideoFrames:
     """Read `num_frames` frames sampled by time over the whole video (or over [start_s, start_s + duration_s)).
 
@@ -375,6 +404,8 @@ def read_frames(
         duration_s: the time axis to sample over (e.g. the annotation's duration); default: the file's own duration.
             Targets past the last frame get the last frame.
         start_s: start of the sampled window (with `duration_s` as its length), for clips out of a longer video.
+        short_side: decode straight to this short side (px, aspect kept; see `VideoSource`), e.g. the model's frame
+            size, instead of converting every frame to RGB at full resolution first.
     Returns:
         `VideoFrames` with frames (T, H, W, 3) uint8 and their presentation times (T,) in seconds.
     Raises:
@@ -383,7 +414,7 @@ def read_frames(
     path = os.fspath(path)
 
     def attempt(name: str) -> VideoFrames:
-        with _SOURCES[name](path) as source:
+        with _SOURCES[name](path, short_side) as source:
             duration = float(duration_s or source.duration_s or 0.0)
             if duration <= 0:
                 raise VideoDecodeError(f"{path}: cannot tell the video's duration")

@@ -145,8 +145,8 @@ def test_long_video_is_streamed_one_window_at_a_time(pipe, videos, monkeypatch):
     pulled = []
     real_open = module.open_video
 
-    def counting_open(path, backend="auto"):
-        source = real_open(path, backend)
+    def counting_open(path, backend="auto", short_side=None):
+        source = real_open(path, backend, short_side)
         frames_at = source.frames_at
 
         def counted(times_s):

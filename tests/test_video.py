@@ -152,3 +152,19 @@ def test_mpeg_ts_and_a_stream_that_does_not_start_at_zero(tmp_path):
     with pytest.raises(ValueError, match="no frame lies in"):
         cut_clip(late, 50.0, 60.0, tmp_path / "none.mp4")
     assert not (tmp_path / "none.mp4").exists()
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_frames_can_be_decoded_straight_to_the_models_short_side(tmp_path, backend):
+    """short_side: frames come scaled (aspect kept, even sides), the same frames at the same times as a full-size
+    decode resized afterwards, within resampling noise."""
+    from PIL import Image
+
+    pytest.importorskip(backend if backend != "pyav" else "av")
+    path = write_test_video(tmp_path / "v.mp4", [i / 10 for i in range(30)], size=(90, 160))
+    full = read_frames(path, 6, backend=backend)
+    small = read_frames(path, 6, backend=backend, short_side=32)
+    assert small.frames.shape == (6, 32, 56, 3)
+    np.testing.assert_array_equal(small.times_s, full.times_s)
+    resized = np.stack([np.asarray(Image.fromarray(f).resize((56, 32), Image.BILINEAR)) for f in full.frames])
+    assert np.abs(small.frames.astype(int) - resized.astype(int)).mean() < 2.0
