@@ -70,6 +70,7 @@ from modeling_tsgv.feature_cache import (
     shared_per_machine,
 )
 from modeling_tsgv.feature_store import FeatureStore
+from modeling_tsgv.prepare import PreparedStore
 from modeling_tsgv.processing_tsgv import check_processor_matches
 from modeling_tsgv.reporting import write_predictions, write_run_report
 from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
@@ -293,6 +294,15 @@ class DataArguments:
             "instead of decoding and encoding (extract once, train many heads)."
         },
     )
+    prepared_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "A store made by `python -m modeling_tsgv.prepare`: training and validation frames are read "
+            "from it (JPEG frames on a time grid at the model's size: no video decoding); videos it lacks, or whose "
+            "file changed since, are decoded from their files (counted in the log). Test splits are scored from "
+            "the files, as served."
+        },
+    )
     video_state_variants: int = field(
         default=2, metadata={"help": "Jittered frame samplings cached per training video (one is drawn per epoch)."}
     )
@@ -445,6 +455,11 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
         )
     if data_args.features_dir and os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
         raise ArgumentError(f"--features_dir {data_args.features_dir} is a file, not a folder")
+    if data_args.prepared_dir and not os.path.isfile(os.path.join(data_args.prepared_dir, "prepared.json")):
+        raise ArgumentError(
+            f"--prepared_dir {data_args.prepared_dir}: no prepared.json, so not a store made by "
+            "`python -m modeling_tsgv.prepare`"
+        )
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
     if not 0 <= training_args.max_bad_sample_fraction <= 1:
@@ -773,7 +788,8 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
         processing_class=processor,  # checkpoints carry the processor too
     )
     quiet_transformers(training_args.get_process_log_level())  # the Trainer has just set transformers' verbosity
-    caches, store = fill_caches(trainer, splits, eval_split, processor, data_args)
+    prepared = transforms["train"].prepared if "train" in transforms else None
+    caches, store = fill_caches(trainer, splits, eval_split, processor, data_args, prepared)
     epochs.targets += tuple(caches)
     return GroundingRun(
         model_args, data_args, training_args, splits, eval_split, validation, eval_splits, model, processor, trainer,
@@ -868,6 +884,7 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
     eval_collator = VideoCentricCollator(processor, None, num_moments=num_moments, report=True, drop_failed=False)
     reading_dir = tempfile.mkdtemp(prefix="tsgv-reading-")  # which file each DataLoader worker is decoding
     atexit.register(shutil.rmtree, reading_dir, True)
+    prepared = open_prepared(data_args.prepared_dir, splits, model.config.image_size)
     transforms = {}
     for split, dataset in splits.items():
         spacing = "random" if split == "train" else "uniform"  # frames jittered in training
@@ -880,9 +897,30 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
             data_args.decode_backend,
             seed=seed,
             reading_dir=reading_dir,
+            prepared=prepared if split in ("train", "val") else None,  # test splits: the files, as served
         )
         dataset.set_transform(transforms[split])
     return train_collator, eval_collator, transforms, reading_dir
+
+
+def open_prepared(folder: str | None, splits: dict, image_size: int) -> PreparedStore | None:
+    """The `--prepared_dir` store (None without the flag), with one log line saying how many training / validation
+    videos it holds as their files are now (the others are decoded from their files)."""
+    if folder is None:
+        return None
+    store = PreparedStore(folder)
+    rows = [row for split in ("train", "val") if split in splits for row in splits[split].with_format(None)]
+    current = sum(store.is_current(str(row["video_id"]), str(row["video_path"])) for row in rows)
+    logger.info(
+        f"prepared store {folder}: {current:,d} of {len(rows):,d} training / validation videos read from it, "
+        f"{len(rows) - current:,d} decoded from their files (not in it, or changed since)"
+    )
+    if store.settings["short_side"] < image_size:
+        logger.warning(
+            f"{folder} holds frames with a short side of {store.settings['short_side']} px, fewer than the model's "
+            f"{image_size}: they are upscaled"
+        )
+    return store
 
 
 def training_device(trainer) -> torch.device:
@@ -895,12 +933,15 @@ def training_device(trainer) -> torch.device:
     return next(model.parameters()).device
 
 
-def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tuple[list, FeatureStore | None]:
+def fill_caches(
+    trainer, splits: dict, eval_split, processor, data_args, prepared=None
+) -> tuple[list, FeatureStore | None]:
     """Call after the Trainer has placed the model: the frozen text encoder's states of every sentence (a
     `SentenceStates` table the collators serve), and, when they fit, the frozen blocks' states of every training /
     validation video (`VideoStatesCache`, set as the splits' transforms), read from and saved to --features_dir
-    when given. Both are computed on the training device (`training_device`). Returns (the video caches (they
-    follow the epoch, for their jittered variants), the `FeatureStore` or None)."""
+    when given, the frames read from the `prepared` store where it holds them. Both are computed on the training
+    device (`training_device`). Returns (the video caches (they follow the epoch, for their jittered variants), the
+    `FeatureStore` or None)."""
     model, training_args = trainer.model, trainer.args
     seed, caches, store = training_args.seed, [], None
     device = training_device(trainer)
@@ -939,6 +980,7 @@ def fill_caches(trainer, splits: dict, eval_split, processor, data_args) -> tupl
                     num_workers=training_args.dataloader_num_workers,
                     dtype=cache_dtypes(model)[0 if train else 1],
                     store=store,
+                    prepared=prepared,
                 )
 
             folder = os.path.join(training_args.output_dir, f".video-states-{split}-{socket.gethostname()}")

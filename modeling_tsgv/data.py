@@ -10,7 +10,7 @@ import torch
 
 from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH, decode_short_side
 from .text_states import SentenceStates
-from .video import VideoDecodeError, read_frames
+from .video import VideoDecodeError, VideoFrames, read_frames, sample_times_s
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ class FrameTransform:
             `set_epoch` each epoch (`EpochCallback` does it for the Trainer). Without, it draws from torch's RNG.
         reading_dir: when set, each process writes the path it is about to decode to `<reading_dir>/<pid>`, so the
             file a DataLoader worker was reading when it died can be named (see `file_being_read`).
+        prepared: a `prepare.PreparedStore`: a video stored from its file as it is now is read from it (the frames
+            stored at or before each sampled time; no video decoding), the others are decoded from their files.
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class FrameTransform:
         backend: str = "auto",
         seed: int | None = None,
         reading_dir: str | None = None,
+        prepared=None,
     ):
         self.video_processor = video_processor
+        self.prepared = prepared
         self.num_frames = num_frames
         self.spacing = spacing
         self.backend = backend
@@ -63,6 +67,16 @@ class FrameTransform:
 
     def set_epoch(self, epoch: int):
         self.epoch = epoch
+
+    def _read(self, video_id, path: str, duration_s: float, rng) -> VideoFrames:
+        """A row's frames: from the prepared store when it holds the file as it is now, else decoded from it."""
+        if self.prepared is not None and self.prepared.is_current(str(video_id), str(path)):
+            targets_s = sample_times_s(float(duration_s), self.num_frames, self.spacing, rng)
+            frames, times_s = self.prepared.frames(str(video_id), targets_s)
+            return VideoFrames(frames, times_s, float(duration_s), "prepared")
+        return read_frames(
+            path, self.num_frames, self.spacing, self.backend, rng, duration_s, short_side=self.short_side
+        )
 
     def _rng(self, batch: dict, i: int) -> np.random.Generator:
         if self.seed is None:
@@ -79,9 +93,7 @@ class FrameTransform:
                 with open(os.path.join(self.reading_dir, str(os.getpid())), "w") as f:
                     f.write(str(path))
             try:
-                video = read_frames(
-                    path, self.num_frames, self.spacing, self.backend, rng, duration_s, short_side=self.short_side
-                )
+                video = self._read(batch["video_id"][i], path, duration_s, rng)
             except (VideoDecodeError, OSError) as err:  # skipped and reported by the collator, not fatal here
                 logger.warning(f"cannot decode {path}: {err}")
                 errors.append(f"{type(err).__name__}: {err}")

@@ -182,6 +182,7 @@ class VideoStatesCache:
         num_workers: int = 2,
         dtype=torch.bfloat16,
         store: FeatureStore | None = None,
+        prepared=None,
     ) -> "VideoStatesCache":
         """Decode every video of `dataset` (rows with `video_id`, `video_path`, `duration_s`), run the frozen
         `model.encode_video` on it and keep the states — or keep the frames when encode_video trains.
@@ -198,6 +199,7 @@ class VideoStatesCache:
             dtype: storage type of the states.
             store: a `FeatureStore` to read the states from where it has them, and to save those it had not
                 (states only: frames are not stored).
+            prepared: a `prepare.PreparedStore` the frames are read from where it holds the videos.
         """
         field = "video_states" if can_cache(model) else "pixel_values"
         start, count = time.perf_counter(), (variants if train else 1)
@@ -210,7 +212,9 @@ class VideoStatesCache:
         states, failed = [], {}
         spacing = "random" if train else "uniform"
         for variant in range(count):
-            transform = FrameTransform(video_processor, model.config.num_frames, spacing, backend, seed=seed)
+            transform = FrameTransform(
+                video_processor, model.config.num_frames, spacing, backend, seed=seed, prepared=prepared
+            )
             transform.set_epoch(variant)
             loading = (batch_size, num_workers)
             states.append(_variant_states(model, base, transform, field, dtype, failed, loading, store, variant))

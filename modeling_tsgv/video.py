@@ -21,6 +21,14 @@ from .files import atomic_path
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "decord", "pyav", "torchcodec")
+_DECODER_THREADS = {"pyav": 0}  # 0: FFmpeg's automatic threading (one process decoding); see set_decoder_threads
+
+
+def set_decoder_threads(threads: int) -> None:
+    """Threads each PyAV decoder of this process uses: 0 (the default) lets FFmpeg choose (good for one process on a
+    machine), 1 suits one process per core (DataLoader workers, `modeling_tsgv.prepare`'s processes), where FFmpeg's
+    automatic threading would put a thread per core in every process. decord always decodes with one thread."""
+    _DECODER_THREADS["pyav"] = int(threads)
 
 
 class VideoDecodeError(RuntimeError):
@@ -175,7 +183,10 @@ class _PyAVSource(VideoSource):
         except VideoDecodeError:
             self._container.close()
             raise
-        self._stream.thread_type = "AUTO"
+        if _DECODER_THREADS["pyav"] == 1:
+            self._stream.thread_type, self._stream.thread_count = "NONE", 1
+        else:
+            self._stream.thread_type, self._stream.thread_count = "AUTO", _DECODER_THREADS["pyav"]
         self._start_s = _pyav_start_s(self._stream)
         self.duration_s = _pyav_duration_s(self._container, self._stream) or _pyav_scan_duration_s(
             self._container, self._stream, self._start_s

@@ -11,7 +11,7 @@ MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
 MODEL = {"configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries"}
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
 TRAINING = {
-    "annotations", "data", "feature_cache", "text_states", "trainer", "pretraining", "synthetic", "reporting", "baselines", "run_folder",
+    "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "synthetic", "reporting", "baselines", "run_folder",
 }  # fmt: skip
 FORBIDDEN = {
     **{name: TRAINING | SERVING | {"video"} for name in MODEL},
