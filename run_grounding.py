@@ -898,6 +898,7 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
             seed=seed,
             reading_dir=reading_dir,
             prepared=prepared if split in ("train", "val") else None,  # test splits: the files, as served
+            uint8=True,  # frames cross the DataLoader as uint8; TSGVTrainer normalises them on the device
         )
         dataset.set_transform(transforms[split])
     return train_collator, eval_collator, transforms, reading_dir

@@ -8,9 +8,9 @@ import zlib
 import numpy as np
 import torch
 
-from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH, decode_short_side
+from .processing_tsgv import DEFAULT_MAX_TEXT_LENGTH, decode_short_side, frames_uint8
 from .text_states import SentenceStates
-from .video import VideoDecodeError, VideoFrames, read_frames, sample_times_s
+from .video import VideoDecodeError, VideoFrames, read_frames, sample_times_s, set_decoder_threads
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class FrameTransform:
             file a DataLoader worker was reading when it died can be named (see `file_being_read`).
         prepared: a `prepare.PreparedStore`: a video stored from its file as it is now is read from it (the frames
             stored at or before each sampled time; no video decoding), the others are decoded from their files.
+        uint8: give `pixel_values` resized and cropped but still uint8 (a quarter of float32's bytes through the
+            DataLoader); `processing_tsgv.normalize_frames` finishes them on the accelerator (`TSGVTrainer` does).
     """
 
     def __init__(
@@ -54,9 +56,10 @@ class FrameTransform:
         seed: int | None = None,
         reading_dir: str | None = None,
         prepared=None,
+        uint8: bool = False,
     ):
         self.video_processor = video_processor
-        self.prepared = prepared
+        self.prepared, self.uint8 = prepared, uint8
         self.num_frames = num_frames
         self.spacing = spacing
         self.backend = backend
@@ -84,6 +87,8 @@ class FrameTransform:
         return item_rng(self.seed, self.epoch, f"{batch['video_id'][i]}/{batch['query_ids'][i][:1]}")
 
     def __call__(self, batch: dict) -> dict:
+        if torch.utils.data.get_worker_info() is not None:  # a DataLoader worker: one of many, one decoder thread
+            set_decoder_threads(1)
         frames, times_s, errors = [], [], []
         for i, (path, duration_s) in enumerate(zip(batch["video_path"], batch["duration_s"])):
             if path is None:
@@ -103,11 +108,14 @@ class FrameTransform:
             errors.append("")
             frames.append(torch.from_numpy(video.frames))
             times_s.append(torch.from_numpy(video.times_s))
-        # one processor call for the whole batch of videos: (B, T, 3, H, W)
-        pixel_values = self.video_processor(frames, return_tensors="pt")
+        # one processor call for the whole batch of videos: (B, T, 3, H, W), float, or uint8 (normalised later)
+        if self.uint8:
+            pixel_values = frames_uint8(self.video_processor, frames)
+        else:
+            pixel_values = self.video_processor(frames, return_tensors="pt")["pixel_values"]
         return {
             **batch,
-            "pixel_values": list(pixel_values["pixel_values"]),
+            "pixel_values": list(pixel_values),
             "frame_times_s": times_s,
             "decode_error": errors,
         }

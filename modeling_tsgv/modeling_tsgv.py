@@ -568,6 +568,10 @@ class TSGVVideoBackbone(nn.Module):
             raise ValueError(
                 f"pixel_values has {num_frames} frames: must be a multiple of clip_frames ({clip_frames})"
             )
+        if not pixel_values.is_floating_point():
+            raise ValueError(
+                f"pixel_values are {pixel_values.dtype}: normalise them first (processing_tsgv.normalize_frames)"
+            )
         if height != self.config.image_size or width != self.config.image_size:
             raise ValueError(
                 f"frames are {height}x{width} but the model expects {self.config.image_size}x{self.config.image_size}"

@@ -37,7 +37,13 @@ from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
 from .modeling_tsgv import TSGVVideoStates
-from .processing_tsgv import TSGVProcessor, check_processor_matches, decode_short_side
+from .processing_tsgv import (
+    TSGVProcessor,
+    check_processor_matches,
+    decode_short_side,
+    frames_uint8,
+    normalize_frames,
+)
 from .queries import empty_queries
 from .video import VideoDecodeError, open_video
 from .windows import WindowPlan, merge_windows, plan_windows, window_alignment
@@ -188,7 +194,8 @@ def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
 
 
 def window_frames(source, plan: WindowPlan, processor: TSGVProcessor, video: str):
-    """Yield each window's processed frames, (1, num_frames, 3, H, W) float, decoding the video once, streaming:
+    """Yield each window's frames, resized and cropped, (1, num_frames, 3, H, W) uint8 (normalised on the model's
+    device by `_forward`), decoding the video once, streaming:
     window k > 0 reuses the frames it shares with window k - 1 and decodes only its `hop_frames` new ones.
 
     `source` is an open `modeling_tsgv.video` reader; decoder failures become `VideoDecodeError` naming `video`.
@@ -205,7 +212,7 @@ def window_frames(source, plan: WindowPlan, processor: TSGVProcessor, video: str
             raise
         except Exception as err:  # decoder libraries raise many types for a broken file; report it as one
             raise VideoDecodeError(f"{video}: cannot decode video ({type(err).__name__}: {err})") from err
-        pixels = processor(videos=[np.stack(group)])["pixel_values"][0]  # (needed, 3, H, W)
+        pixels = frames_uint8(processor.video_processor, [np.stack(group)])[0]  # (needed, 3, H, W) uint8
         buffer = buffer[needed:] if window_index else []
         buffer.extend(pixels)
         yield torch.stack(buffer)[None]
@@ -367,8 +374,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
         window_overlap (`float`, defaults to 0.5): least fraction of a window shared with the next.
         query_batch_size (`int`, *optional*): queries per forward pass of the per-query blocks. Default: 1 on CPU
-            (one query at a time was the fastest there: ViT-B, a 16-query call took 54.6-58.7 s at 1 vs 61.0-65.8 s at
-            4 and 62.6-64.2 s at 16, benchmarks/inference.py), 16 on GPUs.
+            (the fastest there, docs/benchmarks.md), 16 on GPUs.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
         return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
@@ -387,8 +393,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     Raises:
         `VideoDecodeError` (missing or unreadable video), `ValueError` (empty query), both naming the video.
 
-    After each call, `last_timings_s` holds the seconds spent on decoding (+ resizing), the shared blocks, the
-    per-query part (text encoder, upper blocks, head) and in total.
+    After each call, `last_timings_s`: seconds of decoding (+ resizing), shared blocks, per-query part and in total.
     """
 
     _load_processor = None  # optional: a folder saved by run_grounding holds the TSGVProcessor
@@ -512,7 +517,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     # ------------------------------------------------------------------ the three stages
 
     def preprocess(self, inputs, queries=None, window_s=None, window_overlap=0.5, backend="pyav"):
-        """Yield one model input per window: pixel_values (1, T, 3, H, W) in the model's dtype, the tokenised queries
+        """Yield one model input per window: pixel_values (1, T, 3, H, W) uint8, the tokenised queries
         and the window's place in the video. The video is decoded once, streaming."""
         if isinstance(inputs, dict):
             unknown = set(inputs) - {"video", "queries"}
@@ -546,7 +551,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             )
             for window_index, pixel_values in enumerate(window_frames(source, plan, self.processor, video)):
                 yield {
-                    "pixel_values": pixel_values.to(self.dtype),  # (1, T, 3, H, W)
+                    "pixel_values": pixel_values,  # (1, T, 3, H, W) uint8 until the device
                     "input_ids": text["input_ids"],
                     "attention_mask": text["attention_mask"],
                     "video": video,
@@ -564,6 +569,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         timings = self._timings.get(call) or {"shared": 0.0, "per_query": 0.0}  # VideoStream registers its dict
         clock = self._clock = self._clock.on(self.device)
         start = clock.now()
+        frames, processor = model_inputs["pixel_values"], self.processor.video_processor
+        model_inputs["pixel_values"] = normalize_frames(frames, processor, self.dtype)  # uint8 until the device
         if "query_video_index" in model_inputs:  # several one-window videos at once: nothing to share between them
             pixel_values = model_inputs["pixel_values"]
             states = self.model.encode_video(pixel_values)

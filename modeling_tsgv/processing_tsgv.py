@@ -57,6 +57,27 @@ def decode_short_side(video_processor) -> int | None:
     return size.get("shortest_edge")
 
 
+def frames_uint8(video_processor, videos) -> torch.Tensor:
+    """`video_processor`'s resize and centre crop of `videos` (a list of (T, H, W, 3) uint8 frames), left as uint8:
+    (B, T, 3, H, W) uint8, a quarter of float32's bytes through a DataLoader. `normalize_frames` finishes the
+    processor's work on the accelerator (exactly: the result equals the processor's float output)."""
+    return video_processor(list(videos), return_tensors="pt", do_rescale=False, do_normalize=False)["pixel_values"]
+
+
+def normalize_frames(pixel_values: torch.Tensor, video_processor, dtype=None) -> torch.Tensor:
+    """(..., 3, H, W) uint8 frames from `frames_uint8` -> exactly the processor's float output (its own
+    `rescale_and_normalize`), computed where the frames are (the accelerator; the processor keeps its constants per
+    device), in `dtype` (default float32). Frames already floating are returned unchanged."""
+    if pixel_values.is_floating_point():
+        return pixel_values
+    p = video_processor
+    shape = pixel_values.shape
+    flat = pixel_values.reshape(-1, *shape[-3:])  # (N, 3, H, W): torchvision's normalize wants images
+    out = p.rescale_and_normalize(flat, p.do_rescale, p.rescale_factor, p.do_normalize, tuple(p.image_mean),
+                                  tuple(p.image_std))  # fmt: skip
+    return out.reshape(shape).to(dtype or torch.float32)
+
+
 def video_processor_settings(image_size: int) -> dict:
     """`VideoMAEVideoProcessor` settings for frames of `image_size` px: resize the short side to `image_size`,
     centre-crop a square, VideoMAE's (ImageNet) normalisation. The grounding processor and stage 1 both use them."""

@@ -42,6 +42,7 @@ from .files import atomic_path
 from .metrics import grounding_metrics
 from .modeling_tsgv import count_positive_steps
 from .nonfinite import NonFiniteGuard, NonFiniteStepsError
+from .processing_tsgv import normalize_frames
 
 logger = logging.get_logger(__name__)
 
@@ -468,7 +469,8 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         return batches, num_items
 
     def _prepare_inputs(self, inputs: dict) -> dict:
-        """The Trainer's move of a batch to the device, except that targets and times (`EXACT_INPUTS`: labels in
+        """The Trainer's move of a batch to the device, then uint8 frames normalised there (`normalize_frames`, with
+        the processor's own constants), except that targets and times (`EXACT_INPUTS`: labels in
         normalised time, durations in seconds) keep their dtype: under DeepSpeed the Trainer casts every floating
         input to the engine's dtype, and bf16 steps of 2^-8 would move a label by 0.7 s on a 180 s video and the
         seconds of every prediction with it."""
@@ -476,6 +478,12 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         inputs = super()._prepare_inputs(inputs)
         for key, value in exact.items():
             inputs[key] = value.to(self.args.device) if isinstance(value, torch.Tensor) else value
+        frames = inputs.get("pixel_values")
+        if frames is not None and frames.dtype == torch.uint8:  # crossed the DataLoader as uint8: normalised here
+            processor = getattr(self.processing_class, "video_processor", None)
+            if processor is None:
+                raise ValueError("uint8 pixel_values need the Trainer's processing_class (a TSGVProcessor)")
+            inputs["pixel_values"] = normalize_frames(frames, processor)
         return inputs
 
     @property

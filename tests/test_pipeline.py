@@ -9,6 +9,7 @@ from transformers import pipeline
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
 from modeling_tsgv.configuration_tsgv import ModelFolderError, check_model_folder
 from modeling_tsgv.pipeline_tsgv import TASK, TemporalSentenceGroundingPipeline
+from modeling_tsgv.processing_tsgv import normalize_frames
 from modeling_tsgv.video import VideoDecodeError, read_frames
 from modeling_tsgv.windows import WindowPlan, plan_windows, window_alignment
 
@@ -86,8 +87,9 @@ def test_cached_clip_states_equal_a_fresh_encoding_of_every_window(pipe, videos)
     with torch.no_grad():
         for call, index in order:  # windows of the three calls interleaved, as from three threads
             window = runs[call][index]
-            cached = pipe._clip_cache.video_states(model, window["pixel_values"], window["frame_start"], call)
-            fresh = model.encode_video(window["pixel_values"])
+            frames = normalize_frames(window["pixel_values"], pipe.processor.video_processor)  # as `_forward` does
+            cached = pipe._clip_cache.video_states(model, frames, window["frame_start"], call)
+            fresh = model.encode_video(frames)
             torch.testing.assert_close(cached.hidden_states, fresh.hidden_states, rtol=0, atol=1e-5)
     assert len(runs[101]) > 2 and len(runs[103]) > len(runs[101])
     for call in runs:
