@@ -12,12 +12,13 @@ GOPs as camera files have; Charades-STA annotation files and a Charades-style du
    clips of 16, 8 videos per step, bf16, SCADA, the frozen text encoder's states served by the collator; frames are
    decoded every step (`--cache_video_states no`, as on the real Charades-STA, whose states would exceed the cache
    cap), validation held out from train, test scored through the pipeline; `--steps` steps.
-2. The same under DeepSpeed ZeRO-3 (`--deepspeed ds_configs/zero3.json`).
-3. The grounding pipeline on one video of the test split, with the model of run 1.
+2. The same reading a store made by `python -m modeling_tsgv.prepare` (`--prepared_dir`: no video decoding).
+3. The same as 1 under DeepSpeed ZeRO-3 (`--deepspeed ds_configs/zero3.json`).
+4. The grounding pipeline on one video of the test split, with the model of run 1.
 
 Printed: a table with, per run, the median seconds per optimiser step, the peak accelerator memory, the share of the
 training loop spent waiting for batches (`train_data_wait_share`, from `TSGVTrainer`), the wall time, and for the
-pipeline its stage timings. `--cpu`: the same three stages with a tiny backbone, 32-px frames, a few steps and small
+pipeline its stage timings. `--cpu`: the same stages with a tiny backbone, 32-px frames, a few steps and small
 videos (what tests/test_gpu_smoke.py runs, so the script is known to work before a GPU is lent).
 """
 
@@ -46,7 +47,7 @@ GPU = {  # the README's Charades-STA shape, with a random-init ViT-B
     "model": ["--video_model", "vit-b", "--image_size", "224", "--clip_frames", "16", "--num_frames", "64"],
     "batch": ["--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--dataloader_num_workers",
               str(min(8, os.cpu_count() or 1))],
-    "steps": 50, "zero3_steps": 20,
+    "steps": 50, "zero3_steps": 20, "grid_frames": 256,
 }  # fmt: skip
 CPU = {
     "sizes": [(96, 54), (128, 72)], "duration_s": 8.0, "fps": 8, "videos": 6, "test_videos": 2,
@@ -54,7 +55,7 @@ CPU = {
               "--head_hidden_size", "32", "--scada_bottleneck", "8", "--use_cpu"],
     "batch": ["--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--dataloader_num_workers",
               "0"],
-    "steps": 3, "zero3_steps": 2,
+    "steps": 3, "zero3_steps": 2, "grid_frames": 32,
 }  # fmt: skip
 
 
@@ -108,6 +109,23 @@ def make_dataset(folder: Path, shape: dict) -> dict:
     durations = folder / "Charades_v1_smoke.csv"
     durations.write_text("id,length\n" + "".join(f"{v},{shape['duration_s']}\n" for v in ids))
     return {"videos": videos, "durations": durations, **paths}
+
+
+def prepare_store(data: dict, folder: Path, shape: dict) -> Path:
+    """`python -m modeling_tsgv.prepare` on the generated dataset (the model's short side); returns the store."""
+    size = shape["model"][shape["model"].index("--image_size") + 1]
+    command = [
+        sys.executable, "-m", "modeling_tsgv.prepare", str(folder), "--dataset", "charades-sta", "--annotations",
+        str(data["train"]), str(data["test"]), "--video_dir", str(data["videos"]), "--durations", str(data["durations"]),
+        "--short_side", size, "--grid_frames", str(shape["grid_frames"]),
+    ]  # fmt: skip
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"prepare: exited with {done.returncode}")
+    print(f"prepared {shape['videos']} videos in {time.perf_counter() - start:.0f} s", flush=True)
+    return folder
 
 
 def free_port() -> int:
@@ -189,6 +207,9 @@ def main(argv=None) -> list[dict]:
     print(f"generated {shape['videos']} videos in {time.perf_counter() - start:.0f} s ({work / 'data'})", flush=True)
     runs = work / "runs"
     rows = [run_training("bf16, 1 process", "bf16", data, runs, shape, shape["steps"], [])]
+    store = prepare_store(data, work / "prepared", shape)
+    prepared = ["--prepared_dir", str(store)]
+    rows.append(run_training("bf16, prepared store", "prepared", data, runs, shape, shape["steps"], prepared))
     zero3 = ["--deepspeed", str(REPO / "ds_configs" / "zero3.json")]
     rows.append(run_training("bf16, DeepSpeed ZeRO-3", "zero3", data, runs, shape, shape["zero3_steps"], zero3))
     rows.append(run_pipeline(runs / "bf16", sorted(data["videos"].glob("*.mp4"))[-1], args.cpu))

@@ -10,14 +10,16 @@ Charades, 480x270, 15 fps) when present. Each sample is what training asks for: 
 video ("random" spacing), resized and centre-cropped to 224 px and normalised by the VideoMAE processor
 (`FrameTransform`, the training transform).
 
-Paths:
-- `full-size decode`: the path before #28, every frame converted to RGB at full resolution, then resized;
-- `decode at 224`: frames decoded straight to the short side the processor wants (the default now);
-- `prepared store`: frames read from a `python -m modeling_tsgv.prepare` store (JPEG frames on a 256-frame grid
-  at 224 px; no video decoding); its one-time preparation cost is printed too.
+Paths (`PATHS`):
+- full-size decode, float32: the path before #28, every frame converted to RGB at full resolution, resized, then
+  normalised to float32 on the CPU;
+- decode at 224, uint8: frames decoded straight to the short side the processor wants, resized and cropped, uint8
+  through the DataLoader (normalised on the accelerator: `run_grounding.py`'s default now);
+- prepared store, float32 / uint8: frames read from a `python -m modeling_tsgv.prepare` store (JPEG frames on a
+  256-frame grid at 224 px; no video decoding); its one-time preparation cost is printed too.
 
 Each path runs through `torch.utils.data.DataLoader` with 1 and 2 worker processes (one decoder thread and one torch
-thread each); videos/s per core = videos/s / workers. MB/s counts the float32 pixel_values crossing the DataLoader.
+thread each); videos/s per core = videos/s / workers. MB/s counts the pixel_values bytes crossing the DataLoader.
 "cores for ..." is how many cores at that rate feed a GPU step of HF VideoMAE on one H200 in bf16
 (docs/benchmarks.md's anchor): ViT-B with adapters ~300 videos/s of 32 frames, ViT-B full fine-tuning ~128, ViT-g
 with adapters ~40.
@@ -43,6 +45,12 @@ from modeling_tsgv.processing_tsgv import TSGVProcessor  # noqa: E402
 sys.path.insert(0, str(REPO / "benchmarks"))
 from gpu_smoke import write_video  # noqa: E402
 
+PATHS = {  # name: (decode straight to the short side, read from the prepared store, uint8 through the DataLoader)
+    "full-size decode, float32 (before #28)": (False, False, False),
+    "decode at 224, uint8": (True, False, True),
+    "prepared store, float32": (True, True, False),
+    "prepared store, uint8 (run_grounding --prepared_dir)": (True, True, True),
+}
 GPU_RATES = {"ViT-B scada": 300, "ViT-B full": 128, "ViT-g scada": 40}  # videos of 32 frames per second, one H200
 REAL_CHARADES = REPO.parent / "shared" / "data" / "real" / "videos" / "charades.mp4"
 
@@ -106,7 +114,7 @@ def measure(rows: datasets.Dataset, transform: FrameTransform, workers: int) -> 
     for pixels in iterator:
         count, nbytes = count + 1, nbytes + pixels.numel() * pixels.element_size()
     seconds = time.perf_counter() - start
-    assert first.shape[-2:] == (224, 224)
+    assert first.shape[-2:] == (224, 224) and first.dtype in (torch.uint8, torch.float32)
     return {
         "workers": workers,
         "videos_per_s": count / seconds,
@@ -136,12 +144,11 @@ def main(argv=None) -> list[dict]:
     rows_out = []
     for kind, paths in files.items():
         rows = rows_of(paths, samples)
-        for path_name in ("full-size decode", "decode at 224", "prepared store"):
-            transform = FrameTransform(processor, 32, "random", "pyav", seed=0, prepared=None)
-            if path_name == "full-size decode":
+        for path_name, (decoded_size, prepared, uint8) in PATHS.items():
+            transform = FrameTransform(processor, 32, "random", "pyav", seed=0, prepared=store if prepared else None)
+            transform.uint8 = uint8
+            if not decoded_size:
                 transform.short_side = None
-            if path_name == "prepared store":
-                transform.prepared = store
             for workers in args.workers:
                 row = {"kind": kind, "path": path_name, **measure(rows, transform, workers)}
                 rows_out.append(row)
