@@ -948,7 +948,9 @@ def fill_caches(
     device = training_device(trainer)
     if not model.config.train_text_encoder and not training_args.deepspeed:
         collator = trainer.data_collator
-        sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
+        # the sentences the collators serve: training and validation (test splits are scored through the pipeline)
+        served = [splits[split] for split in dict.fromkeys(("train", eval_split)) if split in splits]
+        sentences = [s for dataset in served for row in dataset.with_format(None)["sentences"] for s in row]
         tokens = collator.tokenizer(sentences, truncation=True, max_length=collator.max_text_length)
         start_s = time.perf_counter()
         table = SentenceStates.encode(model.text_model, tokens["input_ids"])

@@ -128,7 +128,8 @@ class NonFiniteGuard:
             norm_bad = torch.full((), int(grad_norm is not None and not math.isfinite(grad_norm)), device=device)
         shared = [sum(bad, zero), *(torch.full((), int(c), dtype=torch.long, device=device) for c in host_counts)]
         values = torch.stack([*bad, norm_bad, *reduce(torch.stack(shared))]).tolist()  # the one read back
-        bad_here, norm_bad, nonfinite, others = values[: len(micro)], values[len(micro)], *_split(values, len(micro))
+        n = len(micro)  # values: this process's bad flags, the norm's flag, the summed bad count, the host counts
+        bad_here, norm_bad, nonfinite, others = values[:n], values[n], values[n + 1], values[n + 2 :]
         if any(bad_here):
             videos = [v for (_, ids), b in zip(micro, bad_here) if b for v in ids]
             logger.warning(
@@ -156,11 +157,6 @@ class NonFiniteGuard:
                 f"{', '.join(video_ids) or 'unknown'}); lower the learning rate, train in float32 instead of "
                 "fp16/bf16, or check them"
             )
-
-
-def _split(values: list[int], num_micro: int) -> tuple[int, list[int]]:
-    """(non-finite micro-batches over all processes, the other summed counts) from `decide`'s read-back list."""
-    return values[num_micro + 1], values[num_micro + 2 :]
 
 
 __all__ = ["NonFiniteGuard", "NonFiniteStepsError"]

@@ -159,10 +159,11 @@ class PreparedStore:
         from torchvision.io import decode_jpeg
 
         shard, row = self.index[video_id]
-        record = self.shards[shard][row]
-        stored_s = np.asarray(record["times_s"], dtype=np.float64)
+        table = self.shards[shard].data  # the memory-mapped Arrow table: only the picked JPEGs are copied out
+        stored_s = table.column("times_s")[row].values.to_numpy()
         picks = np.clip(np.searchsorted(stored_s, np.asarray(times_s, dtype=np.float64), side="right") - 1, 0, None)
-        encoded = [torch.frombuffer(bytearray(record["jpeg"][i]), dtype=torch.uint8) for i in picks]
+        jpeg = table.column("jpeg")[row].values
+        encoded = [torch.frombuffer(bytearray(jpeg[int(i)].as_py()), dtype=torch.uint8) for i in picks]
         decoded = decode_jpeg(encoded)  # list of (3, H, W) uint8
         return torch.stack(decoded).permute(0, 2, 3, 1).numpy(), stored_s[picks]
 
