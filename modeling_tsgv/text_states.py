@@ -9,8 +9,11 @@ then travels to the accelerator with the frames. The model reads them instead of
 (`TSGVForGrounding.forward(text_states=...)`): a training step holds no host-side lookup, no wait for the device and
 no tensor that stayed on the CPU, whatever the order in which the run was set up.
 
-Exact: each sentence is encoded unpadded (a padded batch changes the float reduction order), in batches of
-sentences of equal length, so a sentence's states never depend on the batch that first held it.
+Each sentence is encoded unpadded (padding changes the float reduction order), in batches of sentences of equal
+length, sorted: the table depends only on the set of sentences, never on the order the data came in, so a resumed
+run gets the bits an uninterrupted one got. The last bits of a sentence's states can depend on which other sentences
+share its batch (the matrix kernels block by batch size); the states equal the encoder's own to float32 rounding
+(tests/test_modeling_tsgv.py).
 """
 
 from collections.abc import Iterable, Sequence
