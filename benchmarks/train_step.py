@@ -169,7 +169,7 @@ def run_row(args, size: str, tuning: str, per_video: float, device, dtype) -> di
     model = model.to(device, dtype)
     processor = TSGVProcessor.from_text_encoder(image_size=args.image_size)
     counts = query_counts(args.videos, per_video)
-    text = processor(text=[SENTENCES[i % len(SENTENCES)] + f" {i}" for i in range(sum(counts))])
+    text = processor(text=[SENTENCES[i % len(SENTENCES)] + f" {i}" for i in range(sum(counts))], return_tensors="pt")
     batch = grounding_batch(args, counts, text["input_ids"], text["attention_mask"], dtype)
     if args.text_cache and not args.deepspeed:  # as run_grounding.py: states computed once, served with the batch
         rows = [ids[mask.bool()].tolist() for ids, mask in zip(text["input_ids"], text["attention_mask"])]

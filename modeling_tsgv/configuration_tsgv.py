@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import difflib
 import json
 import os
 
@@ -9,6 +10,9 @@ import huggingface_hub
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import AutoConfig, PreTrainedConfig, VideoMAEConfig
 from transformers.configuration_utils import SubConfigSpec
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 BACKBONE_TUNING_MODES = ("scada", "frozen", "partial", "full")
 # keys save_pretrained writes beside the TSGVConfig fields
@@ -287,15 +291,12 @@ class TSGVConfig(PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        """`PreTrainedConfig.from_dict`, refusing fields TSGVConfig does not have (a typo, or a config written by a
-        newer tsgv) instead of silently keeping them as attributes nothing reads."""
-        unknown = unknown_config_fields(config_dict)
-        if unknown:
-            raise ValueError(
-                f"unknown TSGVConfig field {unknown[0]!r}"
-                + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
-                + ": a typo, or a config written by another tsgv version"
-            )
+        """`PreTrainedConfig.from_dict`. A key TSGVConfig does not know is kept as an attribute, as transformers keeps
+        it (a newer tsgv, transformers or another library may have written it: `tie_word_embeddings`,
+        `quantization_config`, ...); one that looks like a misspelt TSGVConfig field (`scada_layerz`) is warned about,
+        naming the field it resembles, since nothing reads it. Our own fields' values are validated strictly."""
+        for key, field in misspelt_fields(config_dict).items():
+            logger.warning(f"config key {key!r} is not a TSGVConfig field (did you mean {field!r}?): kept but unused")
         loaded = super().from_dict(config_dict, **kwargs)
         config = loaded[0] if isinstance(loaded, tuple) else loaded
         if getattr(config, "custom_pipelines", None) and _pipeline_installed():
@@ -406,6 +407,16 @@ def unknown_config_fields(config_dict: dict) -> list[str]:
     return sorted(key for key in config_dict if key not in _KNOWN_KEYS and not key.startswith("_"))
 
 
+def misspelt_fields(config_dict: dict) -> dict[str, str]:
+    """{unknown key: the TSGVConfig field it closely resembles} for the keys of `config_dict` that look like typos
+    of our own fields (`difflib` similarity >= 0.85; keys of other libraries resemble none of them)."""
+    fields = sorted(settable_fields())
+    close = {
+        key: difflib.get_close_matches(key, fields, n=1, cutoff=0.85) for key in unknown_config_fields(config_dict)
+    }
+    return {key: match[0] for key, match in close.items() if match}
+
+
 _KNOWN_KEYS = None
 
 
@@ -422,15 +433,15 @@ def is_hub_id(name: str, owner_required: bool = True) -> bool:
 
 
 class ModelFolderError(ValueError):
-    """A model path that cannot be a tsgv model (missing, no config.json, another model type, an unknown or invalid
-    config field, no safetensors weights); the message names the path (or file) and the field."""
+    """A model path that cannot be a tsgv model (missing, no config.json, another model type, an invalid config
+    value, no safetensors weights); the message names the path (or file) and the field."""
 
 
 def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
     """Fail fast, in one line naming `path`, when a local model folder is missing or holds no loadable tsgv model.
 
-    Checks: the folder exists; its config.json parses, is a tsgv config, has no unknown field and passes
-    TSGVConfig's validation; with `weights`, it holds safetensors weights (pickled `pytorch_model.bin` files are
+    Checks: the folder exists; its config.json parses, is a tsgv config and passes TSGVConfig's validation (keys it
+    does not know are kept, see `TSGVConfig.from_dict`); with `weights`, it holds safetensors weights (pickled `pytorch_model.bin` files are
     never loaded: unpickling runs code). An "org/name" that is no local path passes unchecked as a Hub id (unless
     HF_HUB_OFFLINE is set): `from_pretrained` reports its problems.
     Raises:

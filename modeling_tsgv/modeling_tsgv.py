@@ -17,17 +17,21 @@ inference can encode a video once and ground any number of queries against it, i
 import math
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from torchvision.ops import MLP, batched_nms, sigmoid_focal_loss
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel, VideoMAEForVideoClassification
 from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
+from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
+from .video_backbones import load_video_backbone, with_fc_norm_as_layernorm
 
 logger = logging.get_logger(__name__)
 
@@ -54,6 +58,18 @@ class TSGVGroundingOutput(ModelOutput):
             Spatially pooled backbone features per query (sentence-conditioned under SCADA).
         loss_dict (`dict[str, torch.FloatTensor]`, *optional*):
             Unweighted loss terms `focal`, `diou`, `l1` (scalars), for logging.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states`):
+            The hidden states along the path, in order (num_hidden_layers + head_layers + 2 tensors). First the
+            backbone's tokens per clip, as VideoMAE runs them: its embeddings, then each block's output (before the
+            final layernorm). Blocks every query shares run once per video, so up to the block before the first
+            SCADA adapter they are `(B_v*C, N, D)`; from that block (its output after its adapter) on they are per
+            query, `(B_q*C, N, D)` (C clips per video, N tokens per clip). Then the grounding head's step features
+            `(B_q, L_t, head_hidden_size)`: its input (projected, sentence-gated, with positions) and the output of each
+            fusion layer, the last being what the score and the boundaries are read from. With
+            `output_hidden_states` a list of indices (negative ones count from the end), the others are None.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`):
+            Each backbone block's attention weights after the softmax, `(B_v*C or B_q*C, heads, N, N)` as for
+            `hidden_states`; computed only by the eager attention (`attn_implementation="eager"`), empty otherwise.
     """
 
     loss: torch.FloatTensor | None = None
@@ -63,6 +79,8 @@ class TSGVGroundingOutput(ModelOutput):
     step_offsets: torch.FloatTensor | None = None
     video_hidden_states: torch.FloatTensor | None = None
     loss_dict: dict | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -252,9 +270,10 @@ class TSGVGroundingHead(nn.Module):
         self.score = mlp(dim, dim, 1)
         self.offsets = mlp(dim, dim, 2)
 
-    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None):
+    def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None, keep=None):
         """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token, sentence (B_q, D_text) pooled
-        (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2)."""
+        (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2). `keep`: called with the step
+        features (B_q, L_t, d) before the fusion layers and after each (`OutputRecord.keep`)."""
         steps = video.shape[1]
         x = self.video_proj(video)  # (B_q, L_t, d)
         if self.temporal_conv is not None:
@@ -264,8 +283,12 @@ class TSGVGroundingHead(nn.Module):
         x = x + sinusoidal_positions(steps, x.shape[-1], x.device, x.dtype)
         memory = self.text_proj(text)  # (B_q, S, d)
         padding = text_mask == 0
+        if keep is not None:
+            keep(x)
         for layer in self.layers:
             x = layer(x, memory, memory_key_padding_mask=padding)
+            if keep is not None:
+                keep(x)
         x = self.norm(x)
         logits = self.score(x).squeeze(-1)  # (B_q, L_t)
         # distances in time steps -> normalised time; softplus keeps them >= 0
@@ -396,9 +419,9 @@ def grounding_loss(
     return loss, {k: v.detach() for k, v in terms.items()}
 
 
-@torch.no_grad()
 def decode_spans(step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, nms_threshold: float | None):
-    """Per-step candidates -> 1-D NMS -> top-K, in normalised time.
+    """Per-step candidates -> 1-D NMS -> top-K, in normalised time. The chosen spans and scores keep their gradient
+    (NMS and top-K only select among the candidates), as detection outputs do.
 
     Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); k <= L_t; nms_threshold (None: no suppression).
     Returns: spans (B_q, k, 2) in [0, 1] and scores (B_q, k); see `rank_spans_batched` for how suppressed candidates fill
@@ -461,6 +484,50 @@ class TSGVVideoStates:
     steps_per_clip: int
 
 
+@dataclass
+class OutputRecord:
+    """What `output_hidden_states` / `output_attentions` collect along the forward path, in order (a list, or None:
+    not collected): `hidden_states` (the backbone's embeddings and block outputs, an adapter's where a block has one,
+    then the head's step features) and `attentions` (each backbone block's weights, from its self-attention module
+    while `attention_hooks` is open). `selected`: indices of the hidden states kept (None: all); the others are None.
+    """
+
+    hidden_states: list | None = None
+    attentions: list | None = None
+    selected: set[int] | None = None
+
+    def outputs(self) -> dict:
+        """`hidden_states` / `attentions` as tuples (None where not collected), for the model's output."""
+        return {name: None if got is None else tuple(got) for name, got in vars(self).items() if name != "selected"}
+
+    def keep(self, hidden: torch.Tensor) -> None:
+        """Append `hidden` to `hidden_states` (None in its place when its index is not selected), if they are
+        collected."""
+        if self.hidden_states is not None:
+            chosen = self.selected is None or len(self.hidden_states) in self.selected
+            self.hidden_states.append(hidden if chosen else None)
+
+    @contextmanager
+    def attention_hooks(self, video_model: PreTrainedModel):
+        """While open, each VideoMAE self-attention module of `video_model` appends its weights to `attentions`
+        (VideoMAE's blocks return only their hidden states; transformers' own models record them with such hooks)."""
+        if self.attentions is None:
+            yield
+            return
+        handles = [layer.attention.attention.register_forward_hook(self._keep_attention) for layer in
+                   video_model.encoder.layer]  # fmt: skip
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _keep_attention(self, module, args, output) -> None:
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is not None:  # SDPA / flash attention compute no weights
+            self.attentions.append(weights)
+
+
 class TSGVVideoBackbone(nn.Module):
     """The video path of [`TSGVForGrounding`] in its two stages: `encode_video` runs the query-independent blocks
     once per video, `query_features` the SCADA adapters and the blocks above them once per query, then pools each
@@ -478,22 +545,13 @@ class TSGVVideoBackbone(nn.Module):
         self.adapters = nn.ModuleDict({str(i): ScadaAdapter(config) for i in config.scada_layers} if use_scada else {})
         self.spatial_pool = SentenceSpatialPool(config) if config.spatial_pooling == "sentence" else None
         # our block loop checkpoints block + adapter as one call: transformers sets these two (as on every module
-        # with a `gradient_checkpointing` flag) in `activation_checkpointing_enable`; `checkpoint_every_n_blocks`
-        # is set by `TSGVForGrounding.activation_checkpointing_enable`
+        # with a `gradient_checkpointing` flag) in `activation_checkpointing_enable`; which blocks are checkpointed
+        # follows their own flags (`every_n_layers`), see `TSGVPreTrainedModel._set_gradient_checkpointing`
         self.gradient_checkpointing = False
         self._gradient_checkpointing_func = None
-        self.checkpoint_every_n_blocks = 1
         # backbone blocks run x clips they ran on, by mode ("train" / "eval"): what video-centric batches and the
         # caches save is read here (a recomputation under activation checkpointing is not counted)
         self.block_clip_passes = {"train": 0, "eval": 0}
-
-    def checkpoint_blocks_itself(self, every_n_blocks: int) -> None:
-        """After transformers' `activation_checkpointing_enable`: VideoMAE's own block flags off (our block loop
-        checkpoints block + adapter in one call), every `every_n_blocks`-th block checkpointed."""
-        for layer in self.video_model.encoder.layer:
-            layer.gradient_checkpointing = False
-        self.video_model.encoder.gradient_checkpointing = False
-        self.checkpoint_every_n_blocks = every_n_blocks
 
     def set_trainable(self, mode: str, partial_layers: list[int]) -> None:
         """`requires_grad` by tuning mode: the VideoMAE blocks under "full" (all) or "partial" (`partial_layers`),
@@ -524,25 +582,19 @@ class TSGVVideoBackbone(nn.Module):
         if backbone:
             self.block_clip_passes["train" if self.training else "eval"] += hidden.shape[0]
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        checkpointing = checkpointing and index % self.checkpoint_every_n_blocks == 0
+        checkpointing = checkpointing and self.video_model.encoder.layer[index].gradient_checkpointing  # every n-th
         inputs_need_grad = hidden.requires_grad or (sentence is not None and sentence.requires_grad)
         if checkpointing and (
             inputs_need_grad or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
         ):
-            if not inputs_need_grad and self._checkpoint_is_reentrant():
-                # reentrant checkpointing gives the block's parameters a gradient only if an input needs one: the
-                # first block that trains above frozen ones (the first adapter, a partial block) would get none,
-                # silently, and with it every block above. A detached input that asks for one fixes it.
-                hidden = hidden.detach().requires_grad_()
-            # the checkpoint function transformers set up on this module (its kwargs, offloading)
-            return self._gradient_checkpointing_func(self._block, index, hidden, sentence, steps_per_clip, backbone)
+            # the checkpoint function transformers set up on this module (its kwargs, offloading), always the
+            # non-reentrant variant: a reentrant checkpoint runs its first pass with gradients off, so a block that
+            # trains above frozen inputs (the first adapter, a partial block) would get no gradient, and the
+            # VideoMAE block inside would not see that it is being checkpointed (see `_set_gradient_checkpointing`)
+            return self._gradient_checkpointing_func(
+                self._block, index, hidden, sentence, steps_per_clip, backbone, use_reentrant=False
+            )
         return self._block(index, hidden, sentence, steps_per_clip, backbone)
-
-    def _checkpoint_is_reentrant(self) -> bool:
-        """Whether the checkpoint function transformers set (`functools.partial` over torch's `checkpoint` with the
-        user's kwargs) is the reentrant variant; True when it cannot tell (the safe answer)."""
-        keywords = getattr(self._gradient_checkpointing_func, "keywords", None) or {}
-        return keywords.get("use_reentrant", True) is not False
 
     @property
     def first_query_block(self) -> int | None:
@@ -552,11 +604,13 @@ class TSGVVideoBackbone(nn.Module):
         """
         return min(int(i) for i in self.adapters) if len(self.adapters) else None
 
-    def encode_video(self, pixel_values: torch.Tensor) -> TSGVVideoStates:
+    def encode_video(self, pixel_values: torch.Tensor, record: OutputRecord | None = None) -> TSGVVideoStates:
         """The query-independent part of the backbone, run once per video however many queries it has.
 
         Args:
             pixel_values: (B_v, T, 3, H, W) normalised frames; T a multiple of clip_frames (usually config.num_frames).
+            record: collects the embeddings and the outputs of the blocks below the first adapter (all blocks
+                without adapters), per video (B_v*C, N, D).
         Returns:
             `TSGVVideoStates`: tokens after blocks 0..first_query_block (after all blocks and the final layernorm when
             the model has no adapters), (B_v*C, N, D). Pass them to `query_features` (or `ground`) with any number of
@@ -581,16 +635,24 @@ class TSGVVideoBackbone(nn.Module):
         frames = pixel_values.reshape(batch_v * clips, clip_frames, channels, height, width)  # (B_v*C, F, 3, H, W)
         frames = frames.to(self.video_model.embeddings.patch_embeddings.projection.weight.dtype)  # cached: float16
         hidden = self.video_model.embeddings(frames, None)  # (B_v*C, N, D)
+        record = record or OutputRecord()
+        record.keep(hidden)
         first = self.first_query_block
         last_shared = first if first is not None else len(self.video_model.encoder.layer) - 1
         for index in range(last_shared + 1):
             hidden = self._run_block(index, hidden, None, steps_per_clip)
+            if first is None or index < first:  # block `first` is recorded after its adapter, per query
+                record.keep(hidden)
         if first is None and self.video_model.layernorm is not None:
             hidden = self.video_model.layernorm(hidden)
         return TSGVVideoStates(hidden, batch_v, clips, steps_per_clip)
 
     def query_features(
-        self, video_states: TSGVVideoStates, sentence: torch.Tensor | None, query_video_index: torch.Tensor
+        self,
+        video_states: TSGVVideoStates,
+        sentence: torch.Tensor | None,
+        query_video_index: torch.Tensor,
+        record: OutputRecord | None = None,
     ) -> torch.Tensor:
         """The per-query part of the backbone: adapters from the first SCADA block on, then spatial pooling.
 
@@ -598,6 +660,7 @@ class TSGVVideoBackbone(nn.Module):
             video_states: output of `encode_video` for B_v videos.
             sentence: (B_q, D_text) pooled sentence embeddings (may be None without adapters and sentence pooling).
             query_video_index: (B_q,) long, video of each query, in [0, B_v).
+            record: collects the outputs of the blocks from the first adapter on, per query (B_q*C, N, D).
         Returns:
             (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
         """
@@ -612,8 +675,11 @@ class TSGVVideoBackbone(nn.Module):
             gather_index = query_video_index[:, None] * clips + torch.arange(clips, device=hidden.device)
             hidden = hidden[gather_index.reshape(-1)]  # (B_v*C, N, D) -> (B_q*C, N, D)
             hidden = self._run_block(first, hidden, sentence, steps_per_clip, backbone=False)  # its adapter only
+            record = record or OutputRecord()
+            record.keep(hidden)
             for index in range(first + 1, len(self.video_model.encoder.layer)):
                 hidden = self._run_block(index, hidden, sentence, steps_per_clip)
+                record.keep(hidden)
             if self.video_model.layernorm is not None:
                 hidden = self.video_model.layernorm(hidden)
 
@@ -680,6 +746,11 @@ def check_text_states(text_states: torch.Tensor, input_ids: torch.Tensor, encode
         raise ValueError(f"text_states {tuple(text_states.shape)} do not match input_ids {tuple(input_ids.shape)}")
 
 
+def call_directly(function, *args, **kwargs):
+    """A checkpoint function that checkpoints nothing: `function(*args, **kwargs)` (see `_set_gradient_checkpointing`)."""
+    return function(*args, **kwargs)
+
+
 def mark_initialized(*parts) -> None:
     """Flag every module of the given models (None skipped) as initialised: a model handed in was initialised (or
     loaded) by its own constructor, and our `post_init` must not touch it. Under ZeRO-3 with several ranks,
@@ -693,11 +764,15 @@ def mark_initialized(*parts) -> None:
 def video_backbone(video, clip_frames: int | None = None, image_size: int | None = None) -> PreTrainedModel:
     """The `VideoMAEModel` to build on: `video` itself (or the base of a VideoMAE pre-training / classification model),
     or loaded from a path / Hub name with `clip_frames` frames per clip and `image_size` px (VideoMAE's positional
-    table is sinusoidal, so both may change there). A model object must already match both; ValueError otherwise."""
+    table is sinusoidal, so both may change there) by `video_backbones.load_video_backbone`, which takes every
+    checkpoint layout (a classification checkpoint's `fc_norm` included). A model object must already match both;
+    ValueError otherwise (`BackboneCheckpointError` for a checkpoint that cannot be used)."""
     if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
         sizes = {"num_frames": clip_frames, "image_size": image_size}
-        video = AutoModel.from_pretrained(video, **{k: v for k, v in sizes.items() if v is not None})
-    video = getattr(video, "videomae", video)  # VideoMAEForPreTraining / ForVideoClassification -> VideoMAEModel
+        video = load_video_backbone(video, **{k: v for k, v in sizes.items() if v is not None})
+    elif isinstance(video, VideoMAEForVideoClassification):
+        video = with_fc_norm_as_layernorm(video)
+    video = getattr(video, "videomae", video)  # VideoMAEForPreTraining -> VideoMAEModel
     if video.config.model_type != "videomae":
         raise ValueError(f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}")
     for name, wanted, backbone_name in (
@@ -749,9 +824,53 @@ class TSGVPreTrainedModel(PreTrainedModel):
             if module.location is not None:
                 init.zeros_(module.location.weight)
                 init.zeros_(module.location.bias)
+        elif isinstance(module, SentenceStandardizer):  # the identity until training has seen sentences
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
         elif isinstance(module, TSGVGroundingHead):
             prior = self.config.score_prior
             init.constant_(module.score[3].bias, -math.log((1 - prior) / prior))  # the output layer
+
+    def _set_gradient_checkpointing(
+        self, enable: bool = True, gradient_checkpointing_func=checkpoint, every_n_layers=1
+    ):
+        """transformers' flags on every module that has one (VideoMAE's blocks: every `every_n_layers`-th), as every
+        model keeps them; our block loop then checkpoints each flagged block together with its adapter in one call
+        (one saved input per block, not two), so a VideoMAE block's own checkpoint function becomes a direct call
+        (it stays a `GradientCheckpointingLayer` called through `__call__`, so FSDP / ZeRO-3 module hooks still run).
+        The block loop's checkpoint is always non-reentrant (`TSGVVideoBackbone._run_block` says why); the text
+        encoder's layers checkpoint themselves, with the `use_reentrant` asked for."""
+        super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, every_n_layers)
+        if enable and hasattr(self, "backbone"):
+            for layer in self.backbone.video_model.encoder.layer:
+                layer._gradient_checkpointing_func = call_directly
+
+    # ------------------------------------------------------------------ the parts `TSGVForGrounding` builds
+
+    @property
+    def video_model(self) -> PreTrainedModel:
+        """The VideoMAE backbone."""
+        return self.backbone.video_model
+
+    @property
+    def adapters(self) -> nn.ModuleDict:
+        """SCADA adapters keyed by block index (empty unless backbone_tuning="scada")."""
+        return self.backbone.adapters
+
+    @property
+    def spatial_pool(self) -> "SentenceSpatialPool | None":
+        """The sentence-weighted spatial pooling (None for mean pooling)."""
+        return self.backbone.spatial_pool
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings: the vocabulary `resize_token_embeddings` resizes (the video side has
+        patch embeddings, returned by `video_model.get_input_embeddings()`)."""
+        return self.text_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        """Replace the text encoder's token embeddings."""
+        self.text_model.set_input_embeddings(value)
 
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
@@ -802,9 +921,10 @@ class TSGVPreTrainedModel(PreTrainedModel):
         ):
             check_model_folder(pretrained_model_name_or_path)
         kwargs.setdefault("use_safetensors", True)
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model.apply_backbone_tuning()
-        return model
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        # with output_loading_info=True transformers returns (model, loading_info)
+        (loaded[0] if isinstance(loaded, tuple) else loaded).apply_backbone_tuning()
+        return loaded
 
 
 class TSGVForGrounding(TSGVPreTrainedModel):
@@ -823,38 +943,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.post_init()
         self.apply_backbone_tuning()
 
-    # ------------------------------------------------------------------ the video path (`TSGVVideoBackbone`)
-
-    @property
-    def video_model(self) -> PreTrainedModel:
-        """The VideoMAE backbone."""
-        return self.backbone.video_model
-
-    @property
-    def adapters(self) -> nn.ModuleDict:
-        """SCADA adapters keyed by block index (empty unless backbone_tuning="scada")."""
-        return self.backbone.adapters
-
-    @property
-    def spatial_pool(self) -> "SentenceSpatialPool | None":
-        """The sentence-weighted spatial pooling (None for mean pooling)."""
-        return self.backbone.spatial_pool
-
     def encode_video(self, pixel_values: torch.Tensor) -> TSGVVideoStates:
         """`TSGVVideoBackbone.encode_video`: (B_v, T, 3, H, W) frames -> the query-independent states."""
         return self.backbone.encode_video(pixel_values)
-
-    def activation_checkpointing_enable(
-        self, activation_checkpointing_kwargs=None, every_n_layers: int = 1, offload: bool = False
-    ):
-        """`PreTrainedModel.activation_checkpointing_enable`, with the backbone's block loop checkpointing (block +
-        its adapter) in one call, on every `every_n_layers`-th block.
-
-        transformers flags every `GradientCheckpointingLayer` (VideoMAE's blocks too): we switch those back off, or
-        each block would be checkpointed twice (tests/test_modeling_tsgv.py counts the calls). The text encoder's
-        layers keep their own flags."""
-        super().activation_checkpointing_enable(activation_checkpointing_kwargs, every_n_layers, offload)
-        self.backbone.checkpoint_blocks_itself(every_n_layers)
 
     # ------------------------------------------------------------------ construction and what trains
 
@@ -922,6 +1013,24 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     # ------------------------------------------------------------------ forward path
 
+    def _output_record(self, output_hidden_states, output_attentions, cached: bool = False) -> OutputRecord:
+        """The `OutputRecord` for `forward`'s flags (None: the config's); hidden-state indices resolved against the
+        full count (the backbone's num_hidden_layers + 1, the head's head_layers + 1), as transformers resolves them.
+        `cached`: the forward starts from cached video states, whose blocks do not run (ValueError if asked for)."""
+        config = self.config
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        if cached and (output_attentions or output_hidden_states):
+            raise ValueError(
+                "output_attentions / output_hidden_states need pixel_values: with cached video_states the blocks "
+                "below the first adapter do not run"
+            )
+        selected = selected_hidden_states(output_hidden_states)
+        if selected is not None:
+            total = config.backbone_config.num_hidden_layers + config.head_layers + 2
+            selected = resolve_hidden_states_indices(self, selected, total)
+        return OutputRecord([] if output_hidden_states else None, [] if output_attentions else None, selected)
+
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
@@ -934,36 +1043,36 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         video_states: torch.Tensor | None = None,
         text_states: torch.Tensor | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> TSGVGroundingOutput:
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | int | list[int] | None = None,
+        return_dict: bool | None = None,
+    ) -> TSGVGroundingOutput | tuple:
         r"""
         Args:
-            pixel_values (`torch.FloatTensor` of shape `(B_v, T, 3, H, W)`):
-                Normalised frames sampled by time over each whole video (see [`TSGVProcessor`]); T a multiple of
-                `clip_frames`.
-            input_ids (`torch.LongTensor` of shape `(B_q, S)`): tokenised sentences.
-            attention_mask (`torch.LongTensor` of shape `(B_q, S)`, *optional*): 1 for real tokens.
-            query_video_index (`torch.LongTensor` of shape `(B_q,)`, *optional*):
-                Video (row of `pixel_values`) of each query. `None` means one query per video (B_q == B_v).
-            labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*):
-                Ground-truth (start, end) in normalised time [0, 1]; several moments per query may be given, padded
-                with -100. A query whose moments are all padding contributes no loss.
-            durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*):
-                Video durations in seconds. Not used by the model (it works in normalised time); accepted because the
-                Trainer hands every batch entry to `forward` and keeps this one for the metrics.
-            token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*):
-                Accepted so that a tokenizer's output can be passed whole; each query is one sentence (segment 0), so
-                any non-zero entry is an error.
-            video_states (`torch.FloatTensor` of shape `(B_v, C, N, D)`, *optional*):
-                Instead of `pixel_values`: the videos' `encode_video` hidden states, computed earlier with the same
-                frozen weights (see `modeling_tsgv.feature_cache`), so a training step skips decoding and the
-                query-independent blocks.
-            text_states (`torch.FloatTensor` of shape `(B_q, S, D_text)`, *optional*):
-                The frozen text encoder's states of `input_ids`, served by the collator (`text_states.py`).
-            num_items_in_batch (`torch.Tensor` or `int`, *optional*):
-                Foreground time steps of the whole optimiser step (all micro-batches and processes), which the loss is
-                divided by (see `grounding_loss`); the Trainer passes it. None: this batch's own.
+            pixel_values (`torch.FloatTensor` of shape `(B_v, T, 3, H, W)`): normalised frames sampled by time over
+                each whole video (see [`TSGVProcessor`]); T a multiple of `clip_frames`.
+            input_ids / attention_mask (`torch.LongTensor` of shape `(B_q, S)`): the tokenised sentences; 1 = token.
+            query_video_index (`torch.LongTensor` of shape `(B_q,)`, *optional*): the video (row of `pixel_values`)
+                of each query; `None`: one query per video (B_q == B_v).
+            labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*): ground-truth (start, end)
+                in normalised time [0, 1], several moments per query padded with -100 (all padding: no loss).
+            durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*): video durations in seconds, unused (the
+                model works in normalised time); accepted because the Trainer hands every batch entry to `forward`.
+            token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*): accepted so that a tokenizer's output
+                can be passed whole; each query is one sentence, so a non-zero entry is an error.
+            video_states (`torch.FloatTensor` of shape `(B_v, C, N, D)`, *optional*): instead of `pixel_values`, the
+                videos' `encode_video` states computed earlier with the same frozen weights (`feature_cache`).
+            text_states (`torch.FloatTensor` of shape `(B_q, S, D_text)`, *optional*): the frozen text encoder's
+                states of `input_ids`, served by the collator (`text_states.py`).
+            num_items_in_batch (`torch.Tensor` or `int`, *optional*): foreground time steps of the whole optimiser
+                step (all micro-batches and processes) the loss is divided by (the Trainer passes it); None: this
+                batch's own.
+            output_attentions (`bool`, *optional*): return the backbone blocks' attention weights (eager attention
+                only); output_hidden_states (`bool` or `list[int]`, *optional*): return the backbone's and the head's
+                hidden states, all or those at the given indices; return_dict (`bool`, *optional*): the output or its
+                `to_tuple()`. Defaults: the config's.
         Returns:
-            [`TSGVGroundingOutput`].
+            [`TSGVGroundingOutput`] (or its `to_tuple()`).
         """
         if token_type_ids is not None and self._checks_values(token_type_ids) and bool(token_type_ids.any()):
             raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
@@ -971,12 +1080,17 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             raise ValueError("input_ids are required: the sentences to ground")
         if (pixel_values is None) == (video_states is None):
             raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
-        if video_states is None:
-            states = self.backbone.encode_video(pixel_values)
-        else:
-            states = self.backbone.video_states_from_cache(video_states)
-        text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch}
-        return self.ground(states, input_ids, attention_mask, query_video_index, labels, **text)
+        record = self._output_record(output_hidden_states, output_attentions, cached=video_states is not None)
+        text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch, "record": record}
+        with record.attention_hooks(self.video_model):
+            if video_states is None:
+                states = self.backbone.encode_video(pixel_values, record)
+            else:
+                states = self.backbone.video_states_from_cache(video_states)
+            out = self.ground(states, input_ids, attention_mask, query_video_index, labels, **text)
+        if record.attentions == []:
+            logger.warning_once("attention weights are computed only by attn_implementation='eager': none returned")
+        return out if (self.config.return_dict if return_dict is None else return_dict) else out.to_tuple()
 
     def ground(
         self,
@@ -988,6 +1102,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         return_spans: bool | None = None,
         num_items_in_batch: torch.Tensor | int | None = None,
         text_states: torch.Tensor | None = None,
+        record: OutputRecord | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -1002,6 +1117,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 decode, except in training mode with `labels` (a training step needs only the loss).
             num_items_in_batch: the loss's normaliser, as in `forward`.
             text_states: the frozen text encoder's states of `input_ids`, as in `forward`.
+            record: an `OutputRecord` collecting the per-query blocks' (and the head's) outputs (`forward`'s flags).
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -1014,15 +1130,15 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         text_tokens, sentence = self.encode_text(input_ids, attention_mask, text_states)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
-        video = self.backbone.query_features(video_states, sentence, query_video_index)  # (B_q, L_t, D)
-        step_logits, step_offsets = self.head(video, text_tokens, attention_mask, sentence)
+        record = record or OutputRecord()
+        video = self.backbone.query_features(video_states, sentence, query_video_index, record)  # (B_q, L_t, D)
+        step_logits, step_offsets = self.head(video, text_tokens, attention_mask, sentence, record.keep)
         step_logits = step_logits.float()
 
         loss = loss_dict = None
         if labels is not None:
-            loss, loss_dict = self.compute_loss(
-                step_logits, step_offsets, labels.to(step_logits.device), num_items_in_batch
-            )
+            labels = labels.to(step_logits.device)
+            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels, num_items_in_batch)
         pred_spans = pred_scores = None
         if return_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
@@ -1034,6 +1150,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             step_offsets=step_offsets,
             video_hidden_states=video,
             loss_dict=loss_dict,
+            **record.outputs(),
         )
 
     def compute_loss(

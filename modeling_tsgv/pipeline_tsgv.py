@@ -190,7 +190,7 @@ def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
                 f"query {number} has {len(ids):,d} tokens; only its first {limit} are read (the model's "
                 "max_text_length)"
             )
-    return processor(text=sentences, query_video_index=[0] * len(sentences))
+    return processor(text=sentences, query_video_index=[0] * len(sentences), return_tensors="pt")
 
 
 def window_frames(source, plan: WindowPlan, processor: TSGVProcessor, video: str):

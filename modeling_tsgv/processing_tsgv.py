@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import torch
 from transformers import AutoTokenizer, BatchFeature, ProcessorMixin, VideoMAEVideoProcessor
+from transformers.processing_utils import ProcessingKwargs, Unpack
 
 from .queries import empty_queries
 
@@ -78,6 +79,17 @@ def normalize_frames(pixel_values: torch.Tensor, video_processor, dtype=None) ->
     return out.reshape(shape).to(dtype or torch.float32)
 
 
+def same_length_videos(videos) -> list:
+    """One video (a 4-D array / tensor of frames) or a list of videos -> a list of videos, all with the same number of
+    frames (ValueError otherwise: a batch of videos is one tensor)."""
+    if hasattr(videos, "ndim") and videos.ndim == 4:
+        videos = [videos]
+    lengths = {len(v) for v in videos}
+    if len(lengths) != 1:
+        raise ValueError(f"every video must have the same number of sampled frames, got {sorted(lengths)}")
+    return list(videos)
+
+
 def video_processor_settings(image_size: int) -> dict:
     """`VideoMAEVideoProcessor` settings for frames of `image_size` px: resize the short side to `image_size`,
     centre-crop a square, VideoMAE's (ImageNet) normalisation. The grounding processor and stage 1 both use them."""
@@ -125,12 +137,17 @@ class TSGVProcessor(ProcessorMixin):
         settings = {**video_processor_settings(image_size), **video_kwargs}
         return cls(VideoMAEVideoProcessor(**settings), tokenizer, max_text_length=max_text_length)
 
+    # the sub-processors' call defaults, where ours differ (transformers' convention: processor attributes, the lowest
+    # priority in `_merge_kwargs`): a batch of sentences padded to its longest and truncated (at `max_text_length`,
+    # added in `__call__`), no segment ids (one sentence per query)
+    text_kwargs = {"padding": True, "truncation": True, "return_token_type_ids": False}
+
     def __call__(
         self,
         videos=None,
         text: str | list[str] | None = None,
         query_video_index: Sequence[int] | None = None,
-        return_tensors: str = "pt",
+        **kwargs: Unpack[ProcessingKwargs],
     ) -> BatchFeature:
         """Encode videos and/or sentences.
 
@@ -139,40 +156,55 @@ class TSGVProcessor(ProcessorMixin):
                 by time over the whole video (see `modeling_tsgv.video.read_frames`); every video needs the same T.
             text: one sentence or a list of sentences (B_q).
             query_video_index: (B_q,) video of each sentence; default: sentence i belongs to video i.
+            **kwargs: the tokenizer's and the video processor's options (`ProcessingKwargs`), flat (`max_length=32`,
+                `padding="max_length"`, `return_tensors="pt"`) or per modality (`text_kwargs={...}`,
+                `videos_kwargs={...}`). Sentences are truncated at `max_text_length` tokens unless `max_length` says
+                otherwise. `return_tensors` defaults to None (lists), as for every transformers processor: pass "pt"
+                for tensors.
         Returns:
             `BatchFeature` with `pixel_values` (B_v, T, 3, H, W) float, `input_ids` / `attention_mask` (B_q, S) and
-            `query_video_index` (B_q,) long.
+            `query_video_index` (B_q,) (long with `return_tensors="pt"`).
         """
+        if videos is None and text is None:
+            raise ValueError("give videos, text (sentences) or both")
+        merged = self._merge_kwargs(ProcessingKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         out = {}
         if videos is not None:
-            if isinstance(videos, torch.Tensor) and videos.dim() == 4 or hasattr(videos, "ndim") and videos.ndim == 4:
-                videos = [videos]
-            lengths = {len(v) for v in videos}
-            if len(lengths) != 1:
-                raise ValueError(f"every video must have the same number of sampled frames, got {sorted(lengths)}")
-            out.update(self.video_processor(list(videos), return_tensors=return_tensors))
+            out.update(self.video_processor(same_length_videos(videos), **merged["videos_kwargs"]))
+        return_tensors = merged["text_kwargs"].get("return_tensors")
         if text is not None:
             sentences = [text] if isinstance(text, str) else list(text)
             empty = empty_queries(sentences)
             if empty:
                 numbers = ", ".join(str(i + 1) for i in empty)  # queries are numbered from 1 in every message
                 raise ValueError(f"query {numbers} is empty: every query needs words")
-            out.update(
-                self.tokenizer(
-                    sentences,
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_length,
-                    return_tensors=return_tensors,
-                    return_token_type_ids=False,  # one sentence per query: segment ids carry nothing
-                )
-            )
+            out.update(self.tokenizer(sentences, **{"max_length": self.max_text_length, **merged["text_kwargs"]}))
             if query_video_index is None:
                 query_video_index = list(range(len(sentences)))
             if len(query_video_index) != len(sentences):
                 raise ValueError(f"{len(query_video_index)} query_video_index entries for {len(sentences)} sentences")
-            out["query_video_index"] = torch.as_tensor(query_video_index, dtype=torch.long)
-        return BatchFeature(out, tensor_type=return_tensors)
+            indices = torch.as_tensor(query_video_index, dtype=torch.long)
+            out["query_video_index"] = indices if return_tensors == "pt" else indices.tolist()
+        return BatchFeature(out, tensor_type=return_tensors or merged["videos_kwargs"].get("return_tensors"))
+
+    @property
+    def unused_input_names(self) -> list[str]:
+        """The tokenizer's segment ids are not made (one sentence per query)."""
+        return ["token_type_ids"]
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """What `__call__` returns: the video processor's and the tokenizer's inputs, and `query_video_index`."""
+        return [*super().model_input_names, "query_video_index"]
+
+    def to_dict(self) -> dict:
+        """`ProcessorMixin.to_dict`, with the `auto_map` entry this class registers (remote code) whether or not this
+        processor has been saved: `save_pretrained` sets it on the processor it saves and loading drops it, so the
+        dicts of a processor and of its reloaded copy would otherwise differ."""
+        output = super().to_dict()
+        if self._auto_class is not None:
+            output["auto_map"] = {self._auto_class: f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"}
+        return output
 
     def post_process_grounding(
         self,

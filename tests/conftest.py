@@ -171,3 +171,19 @@ def processor_32px(minilm_path):
     from modeling_tsgv import TSGVProcessor
 
     return TSGVProcessor.from_text_encoder(minilm_path, image_size=32)
+
+
+def pytest_configure(config):
+    """The marks transformers' common tests carry (transformers registers them in its own conftest)."""
+    for mark in (
+        "accelerate_tests",
+        "flash_attn_test",
+        "flash_attn_3_test",
+        "flash_attn_4_test",
+        "torch_compile_test",
+    ):
+        config.addinivalue_line("markers", f"{mark}: a mark of transformers' common tests")
+
+
+# stand-ins copied beside transformers common tests (tests/transformers_common.py); not test modules of ours
+collect_ignore = ["transformers_standins"]

@@ -51,9 +51,9 @@ def test_a_training_step_set_up_as_run_grounding_does_keeps_every_tensor_on_the_
     encoded_on = []  # where the video-states cache ran the backbone: the training device, not the CPU
     encode_video = TSGVVideoBackbone.encode_video
 
-    def recording(self, pixel_values):
+    def recording(self, pixel_values, record=None):
         encoded_on.append(pixel_values.device.type)
-        return encode_video(self, pixel_values)
+        return encode_video(self, pixel_values, record)
 
     with trainer_on_fake_device("cuda") as on_device, mock.patch.object(TSGVVideoBackbone, "encode_video", recording):
         run = run_grounding.setup([*args, "--cache_video_states", cache_video_states])

@@ -27,7 +27,12 @@ def trained(tmp_path_factory, minilm_path):
     processor = TSGVProcessor.from_text_encoder(minilm_path, image_size=64)
     frames = [read_frames(world / "videos" / f"{v}.mp4", 16).frames for v in videos]
     sentences = [row["sentence"] for row in rows]
-    inputs = processor(videos=frames, text=sentences, query_video_index=[videos.index(r["video_id"]) for r in rows])
+    inputs = processor(
+        videos=frames,
+        text=sentences,
+        query_video_index=[videos.index(r["video_id"]) for r in rows],
+        return_tensors="pt",
+    )
     labels = torch.tensor([[r["start_s"] / r["duration_s"], r["end_s"] / r["duration_s"]] for r in rows])
 
     torch.manual_seed(0)
@@ -95,7 +100,7 @@ def test_answers_change_when_the_sentence_is_empty_or_unrelated(trained, replace
     model, processor, inputs = trained["model"], trained["processor"], trained["inputs"]
     original = top1(model, inputs)
     if replacement:
-        text = processor(text=[replacement] * len(trained["rows"]))
+        text = processor(text=[replacement] * len(trained["rows"]), return_tensors="pt")
     else:  # no words at all: only the tokenizer's special tokens (the processor itself refuses empty queries)
         text = processor.tokenizer([""] * len(trained["rows"]), return_tensors="pt", return_token_type_ids=False)
     swapped = top1(model, {**inputs, "input_ids": text["input_ids"], "attention_mask": text["attention_mask"]})

@@ -64,17 +64,26 @@ def test_folders_that_are_not_tsgv_models(model_dir, tmp_path, minilm_path):
         check_model_folder(folder)
 
 
-def test_unknown_config_fields_are_refused_naming_them(model_dir, tmp_path):
+def test_unknown_config_keys_are_kept_and_misspelt_fields_warned(model_dir, tmp_path):
+    """A saved folder loads whatever extra keys transformers or another library wrote into config.json (they are
+    kept, as PreTrainedConfig keeps them); a key that looks like a typo of one of our fields is warned about."""
+    from transformers.testing_utils import CaptureLogger
+
+    from modeling_tsgv.configuration_tsgv import logger as config_logger
+
     folder = _copy(model_dir, tmp_path)
-    _edit_config(folder, scada_layerz=[2, 3])
-    with pytest.raises(ModelFolderError) as error:
-        TSGVForGrounding.from_pretrained(folder)
-    message = _one_line(error)
-    assert str(folder / "config.json") in message and "'scada_layerz'" in message
-    with pytest.raises(ValueError, match="unknown TSGVConfig field 'scada_layerz'"):
-        AutoConfig.from_pretrained(folder)  # the Auto path refuses it too
-    # what save_pretrained writes is all known
-    TSGVConfig.from_pretrained(model_dir)
+    ecosystem = {"tie_word_embeddings": False, "gradient_checkpointing": True, "peft_task_type": "FEATURE_EXTRACTION"}
+    _edit_config(folder, scada_layerz=[2, 3], **ecosystem)
+    with CaptureLogger(config_logger) as captured:
+        model = TSGVForGrounding.from_pretrained(folder)
+    assert "'scada_layerz'" in captured.out and "did you mean 'scada_layers'" in captured.out
+    assert all(key not in captured.out for key in ecosystem)
+    assert model.config.scada_layerz == [2, 3] and model.config.peft_task_type == "FEATURE_EXTRACTION"
+    assert AutoConfig.from_pretrained(folder).scada_layers == model.config.scada_layers  # the Auto path loads it too
+    # what save_pretrained writes is all known: nothing to warn about
+    with CaptureLogger(config_logger) as captured:
+        TSGVConfig.from_pretrained(model_dir)
+    assert captured.out == ""
 
 
 @pytest.mark.parametrize(

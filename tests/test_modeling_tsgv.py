@@ -173,13 +173,20 @@ def test_activation_checkpointing_gives_the_same_gradients():
     plain = _grads_after_backward(model, batch)
     model.activation_checkpointing_enable()
     assert model.backbone.gradient_checkpointing  # transformers set it (and its function) on our backbone module
-    assert not any(layer.gradient_checkpointing for layer in model.video_model.encoder.layer)  # ours wraps them
+    # VideoMAE's own flags stay set, as transformers' contract wants, but each block is checkpointed once: by our
+    # block loop, block + adapter in one call (a block checkpointed twice would run three times)
+    assert all(layer.gradient_checkpointing for layer in model.video_model.encoder.layer)
+    runs = []
+    for index, layer in enumerate(model.video_model.encoder.layer):
+        layer.register_forward_hook(lambda *_, i=index: runs.append(i))
     calls = []
     inner = model.backbone._gradient_checkpointing_func
     model.backbone._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)
     checkpointed = _grads_after_backward(model, batch)
-    # frozen blocks below the first adapter take no grad and are not checkpointed; blocks 2 and 3 are
+    # frozen blocks below the first adapter take no grad and are not checkpointed; from block 2's adapter on (block
+    # 2 itself runs once per video, before the fan-out, with nothing to train) each unit is checkpointed once
     assert calls == [2, 3]
+    assert sorted(runs) == [0, 1, 2, 3, 3]  # block 3: its forward and one recomputation
     # every_n_layers is honoured by our block loop too
     model.activation_checkpointing_enable(every_n_layers=2)
     model.backbone._gradient_checkpointing_func = lambda *a, **k: calls.append(a[1]) or inner(*a, **k)

@@ -38,7 +38,7 @@ def test_registered_task_returns_spans_in_seconds_matching_the_model(pipe, video
     # a one-window video goes through exactly the training-time path: same frames, same decoding, then seconds
     model, processor = pipe.model, pipe.processor
     frames = read_frames(videos["short"], model.config.num_frames)
-    inputs = processor(videos=[frames.frames], text=[QUERIES[0]])
+    inputs = processor(videos=[frames.frames], text=[QUERIES[0]], return_tensors="pt")
     with torch.no_grad():
         outputs = model(**inputs)
     expected = processor.post_process_grounding(outputs, [frames.duration_s])[0]
