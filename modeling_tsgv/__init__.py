@@ -1,13 +1,17 @@
 """tsgv: end-to-end temporal sentence grounding in videos, as Hugging Face models.
 
-A lazy module (PEP 562, as transformers' `_LazyModule`): importing the package loads nothing heavy, so the shell
-commands answer `--help` at once. A public name (`TSGVForGrounding`, `TSGVProcessor`, ...) loads its submodule on
-first use and registers tsgv with transformers: `"tsgv"` with `AutoConfig`, `AutoModel` and `AutoProcessor`, and the
-task `"temporal-sentence-grounding"` with `transformers.pipeline`. `register()` does the same explicitly (for code
-that only calls `transformers.pipeline(...)`); it is idempotent.
+`import modeling_tsgv` is enough, as for any plug-in package: it registers tsgv with transformers (`"tsgv"` with
+`AutoConfig`, `AutoModel` and `AutoProcessor`, the task `"temporal-sentence-grounding"` with `transformers.pipeline`),
+so `pipeline("temporal-sentence-grounding", model=folder)` uses the installed code with no `trust_remote_code`.
+Public names (`TSGVForGrounding`, `TSGVProcessor`, ...) load their submodule on first use (PEP 562, as transformers'
+`_LazyModule`). The one exception is tsgv's own console scripts (`tsgv-ground`, `tsgv-demo`): they register after
+parsing their arguments, so `--help` and argument errors answer at once, before torch loads. `register()` is
+idempotent.
 """
 
 import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
 
@@ -47,6 +51,16 @@ def register() -> None:
     _registered = True
 
 
+# console scripts that register themselves once their arguments are parsed (see the module docstring)
+CONSOLE_SCRIPTS = ("tsgv-ground", "tsgv-demo")
+
+
+def _started_as_console_script() -> bool:
+    """Whether this process is one of `CONSOLE_SCRIPTS` (the program name pip's launcher gives `sys.argv[0]`)."""
+    program = (getattr(sys, "argv", None) or [""])[0]
+    return os.path.splitext(os.path.basename(program))[0] in CONSOLE_SCRIPTS
+
+
 def __getattr__(name: str):
     """A public name on first use: its submodule loaded and tsgv registered with transformers."""
     if name not in _EXPORTS:
@@ -59,3 +73,7 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted([*globals(), *_EXPORTS])
+
+
+if not _started_as_console_script():
+    register()
