@@ -643,11 +643,22 @@ def check_validation_labels(splits: dict, eval_split: str, data_args, training_a
         )
 
 
-def build_model(model_args: ModelArguments) -> TSGVForGrounding:
+def data_defaults(splits: dict) -> dict:
+    """TSGVConfig fields the training data decides: a saliency head (highlight detection) when its annotations rate
+    clips (QVHighlights' saliency_scores); `--config_overrides saliency_head=False` says otherwise."""
+    if "train" not in splits or not any(any(q) for q in splits["train"]["saliency_s"]):
+        return {}
+    logger.info("the training annotations rate clips (saliency): the model gets a saliency head (highlight detection)")
+    return {"saliency_head": True}
+
+
+def build_model(model_args: ModelArguments, defaults: dict | None = None) -> TSGVForGrounding:
     """A tsgv model from a saved tsgv folder (its config updated by the flags that can apply to it), from a pretrained
     VideoMAE (a path, a Hub name or a backbone shipped in the package) + text encoder, or from a random-init size;
-    the config flags and --config_overrides applied."""
+    the config flags and --config_overrides applied, over `defaults` (fields the data decides, for a new model)."""
     overrides = model_args.config_overrides_dict()
+    if not model_args.model_name_or_path:
+        overrides = {**(defaults or {}), **overrides}
     try:
         if model_args.model_name_or_path:
             config = config_with_overrides(TSGVConfig.from_pretrained(model_args.model_name_or_path), overrides)
@@ -763,7 +774,7 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
         splits, eval_split, validation = load_splits(data_args, training_args.seed)
     eval_splits = [s for s in ("test", "test_novel") if s in splits]
     check_validation_labels(splits, eval_split, data_args, training_args)
-    model = build_model(model_args)
+    model = build_model(model_args, data_defaults(splits))
     logger.info(model.trainable_parameters_report())
     if "train" in splits:
         # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long

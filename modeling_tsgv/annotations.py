@@ -3,7 +3,9 @@ benchmarks and tools read annotations without the model stack (decoding and batc
 
 Row schema (one row per video):
     video_id (str), video_path (str or None), duration_s (float), sentences (list[str]), query_ids (list[str]),
-    spans_s (list per query of [start_s, end_s] moments; a query may have several, or none for label-less test rows)
+    spans_s (list per query of [start_s, end_s] moments; a query may have several, or none for label-less test rows),
+    saliency_s (list per query of rated clips [start_s, end_s, rating_1, rating_2, rating_3]: QVHighlights' 2-s clips
+    with their three annotators' 0-4 saliency ratings; empty where a dataset has none)
 
 Validation, counted and reported in one log line per file:
     - sentences are stripped; an empty sentence drops its query;
@@ -45,6 +47,7 @@ class RawQuery:
     query_id: str
     duration_s: float | None = None
     video_path: str | None = None
+    ratings_s: list | None = None  # [[start_s, end_s, r1, r2, r3], ...] (QVHighlights' saliency_scores)
 
 
 @dataclass
@@ -148,9 +151,22 @@ def _parse_qvhighlights(path: Path):
                     None if moments is None else [list(w) for w in moments],
                     str(record.get("qid", "")),
                     record.get("duration"),
+                    ratings_s=_clip_ratings(record),
                 )
             except (ValueError, KeyError, TypeError):
                 yield None
+
+
+QVHIGHLIGHTS_CLIP_S = 2.0  # QVHighlights rates 2-s clips
+
+
+def _clip_ratings(record: dict) -> list | None:
+    """QVHighlights' `relevant_clip_ids` + `saliency_scores` -> [[start_s, end_s, r1, r2, r3], ...] (None without
+    them, or when the two lists do not pair up)."""
+    clip_ids, scores = record.get("relevant_clip_ids"), record.get("saliency_scores")
+    if not clip_ids or not scores or len(clip_ids) != len(scores):
+        return None
+    return [[c * QVHIGHLIGHTS_CLIP_S, (c + 1) * QVHIGHLIGHTS_CLIP_S, *map(float, r)] for c, r in zip(clip_ids, scores)]
 
 
 def _parse_tacos(path: Path):
@@ -373,11 +389,13 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
             "sentences": [],
             "query_ids": [],
             "spans_s": [],
+            "saliency_s": [],
         },
     )
     row["sentences"].append(sentence)
     row["query_ids"].append(query.query_id)
     row["spans_s"].append(moments)
+    row["saliency_s"].append(query.ratings_s or [])
 
 
 DATASET_FEATURES = datasets.Features(
@@ -388,8 +406,10 @@ DATASET_FEATURES = datasets.Features(
         "sentences": datasets.Sequence(datasets.Value("string")),
         "query_ids": datasets.Sequence(datasets.Value("string")),
         "spans_s": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
+        "saliency_s": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
     }
 )
+PER_QUERY_COLUMNS = ("sentences", "query_ids", "spans_s", "saliency_s")
 
 
 def load_annotations(
@@ -407,7 +427,8 @@ def load_annotations(
             file, a dict, or a list of those; else durations are read from the videos in `video_dir`.
         drop_duplicates: drop exact duplicate queries instead of only counting them.
     Returns:
-        `datasets.Dataset` with columns video_id, video_path, duration_s, sentences, query_ids, spans_s (seconds).
+        `datasets.Dataset` with columns video_id, video_path, duration_s, sentences, query_ids, spans_s and
+        saliency_s (seconds; the module docstring).
         The reader's `AnnotationStats` is logged; use `read_annotations` to get it.
     """
     rows, _ = read_annotations(path, format, video_dir, durations, drop_duplicates)
@@ -415,7 +436,9 @@ def load_annotations(
 
 
 def rows_to_dataset(rows: list[dict]) -> datasets.Dataset:
-    """`read_annotations` rows -> a `datasets.Dataset` with the fixed schema `DATASET_FEATURES` (one row per video)."""
+    """`read_annotations` rows -> a `datasets.Dataset` with the fixed schema `DATASET_FEATURES` (one row per video);
+    rows built elsewhere without `saliency_s` get none."""
+    rows = [row if "saliency_s" in row else {**row, "saliency_s": [[] for _ in row["sentences"]]} for row in rows]
     columns = {name: [row[name] for row in rows] for name in DATASET_FEATURES}
     return datasets.Dataset.from_dict(columns, features=DATASET_FEATURES)
 
@@ -429,8 +452,9 @@ def explode_queries(dataset: datasets.Dataset) -> datasets.Dataset:
             for q in range(len(batch["sentences"][i])):
                 for name in ("video_id", "video_path", "duration_s"):
                     out[name].append(batch[name][i])
-                for name in ("sentences", "query_ids", "spans_s"):
-                    out[name].append([batch[name][i][q]])
+                for name in PER_QUERY_COLUMNS:
+                    if name in batch:
+                        out[name].append([batch[name][i][q]])
         return out
 
     return dataset.map(split, batched=True, features=dataset.features)

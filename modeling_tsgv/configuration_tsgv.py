@@ -159,6 +159,13 @@ class TSGVConfig(PreTrainedConfig):
             percentile of the training videos' durations, so each window looks like a training video.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Std of the normal init of the layers tsgv adds (adapters, head).
+        saliency_head (`bool`, *optional*, defaults to `False`):
+            A per-step saliency output of its own (highlight detection), trained from clip ratings where the data has
+            them (QVHighlights' `saliency_scores`) and from the moment masks otherwise (`modeling_tsgv.saliency`);
+            without it a step's saliency is its foreground probability. `run_grounding.py` turns it on when the
+            training annotations carry ratings.
+        loss_saliency_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the saliency head's binary cross-entropy.
     """
 
     model_type = "tsgv"
@@ -208,6 +215,8 @@ class TSGVConfig(PreTrainedConfig):
     nms_threshold: float | None = 0.5
     inference_window_s: float = 150.0
     initializer_range: float = 0.02
+    saliency_head: bool = False
+    loss_saliency_weight: float = 1.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)  # builds backbone_config / text_config from dicts or defaults
@@ -283,7 +292,7 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
-        for name in ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "focal_gamma"):
+        for name in ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "loss_saliency_weight", "focal_gamma"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.focal_alpha <= 1.0:
@@ -381,6 +390,7 @@ WEIGHT_SHAPING_FIELDS = (
     "head_temporal_kernel",
     "head_sentence_gating",
     "sentence_standardization",
+    "saliency_head",
 )
 
 

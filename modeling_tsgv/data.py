@@ -142,7 +142,9 @@ class VideoCentricCollator:
         states); input_ids / attention_mask (B_q, S), right-padded; text_states (B_q, S, D_text) with a
         `text_states` table; query_video_index (B_q,);
         durations_s (B_v,) seconds; labels (B_q, W, 2) moments in normalised time [0, 1], padded with -100 (W = most
-        moments of a query in the batch; label-less queries are all -100; no `labels` when no query has a moment).
+        moments of a query in the batch; label-less queries are all -100; no `labels` when no query has a moment);
+        saliency_labels (B_q, R, 3) rated clips (start, end, saliency) in normalised time with the annotators' mean
+        rating / 4 in [0, 1], padded with -100, when a query of the batch has ratings (QVHighlights; `saliency_s`).
     Args:
         text_processor: a `TSGVProcessor` (its tokenizer, and its `max_text_length`, so training truncates sentences
             exactly as inference does), or a bare tokenizer (then `DEFAULT_MAX_TEXT_LENGTH` tokens).
@@ -218,12 +220,15 @@ class VideoCentricCollator:
         return batch
 
     def _collate(self, features: list[dict]) -> dict:
-        sentences, moments, video_index = [], [], []
+        sentences, moments, ratings, video_index = [], [], [], []
         for v, feature in enumerate(features):
+            duration_s = feature["duration_s"]
+            rated = feature.get("saliency_s") or [[] for _ in feature["sentences"]]
             for q in self.select_queries(len(feature["sentences"]), str(feature.get("video_id", ""))):
                 sentences.append(feature["sentences"][q])
-                moments.append(
-                    [[s / feature["duration_s"], e / feature["duration_s"]] for s, e in feature["spans_s"][q]]
+                moments.append([[s / duration_s, e / duration_s] for s, e in feature["spans_s"][q]])
+                ratings.append(
+                    [[c[0] / duration_s, c[1] / duration_s, sum(c[2:]) / (4 * len(c[2:]))] for c in rated[q]]
                 )
                 video_index.append(v)
         if not sentences:
@@ -254,6 +259,12 @@ class VideoCentricCollator:
                 if query_moments:
                     labels[q, : len(query_moments)] = torch.tensor(query_moments).clamp(0.0, 1.0)
             batch["labels"] = labels
+        if any(ratings):
+            saliency = torch.full((len(ratings), max(len(r) for r in ratings), 3), -100.0)
+            for q, clips in enumerate(ratings):
+                if clips:
+                    saliency[q, : len(clips)] = torch.tensor(clips).clamp(0.0, 1.0)
+            batch["saliency_labels"] = saliency
         return batch
 
 

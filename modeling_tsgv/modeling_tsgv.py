@@ -31,6 +31,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
+from .saliency import saliency_loss, step_saliency
 from .video_backbones import load_video_backbone, with_fc_norm_as_layernorm
 
 logger = logging.get_logger(__name__)
@@ -54,6 +55,9 @@ class TSGVGroundingOutput(ModelOutput):
             Per-time-step foreground logits (sigmoid = probability the step lies inside the moment).
         step_offsets (`torch.FloatTensor` of shape `(B_q, L_t, 2)`):
             Per-time-step distances (normalised time, >= 0) from the step centre back to the start and on to the end.
+        step_saliency (`torch.FloatTensor` of shape `(B_q, L_t)`):
+            How much each time step matters to the sentence, in [0, 1] (highlight detection): the saliency head's
+            probabilities (`config.saliency_head`), else the foreground probabilities (`sigmoid(step_logits)`).
         video_hidden_states (`torch.FloatTensor` of shape `(B_q, L_t, D)`):
             Spatially pooled backbone features per query (sentence-conditioned under SCADA).
         loss_dict (`dict[str, torch.FloatTensor]`, *optional*):
@@ -77,6 +81,7 @@ class TSGVGroundingOutput(ModelOutput):
     pred_scores: torch.FloatTensor | None = None
     step_logits: torch.FloatTensor | None = None
     step_offsets: torch.FloatTensor | None = None
+    step_saliency: torch.FloatTensor | None = None
     video_hidden_states: torch.FloatTensor | None = None
     loss_dict: dict | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -269,11 +274,13 @@ class TSGVGroundingHead(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.score = mlp(dim, dim, 1)
         self.offsets = mlp(dim, dim, 2)
+        self.saliency = mlp(dim, dim, 1) if config.saliency_head else None  # highlight detection (saliency.py)
 
     def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None, keep=None):
         """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token, sentence (B_q, D_text) pooled
-        (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2). `keep`: called with the step
-        features (B_q, L_t, d) before the fusion layers and after each (`OutputRecord.keep`)."""
+        (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2), saliency logits (B_q, L_t)
+        (None without a saliency head). `keep`: called with the step features (B_q, L_t, d) before the fusion layers
+        and after each (`OutputRecord.keep`)."""
         steps = video.shape[1]
         x = self.video_proj(video)  # (B_q, L_t, d)
         if self.temporal_conv is not None:
@@ -293,7 +300,8 @@ class TSGVGroundingHead(nn.Module):
         logits = self.score(x).squeeze(-1)  # (B_q, L_t)
         # distances in time steps -> normalised time; softplus keeps them >= 0
         offsets = F.softplus(self.offsets(x).float()) / steps  # (B_q, L_t, 2)
-        return logits, offsets
+        saliency = self.saliency(x).squeeze(-1) if self.saliency is not None else None  # (B_q, L_t)
+        return logits, offsets, saliency
 
 
 def step_centers(num_steps: int, device) -> torch.Tensor:
@@ -386,9 +394,13 @@ def grounding_loss(
     config,
     check_values: bool = True,
     num_items_in_batch: torch.Tensor | int | None = None,
+    saliency_logits: torch.Tensor | None = None,
+    saliency_labels: torch.Tensor | None = None,
 ):
     """Focal loss on step scores + DIoU and L1 on the spans of foreground steps, weighted by `config`'s
-    `loss_{focal,diou,l1}_weight` (focal with `focal_alpha` / `focal_gamma`).
+    `loss_{focal,diou,l1}_weight` (focal with `focal_alpha` / `focal_gamma`); with `saliency_logits` (B_q, L_t), the
+    saliency head's cross-entropy (`saliency.saliency_loss`, against `saliency_labels` (B_q, R, 3) rated clips or
+    the moment masks), weighted by `loss_saliency_weight`.
 
     Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised, padded with
         -100; check_values: check the labels' range (reading values back waits for an accelerator);
@@ -396,7 +408,8 @@ def grounding_loss(
             accumulation, every process: `count_positive_steps` summed, as the Trainer's `get_batch_samples` does in
             `TSGVTrainer`). Given, each term is this batch's sum over that total, so the sum over micro-batches (and
             processes) is one mean over the whole step whatever the split; None: this batch's own foreground steps.
-    Returns: (loss scalar, {"focal", "diou", "l1"} unweighted scalars), each term averaged over foreground steps.
+    Returns: (loss scalar, {"focal", "diou", "l1"(, "saliency")} unweighted scalars), each term averaged over
+        foreground steps.
     """
     moments = normalize_labels(labels, check_values)
     has_label = (moments[..., 0] >= 0).any(-1)  # (B_q,)
@@ -416,6 +429,10 @@ def grounding_loss(
         + config.loss_diou_weight * terms["diou"]
         + config.loss_l1_weight * terms["l1"]
     )
+    if saliency_logits is not None:
+        centers = step_centers(step_logits.shape[1], step_logits.device)
+        terms["saliency"] = saliency_loss(saliency_logits, saliency_labels, positive, has_label, centers, normaliser)
+        loss = loss + config.loss_saliency_weight * terms["saliency"]
     return loss, {k: v.detach() for k, v in terms.items()}
 
 
@@ -872,6 +889,26 @@ class TSGVPreTrainedModel(PreTrainedModel):
         """Replace the text encoder's token embeddings."""
         self.text_model.set_input_embeddings(value)
 
+    def compute_loss(
+        self,
+        step_logits: torch.Tensor,
+        step_offsets: torch.Tensor,
+        labels: torch.Tensor,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        saliency_logits: torch.Tensor | None = None,
+        saliency_labels: torch.Tensor | None = None,
+    ):
+        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency")})."""
+        labels = labels.to(step_logits.device)
+        checks = self._checks_values(labels)
+        saliency = {"saliency_logits": saliency_logits, "saliency_labels": saliency_labels}
+        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **saliency)
+
+    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
+        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
+        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
+        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold)
+
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
         sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in self.parameters()]  # ZeRO-3: full size
@@ -1013,6 +1050,15 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     # ------------------------------------------------------------------ forward path
 
+    def _check_inputs(self, pixel_values, input_ids, video_states, token_type_ids) -> None:
+        """`forward`'s inputs, checked: sentences given, exactly one of frames and cached states, one segment only."""
+        if token_type_ids is not None and self._checks_values(token_type_ids) and bool(token_type_ids.any()):
+            raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
+        if input_ids is None:
+            raise ValueError("input_ids are required: the sentences to ground")
+        if (pixel_values is None) == (video_states is None):
+            raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
+
     def _output_record(self, output_hidden_states, output_attentions, cached: bool = False) -> OutputRecord:
         """The `OutputRecord` for `forward`'s flags (None: the config's); hidden-state indices resolved against the
         full count (the backbone's num_hidden_layers + 1, the head's head_layers + 1), as transformers resolves them.
@@ -1046,6 +1092,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | int | list[int] | None = None,
         return_dict: bool | None = None,
+        saliency_labels: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput | tuple:
         r"""
         Args:
@@ -1071,17 +1118,15 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 only); output_hidden_states (`bool` or `list[int]`, *optional*): return the backbone's and the head's
                 hidden states, all or those at the given indices; return_dict (`bool`, *optional*): the output or its
                 `to_tuple()`. Defaults: the config's.
+            saliency_labels (`torch.FloatTensor` of shape `(B_q, R, 3)`, *optional*): rated clips (start, end,
+                saliency) in normalised time, padded with -100, for the saliency head's loss (`saliency.py`).
         Returns:
             [`TSGVGroundingOutput`] (or its `to_tuple()`).
         """
-        if token_type_ids is not None and self._checks_values(token_type_ids) and bool(token_type_ids.any()):
-            raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
-        if input_ids is None:
-            raise ValueError("input_ids are required: the sentences to ground")
-        if (pixel_values is None) == (video_states is None):
-            raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
+        self._check_inputs(pixel_values, input_ids, video_states, token_type_ids)
         record = self._output_record(output_hidden_states, output_attentions, cached=video_states is not None)
-        text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch, "record": record}
+        text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch, "record": record,
+                "saliency_labels": saliency_labels}  # fmt: skip
         with record.attention_hooks(self.video_model):
             if video_states is None:
                 states = self.backbone.encode_video(pixel_values, record)
@@ -1103,6 +1148,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         num_items_in_batch: torch.Tensor | int | None = None,
         text_states: torch.Tensor | None = None,
         record: OutputRecord | None = None,
+        saliency_labels: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -1118,28 +1164,26 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             num_items_in_batch: the loss's normaliser, as in `forward`.
             text_states: the frozen text encoder's states of `input_ids`, as in `forward`.
             record: an `OutputRecord` collecting the per-query blocks' (and the head's) outputs (`forward`'s flags).
+            saliency_labels: as in `forward`.
         Returns:
             [`TSGVGroundingOutput`].
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+        attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         checks = self._checks_values(query_video_index) if query_video_index is not None else False
         query_video_index = check_query_video_index(query_video_index, input_ids.shape[0], video_states, checks)
-        if return_spans is None:
-            return_spans = not (self.training and labels is not None)
+        return_spans = not (self.training and labels is not None) if return_spans is None else return_spans
         text_tokens, sentence = self.encode_text(input_ids, attention_mask, text_states)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
         record = record or OutputRecord()
         video = self.backbone.query_features(video_states, sentence, query_video_index, record)  # (B_q, L_t, D)
-        step_logits, step_offsets = self.head(video, text_tokens, attention_mask, sentence, record.keep)
+        step_logits, step_offsets, salient = self.head(video, text_tokens, attention_mask, sentence, record.keep)
         step_logits = step_logits.float()
 
-        loss = loss_dict = None
+        loss = loss_dict = pred_spans = pred_scores = None
         if labels is not None:
-            labels = labels.to(step_logits.device)
-            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels, num_items_in_batch)
-        pred_spans = pred_scores = None
+            saliency = {"saliency_logits": salient, "saliency_labels": saliency_labels}
+            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels, num_items_in_batch, **saliency)
         if return_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
         return TSGVGroundingOutput(
@@ -1148,26 +1192,11 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             pred_scores=pred_scores,
             step_logits=step_logits,
             step_offsets=step_offsets,
+            step_saliency=step_saliency(step_logits, salient),
             video_hidden_states=video,
             loss_dict=loss_dict,
             **record.outputs(),
         )
-
-    def compute_loss(
-        self,
-        step_logits: torch.Tensor,
-        step_offsets: torch.Tensor,
-        labels: torch.Tensor,
-        num_items_in_batch: torch.Tensor | int | None = None,
-    ):
-        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"})."""
-        checks = self._checks_values(labels)
-        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch)
-
-    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
-        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
-        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
-        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold)
 
 
 TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file

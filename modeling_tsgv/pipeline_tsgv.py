@@ -355,7 +355,7 @@ class VideoStream:
         first = 0
         for window in group:
             queries = window["input_ids"].shape[0]
-            part = {key: out[key][first : first + queries] for key in ("step_logits", "step_offsets")}
+            part = {key: out[key][first : first + queries] for key in ("step_logits", "step_offsets", "step_saliency")}
             first += queries
             yield pipe.postprocess([{**window, **part}], **self.postprocess_params)
 
@@ -377,8 +377,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             (the fastest there, docs/benchmarks.md), 16 on GPUs.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
-        return_timeline (`bool`, defaults to False): return, per query, a dict with the spans and the per-time-step
-            scores (`times_s`, `step_scores`) and `duration_s`, for plotting.
+        return_timeline (`bool`, defaults to False): per query a dict with the spans, per time step `times_s`,
+            `step_scores` (foreground) and `saliency` (highlight detection, [0, 1]), and `duration_s`.
         batch_size (`int`, defaults to 1): for a list or generator of videos, how many one-window videos (no longer
             than `window_s`) go through the model in one forward pass; longer videos run window by window.
         decode_ahead (`bool`, defaults to True): decode (and resize) the next windows in a background thread while
@@ -584,7 +584,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         clock.add("shared", start, shared, timings)
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
         query_batch_size = query_batch_size or (1 if self.device.type == "cpu" else 16)
-        logits, offsets = [], []
+        parts = {"step_logits": [], "step_offsets": [], "step_saliency": []}
         for first in range(0, input_ids.shape[0], query_batch_size):
             part = slice(first, first + query_batch_size)
             out = self.model.ground(
@@ -594,11 +594,11 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 query_video_index[part],
                 return_spans=False,  # postprocess ranks the candidates of all windows together
             )
-            logits.append(out.step_logits.float())
-            offsets.append(out.step_offsets.float())
+            for key, outputs in parts.items():
+                outputs.append(getattr(out, key).float())
         clock.add("per_query", shared, clock.now(), timings)
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
-        return {"step_logits": torch.cat(logits), "step_offsets": torch.cat(offsets)} | {
+        return {key: torch.cat(outputs) for key, outputs in parts.items()} | {
             k: model_inputs[k] for k in keep if k in model_inputs
         }
 

@@ -47,7 +47,11 @@ from .processing_tsgv import normalize_frames
 logger = logging.get_logger(__name__)
 
 PAD = -100.0
-EXACT_INPUTS = ("labels", "durations_s")  # batch entries never cast to a training dtype (see `_prepare_inputs`)
+EXACT_INPUTS = (
+    "labels",
+    "durations_s",
+    "saliency_labels",
+)  # batch entries never cast to a training dtype (see `_prepare_inputs`)
 CHECKPOINT_MARKER = "tsgv_checkpoint.json"  # written last, atomically: the checkpoint folder is complete
 
 

@@ -104,21 +104,25 @@ def merge_windows(
             time, with `window_index`, `frame_start` (grid frame), `plan` (`WindowPlan`) and `queries`.
         tubelet: frames per time step. top_k: spans per query. nms_threshold: temporal IoU, None for no NMS.
         return_timeline: per query a dict with `spans`, `times_s`, `step_scores` (best score any window gave each
-            step of the whole video) and `duration_s`, instead of the list of spans.
+            step of the whole video), `saliency` (the windows' `step_saliency` per step, their mean where windows
+            overlap; the foreground probabilities when the outputs carry none) and `duration_s`, instead of the list of
+            spans.
     Returns:
         per query, `[{"start": s, "end": e, "score": p}, ...]` in seconds, best first (or the timeline dict).
     """
     first = model_outputs[0]
     plan: WindowPlan = first["plan"]
-    spans_s, scores, step_index = [], [], []
+    spans_s, scores, saliency, step_index = [], [], [], []
     for window in model_outputs:
         start_s = plan.window_start_s(window["window_index"])
         spans = offsets_to_spans(window["step_offsets"].double()).clamp(0.0, 1.0)  # (B_q, L_t, 2) in the window
         spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
         scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
+        saliency.append(window["step_saliency"].double() if "step_saliency" in window else scores[-1])
         num_steps = window["step_logits"].shape[1]
         step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
-    spans_s, scores, step_index = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(step_index)
+    spans_s, scores, saliency = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(saliency, 1)
+    step_index = torch.cat(step_index)
 
     if return_timeline:
         # a step seen by several windows gets the highest score any of them gave it
@@ -126,6 +130,9 @@ def merge_windows(
         step_scores = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64).scatter_reduce(
             1, step_index.expand_as(scores), scores, reduce="amax", include_self=False
         )  # (B_q, steps of the whole video)
+        curve = torch.zeros_like(step_scores).scatter_reduce(
+            1, step_index.expand_as(saliency), saliency, reduce="mean", include_self=False
+        )  # overlapping windows: their mean
         times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s).tolist()
     best_spans, best_scores = rank_spans_batched(spans_s, scores, min(top_k, spans_s.shape[1]), nms_threshold)
     results = []
@@ -140,6 +147,7 @@ def merge_windows(
                 "spans": spans,
                 "times_s": times_s,
                 "step_scores": step_scores[index].tolist(),
+                "saliency": curve[index].tolist(),
                 "duration_s": plan.duration_s,
             }
         results.append(spans)

@@ -8,7 +8,9 @@ from conftest import REPO_ROOT
 
 LIBRARY = REPO_ROOT / "modeling_tsgv"
 MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
-MODEL = {"configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries", "video_backbones", "convert_videomae_v2"}
+MODEL = {
+    "configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries", "video_backbones", "convert_videomae_v2", "saliency",
+}  # fmt: skip
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
 TRAINING = {
     "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "synthetic", "reporting", "baselines", "run_folder",

@@ -212,12 +212,29 @@ def test_batch_of_videos_and_per_video_queries(pipe, videos):
 
 def test_timeline_covers_the_whole_video(pipe, videos):
     timeline = pipe(videos["long"], queries=["a"], return_timeline=True)[0]
-    assert set(timeline) == {"query", "spans", "times_s", "step_scores", "duration_s"}
+    assert set(timeline) == {"query", "spans", "times_s", "step_scores", "saliency", "duration_s"}
     assert timeline["duration_s"] == pytest.approx(94.5, abs=0.1)
     times = np.asarray(timeline["times_s"])
-    assert len(times) == len(timeline["step_scores"]) and np.all(np.diff(times) > 0)
+    assert len(times) == len(timeline["step_scores"]) == len(timeline["saliency"]) and np.all(np.diff(times) > 0)
     assert times[0] < 5 and times[-1] > 90
     assert all(0 <= s <= 1 for s in timeline["step_scores"])
+    # without a saliency head the curve is the foreground probability: the windows' mean where they overlap, never
+    # above their highest
+    assert all(0 <= c <= s + 1e-9 for c, s in zip(timeline["saliency"], timeline["step_scores"]))
+
+
+def test_a_saliency_head_gives_the_timeline_its_own_curve(videos, tmp_path, minilm_path):
+    from conftest import save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "salient", minilm_path, saliency_head=True, inference_window_s=20.0)
+    model = TSGVForGrounding.from_pretrained(folder)
+    with torch.no_grad():  # make the head's curve unmistakable: a constant saliency of sigmoid(3)
+        model.head.saliency[3].weight.zero_()
+        model.head.saliency[3].bias.fill_(3.0)
+    salient = pipeline(TASK, model=model, processor=TSGVProcessor.from_pretrained(folder), device="cpu")
+    timeline = salient(videos["long"], queries=["a"], return_timeline=True)[0]
+    assert np.allclose(timeline["saliency"], 1 / (1 + np.exp(-3.0)))
+    assert not np.allclose(timeline["step_scores"], timeline["saliency"])
 
 
 def test_dtype_and_a_folder_with_only_a_tokenizer(model_dir, videos, tmp_path, minilm_path):

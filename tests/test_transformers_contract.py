@@ -97,12 +97,12 @@ class TSGVModelTest(ModelTesterMixin, unittest.TestCase):
 
 
 class TSGVFullTuningModelTest(TSGVModelTest):
-    """The same contract with every weight training (`backbone_tuning="full"`, the text encoder too): the gradient
-    tests then reach every parameter, and the PEFT-style check (`enable_input_require_grads` with activation
-    checkpointing) has token embeddings that train."""
+    """The same contract with every weight training (`backbone_tuning="full"`, the text encoder too) and the saliency
+    head (highlight detection): the gradient tests then reach every parameter, and the PEFT-style check
+    (`enable_input_require_grads` with activation checkpointing) has token embeddings that train."""
 
     def setUp(self):
-        self.model_tester = TSGVModelTester(self, backbone_tuning="full", train_text_encoder=True)
+        self.model_tester = TSGVModelTester(self, backbone_tuning="full", train_text_encoder=True, saliency_head=True)
         self.config_tester = ConfigTester(self, config_class=TSGVConfig, has_text_modality=False)
 
 
