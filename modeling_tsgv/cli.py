@@ -191,7 +191,13 @@ def run(args) -> str:
             "duration_s": timelines[0]["duration_s"],
             "model": args.model,
             "queries": [
-                {"query": t["query"], "spans": t["spans"], **({"clip": clips[i]} if clips else {})}
+                {
+                    "query": t["query"],
+                    "spans": t["spans"],
+                    # highlight detection: how much each time step matters to the sentence, in [0, 1]
+                    "saliency": {"times_s": t["times_s"], "scores": t["saliency"]},
+                    **({"clip": clips[i]} if clips else {}),
+                }
                 for i, t in enumerate(timelines)
             ],
             "plot": args.plot,

@@ -17,6 +17,7 @@ import torch
 
 from .metrics import grounding_metrics, sentence_binding
 from .pipeline_tsgv import TemporalSentenceGroundingPipeline
+from .qvhighlights_metrics import CLIP_LENGTH_S, MAX_PREDICTED_WINDOWS, mean_average_precision, qvhighlights_metrics
 from .video import VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -47,21 +48,23 @@ def score_as_served(
     Returns:
         (records, failures): one record per query of the share, the lines of `predictions_<split>.jsonl`
         (`video_id`, `query_id`, `query`, `duration_s`, `gt_windows_s`, `pred_spans_s` [[start_s, end_s, score]],
-        `windows`; `decode_error` and no spans for a video that could not be decoded) with `order` (row, query)
-        for sorting after a gather; and {"video_id", "video_path", "error"} per video that failed.
+        `windows`; `decode_error` and no spans for a video that could not be decoded; for a query with clip ratings
+        (QVHighlights) `gt_ratings_s` and `pred_saliency_clips`, the saliency curve per 2-s clip) with `order`
+        (row, query) for sorting after a gather; and {"video_id", "video_path", "error"} per video that failed.
     """
     share = [(index, row) for index, row in enumerate(rows) if index % num_processes == process_index]
     inputs = [{"video": str(row["video_path"]), "queries": list(row["sentences"])} for _, row in share]
     records, failures = [], []
     window_s = pipe.model.config.inference_window_s
-    answers = pipe(inputs, top_k=top_k, batch_size=batch_size, decode_errors="return") if inputs else []
+    call = {"top_k": top_k, "batch_size": batch_size, "decode_errors": "return", "return_timeline": True}
+    answers = pipe(inputs, **call) if inputs else []
     for (index, row), answer in zip(share, answers):
         error = f"{type(answer).__name__}: {answer}" if isinstance(answer, VideoDecodeError) else None
         if error:
             failures.append({"video_id": str(row["video_id"]), "video_path": row["video_path"], "error": error})
             logger.warning(f"cannot decode {row['video_path']}: {answer}")
         for q, sentence in enumerate(row["sentences"]):
-            spans = [] if error else [[s["start"], s["end"], s["score"]] for s in answer[q]]
+            spans = [] if error else [[s["start"], s["end"], s["score"]] for s in answer[q]["spans"]]
             record = {
                 "video_id": row["video_id"],
                 "query_id": row["query_ids"][q],
@@ -74,8 +77,53 @@ def score_as_served(
             }
             if error:
                 record["decode_error"] = error
+            ratings = (row.get("saliency_s") or [[]] * len(row["sentences"]))[q]
+            if ratings:
+                record["gt_ratings_s"] = [list(map(float, clip)) for clip in ratings]
+                record["pred_saliency_clips"] = [] if error else saliency_per_clip(answer[q], row["duration_s"])
             records.append(record)
     return records, failures
+
+
+def saliency_per_clip(timeline: dict, duration_s: float, clip_s: float = CLIP_LENGTH_S) -> list[float]:
+    """The pipeline's saliency curve (`return_timeline=True`) read at the centre of each `clip_s` clip of the video
+    (int(duration / clip_s) clips, as QVHighlights counts them), linearly interpolated between time steps."""
+    centres_s = (np.arange(int(duration_s / clip_s)) + 0.5) * clip_s
+    return np.interp(centres_s, timeline["times_s"], timeline["saliency"]).round(4).tolist()
+
+
+def official_format(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Served records -> (predictions, ground truth) in QVHighlights' evaluator format (`qvhighlights_metrics`):
+    windows and, for rated queries, saliency per clip and the annotators' ratings."""
+    predictions, ground_truth = [], []
+    for qid, record in enumerate(records):
+        windows = record["pred_spans_s"] or [[0.0, 0.0, 0.0]]  # an undecodable video answers nothing: a miss
+        prediction = {"qid": qid, "pred_relevant_windows": windows[:MAX_PREDICTED_WINDOWS]}
+        truth = {"qid": qid, "relevant_windows": record["gt_windows_s"], "duration": record["duration_s"]}
+        if "gt_ratings_s" in record:
+            clips = int(record["duration_s"] / CLIP_LENGTH_S)
+            prediction["pred_saliency_scores"] = record["pred_saliency_clips"] or [0.0] * clips
+            truth["relevant_clip_ids"] = [int(round(clip[0] / CLIP_LENGTH_S)) for clip in record["gt_ratings_s"]]
+            truth["saliency_scores"] = [clip[2:] for clip in record["gt_ratings_s"]]
+        predictions.append(prediction)
+        ground_truth.append(truth)
+    return predictions, ground_truth
+
+
+def moment_and_highlight_metrics(records: list[dict], split: str) -> dict:
+    """`<split>_mAP` (moment-retrieval mAP over IoU 0.5:0.05:0.95 of the top 10 windows, QVHighlights' definition)
+    for every split with moments; where every query is rated (QVHighlights), the official evaluator's headline
+    figures too (`<split>_MR-full-mAP`, `<split>_MR-short-mAP`, ..., `<split>_HL-min-VeryGood-mAP`,
+    `<split>_HL-min-VeryGood-Hit1`, ...)."""
+    scored = [r for r in records if r["gt_windows_s"]]
+    if not scored:
+        return {}
+    predictions, ground_truth = official_format(scored)
+    out = {f"{split}_mAP": mean_average_precision(predictions, ground_truth)["average"]}
+    if all("gt_ratings_s" in r for r in scored):
+        brief = qvhighlights_metrics(predictions, ground_truth)["brief"]
+        out.update({f"{split}_{name}": value for name, value in brief.items()})
+    return out
 
 
 def gather_records(records: list, world_size: int) -> list:
@@ -98,7 +146,15 @@ def served_metrics(records: list[dict], split: str) -> dict:
     out[f"{split}_binding"], out[f"{split}_binding_queries"] = sentence_binding(records)
     out[f"{split}_windowed_videos"] = float(len({r["video_id"] for r in records if r["windows"] == "several"}))
     out[f"{split}_scored_by"] = "the grounding pipeline on each video file (as served)"
+    out.update(moment_and_highlight_metrics(records, split))
     return out
 
 
-__all__ = ["serving_pipeline", "score_as_served", "gather_records", "served_metrics"]
+__all__ = [
+    "serving_pipeline",
+    "score_as_served",
+    "gather_records",
+    "served_metrics",
+    "saliency_per_clip",
+    "moment_and_highlight_metrics",
+]

@@ -38,12 +38,18 @@ SPAN_COLOURS = ["#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b"]  # rank 1
 
 
 def _draw_query_row(ax, timeline: dict, max_spans: int, last: bool) -> None:
-    """One query's row: its per-step scores over time (seconds) and its top `max_spans` spans, shaded by rank;
-    the time axis is labelled on the `last` row only."""
+    """One query's row: its per-step scores over time (seconds), its saliency curve where the model has one of its
+    own (dashed), and its top `max_spans` spans, shaded by rank; the time axis is labelled on the `last` row only."""
     times_s = np.asarray(timeline["times_s"], dtype=float)
     scores = np.asarray(timeline["step_scores"], dtype=float)
+    saliency = np.asarray(timeline.get("saliency", scores), dtype=float)
+    separate = saliency.shape == scores.shape and not np.allclose(saliency, scores, atol=1e-6)
     ax.fill_between(times_s, scores, step="mid", color="#1f77b4", alpha=0.25, linewidth=0)
-    ax.plot(times_s, scores, drawstyle="steps-mid", color="#1f77b4", linewidth=1.2, label="step score")
+    label = "step score" if separate else "step score = saliency"
+    ax.plot(times_s, scores, drawstyle="steps-mid", color="#1f77b4", linewidth=1.2, label=label)
+    if separate:  # highlight detection: how much each moment matters (the saliency head)
+        ax.plot(times_s, saliency, color="#ff7f0e", linewidth=1.2, linestyle="--", label="saliency")
+    ax.legend(loc="upper right", fontsize=7, frameon=False)
     for rank, span in reversed(list(enumerate(timeline["spans"][:max_spans]))):
         colour = SPAN_COLOURS[rank % len(SPAN_COLOURS)]
         ax.axvspan(span["start"], span["end"], color=colour, alpha=0.35 - 0.08 * rank, linewidth=0)
@@ -82,7 +88,8 @@ def plot_grounding(
     Args:
         video_path: the video (thumbnails are decoded from it).
         timelines: per query, the dict the pipeline returns with `return_timeline=True`:
-            `query`, `spans` (list of {start, end, score} seconds), `times_s`, `step_scores`, `duration_s`.
+            `query`, `spans` (list of {start, end, score} seconds), `times_s`, `step_scores`, `saliency` (optional),
+            `duration_s`.
         out_path: PNG to write; its size is `plot_size_px(len(timelines))`.
         num_thumbnails: thumbnails along the time axis.
         max_spans: spans drawn per query.

@@ -45,6 +45,10 @@ def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
     assert report["duration_s"] == pytest.approx(40.0, abs=0.3)
     assert [q["query"] for q in report["queries"]] == QUERIES
     assert all(len(q["spans"]) == 5 for q in report["queries"])
+    for query in report["queries"]:  # the saliency curve (highlight detection) over the whole video
+        curve = query["saliency"]
+        assert len(curve["times_s"]) == len(curve["scores"]) > 0 and all(0 <= v <= 1 for v in curve["scores"])
+        assert curve["times_s"][-1] <= report["duration_s"]
 
     assert Image.open(plot).size == plot_size_px(len(QUERIES)) == (1200, 70 + 120 + 130 * 2)
 

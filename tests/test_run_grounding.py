@@ -418,3 +418,37 @@ def test_test_figures_are_what_the_pipeline_answers_on_the_saved_model(world, tm
     expected = grounding_metrics(answers, [[start, end] for _, start, end in queries])
     for key in ("R1@0.5", "R5@0.5", "mIoU"):  # all_results.json rounds to 4 decimals
         assert metrics[f"test_{key}"] == pytest.approx(expected[key], abs=1e-4), key
+
+
+def test_qvhighlights_gets_a_saliency_head_and_the_official_moment_and_highlight_figures(shared_data, tmp_path):
+    """`--dataset qvhighlights` on the real validation annotations (3 videos as generated stand-ins): the clip
+    ratings give the model a saliency head, and the test split is reported with QVHighlights' own figures (moment
+    retrieval mAP per length bucket, highlight detection mAP and HIT@1), from what the pipeline answers."""
+    import numpy as np
+    from conftest import write_test_video
+
+    annotations = shared_data / "qvhighlights" / "highlight_val_release.jsonl"
+    records = [json.loads(line) for line in annotations.read_text().splitlines()]
+    video_ids = list(dict.fromkeys(r["vid"] for r in records))[:3]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for video_id in video_ids:
+        duration = next(r["duration"] for r in records if r["vid"] == video_id)
+        write_test_video(videos / f"{video_id}.mp4", np.arange(0, duration, 0.5), size=(32, 32))
+    args = [
+        "--dataset", "qvhighlights", "--train_file", str(annotations), "--test_file", str(annotations),
+        "--video_dir", str(videos), "--video_model", "tiny", "--image_size", "32", "--clip_frames", "4",
+        "--num_frames", "24", "--head_hidden_size", "32", "--scada_bottleneck", "8", "--max_steps", "2",
+        "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "False",
+        "--per_device_train_batch_size", "2", "--dataloader_num_workers", "0", "--output_dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    metrics = run_grounding.main(args)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["saliency_head"] is True
+    for name in ("MR-full-mAP", "MR-full-mAP@0.5", "MR-long-mAP", "HL-min-VeryGood-mAP", "HL-min-Fair-Hit1", "mAP"):
+        assert 0 <= metrics[f"test_{name}"] <= 100, name
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions_test.jsonl").read_text().splitlines()]
+    assert {p["video_id"] for p in predictions} == set(video_ids)
+    first = predictions[0]
+    assert len(first["pred_saliency_clips"]) == int(first["duration_s"] / 2) and first["gt_ratings_s"]
+    assert len(first["pred_spans_s"]) == 10  # QVHighlights' mAP reads the top 10 windows (of 12 time steps here)
