@@ -16,6 +16,7 @@ from .configuration_tsgv import BACKBONE_SIZES, BUILTIN_BACKBONES
 from .files import atomic_path, write_text_atomic
 from .metrics import grounding_metrics, sentence_binding
 from .processing_tsgv import default_text_encoder_path
+from .qvhighlights_metrics import mean_average_precision
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def prior_metrics(splits: dict, eval_splits: list[str], spans: list | None = Non
         results.update({f"{split}_prior_{k}": v for k, v in metrics.items()})
         best_only = [{**a, "pred_spans_s": a["pred_spans_s"][:1]} for a in answers]
         results[f"{split}_prior_binding"] = sentence_binding(best_only)[0]
+        results[f"{split}_prior_mAP"] = prior_map(answers)
     results["prior_span_start_fraction"], results["prior_span_end_fraction"] = spans[0]
     return results
 
@@ -170,10 +172,23 @@ def next_steps(output_dir: str, splits: dict, eval_splits: list[str], curve: boo
     return "\n".join(lines)
 
 
+def prior_map(answers: list[dict]) -> float:
+    """QVHighlights' MR mAP of the prior's fixed spans (ranked: their order is their score) over the queries with
+    moments; NaN without any."""
+    scored = [a for a in answers if a["gt_windows_s"]]
+    if not scored:
+        return float("nan")
+    predictions = [{"qid": i, "pred_relevant_windows": [[s, e, 1.0 - r / len(a["pred_spans_s"])] for r, (s, e) in
+                    enumerate(a["pred_spans_s"])]} for i, a in enumerate(scored)]  # fmt: skip
+    ground_truth = [{"qid": i, "relevant_windows": a["gt_windows_s"]} for i, a in enumerate(scored)]
+    return mean_average_precision(predictions, ground_truth)["average"]
+
+
 def results_table(metrics: dict, eval_splits: list[str]) -> str:
     """Markdown table: one row per evaluated split and its prior baseline. `binding`: the share of queries whose top-1
-    answer follows their own sentence in videos with several moments (`metrics.sentence_binding`)."""
-    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "binding"]
+    answer follows their own sentence in videos with several moments (`metrics.sentence_binding`); `mAP`: QVHighlights'
+    moment-retrieval mAP over IoU 0.5:0.05:0.95 (`qvhighlights_metrics`)."""
+    keys = ["R1@0.3", "R1@0.5", "R1@0.7", "R5@0.3", "R5@0.5", "R5@0.7", "mIoU", "mAP", "binding"]
     lines = ["| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for split in eval_splits:
         for name, prefix in ((split, f"{split}_"), (f"{split} (prior)", f"{split}_prior_")):

@@ -52,7 +52,7 @@ def _poison_forward(model, calls):
         if not module.training:
             return output
         count[0] += 1
-        return (output[0] * float("nan"), output[1]) if count[0] in calls else output
+        return (output[0] * float("nan"), *output[1:]) if count[0] in calls else output
 
     model.head.register_forward_hook(hook)
 

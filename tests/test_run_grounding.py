@@ -406,9 +406,8 @@ def test_test_figures_are_what_the_pipeline_answers_on_the_saved_model(world, tm
     register()
     pipe = pipeline(TASK, model=str(out), device="cpu")
     assert pipe.model.config.inference_window_s < 90
-    answers = pipe(
-        {"video": str(long_video), "queries": [q for q, _, _ in queries]}, top_k=pipe.model.config.max_spans
-    )
+    # scored with the top 10 (QVHighlights' mAP reads 10 windows; R1 / R5 read the first ones)
+    answers = pipe({"video": str(long_video), "queries": [q for q, _, _ in queries]}, top_k=10)
     lines = [json.loads(line) for line in (out / "predictions_test.jsonl").read_text().splitlines()]
     assert [line["windows"] for line in lines] == ["several", "several"]
     for line, answer in zip(lines, answers):
