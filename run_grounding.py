@@ -267,6 +267,13 @@ class DataArguments:
     synthetic_num_videos: int = field(default=1000, metadata={"help": "Synthetic videos (all splits together)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
     max_queries_per_video: int | None = field(default=8, metadata={"help": "Queries sampled per video and step."})
+    negatives_per_video: int = field(
+        default=1,
+        metadata={
+            "help": "Negative queries per video and step for the relevance head (sentences of the batch's other "
+            "videos, labelled absent); 0 trains relevance only from annotated absent queries."
+        },
+    )
     sampling: str = field(default="video_centric", metadata={"help": "video_centric | query_centric batches."})
     decode_backend: str = field(default="auto", metadata={"help": "auto | decord | pyav | torchcodec"})
     max_train_videos: int | None = field(default=None, metadata={"help": "Use only the first N training videos."})
@@ -437,6 +444,8 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
     positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
+    if data_args.negatives_per_video < 0:
+        raise ArgumentError(f"--negatives_per_video must be >= 0, got {data_args.negatives_per_video}")
     holds_out = data_args.dataset != "synthetic" and not data_args.validation_file and data_args.train_file
     if training and holds_out and data_args.validation_split_fraction == 0 and training_args.eval_strategy != "no":
         raise ArgumentError(
@@ -574,7 +583,7 @@ def check_output_dir(training_args) -> None:
 def resolve_annotation_files(data_args: DataArguments) -> dict:
     """split -> (path, format, video_dir, durations) for the chosen dataset; builds the synthetic world if needed."""
     if data_args.dataset == "synthetic":
-        from modeling_tsgv.synthetic import generate
+        from modeling_tsgv.synthetic import generate, with_absent_queries
 
         generate(
             data_args.synthetic_dir,
@@ -584,6 +593,9 @@ def resolve_annotation_files(data_args: DataArguments) -> dict:
         )
         folder = os.path.join(data_args.synthetic_dir, "annotations")
         splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}
+        for split in ("test", "test_novel"):  # one absent query per video besides the present ones (relevance)
+            if os.path.isfile(splits[split]):
+                splits[split] = str(with_absent_queries(splits[split], data_args.synthetic_seed))
         return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}
     files = {"train": data_args.train_file, "val": data_args.validation_file, "test": data_args.test_file}
     return {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
@@ -644,12 +656,15 @@ def check_validation_labels(splits: dict, eval_split: str, data_args, training_a
 
 
 def data_defaults(splits: dict) -> dict:
-    """TSGVConfig fields the training data decides: a saliency head (highlight detection) when its annotations rate
-    clips (QVHighlights' saliency_scores); `--config_overrides saliency_head=False` says otherwise."""
-    if "train" not in splits or not any(any(q) for q in splits["train"]["saliency_s"]):
-        return {}
-    logger.info("the training annotations rate clips (saliency): the model gets a saliency head (highlight detection)")
-    return {"saliency_head": True}
+    """TSGVConfig fields of a new model that the run decides: a relevance head (is the moment in the video at all,
+    trained with negative queries), and a saliency head (highlight detection) when the training annotations rate
+    clips (QVHighlights' saliency_scores); `--config_overrides relevance_head=False,saliency_head=False` say
+    otherwise."""
+    defaults = {"relevance_head": True}
+    if "train" in splits and any(any(q) for q in splits["train"]["saliency_s"]):
+        logger.info("the training annotations rate clips (saliency): the model gets a saliency head")
+        defaults["saliency_head"] = True
+    return defaults
 
 
 def build_model(model_args: ModelArguments, defaults: dict | None = None) -> TSGVForGrounding:
@@ -891,7 +906,10 @@ def prepare_data(splits: dict, model, processor, data_args, training_args):
     )  # fixed label width, so evaluation batches concatenate
     train_collator_cls = QueryCentricCollator if data_args.sampling == "query_centric" else VideoCentricCollator
     seed = training_args.seed
-    train_collator = train_collator_cls(processor, data_args.max_queries_per_video, seed=seed, report=True)
+    negatives = data_args.negatives_per_video if model.config.relevance_head else 0  # none to learn from otherwise
+    train_collator = train_collator_cls(
+        processor, data_args.max_queries_per_video, seed=seed, report=True, negatives_per_video=negatives
+    )
     eval_collator = VideoCentricCollator(processor, None, num_moments=num_moments, report=True, drop_failed=False)
     reading_dir = tempfile.mkdtemp(prefix="tsgv-reading-")  # which file each DataLoader worker is decoding
     atexit.register(shutil.rmtree, reading_dir, True)
@@ -1028,7 +1046,7 @@ def evaluate_splits(run: GroundingRun) -> dict:
         )  # fmt: skip
         trainer.failures.record(split, failures)
         records = gather_records(records, training_args.world_size)
-        metrics.update(served_metrics(records, split))
+        metrics.update(served_metrics(records, split, model.config.relevance_threshold))
         if not metrics[f"{split}_num_queries"]:
             logger.warning(f"[{split}] no query has a labelled moment: its metrics are NaN (predictions are written)")
         failed = {f["video_id"] for f in trainer.gathered_failures() if f["split"] == split}

@@ -5,7 +5,9 @@ Row schema (one row per video):
     video_id (str), video_path (str or None), duration_s (float), sentences (list[str]), query_ids (list[str]),
     spans_s (list per query of [start_s, end_s] moments; a query may have several, or none for label-less test rows),
     saliency_s (list per query of rated clips [start_s, end_s, rating_1, rating_2, rating_3]: QVHighlights' 2-s clips
-    with their three annotators' 0-4 saliency ratings; empty where a dataset has none)
+    with their three annotators' 0-4 saliency ratings; empty where a dataset has none),
+    absent (list per query of bool: the sentence is known not to occur in the video, e.g. `"absent": true` in tsgv's
+    jsonl; such a query has no moments, and is scored right when the model rejects it)
 
 Validation, counted and reported in one log line per file:
     - sentences are stripped; an empty sentence drops its query;
@@ -48,6 +50,7 @@ class RawQuery:
     duration_s: float | None = None
     video_path: str | None = None
     ratings_s: list | None = None  # [[start_s, end_s, r1, r2, r3], ...] (QVHighlights' saliency_scores)
+    absent: bool = False  # the sentence is known not to occur in the video (it has no moments)
 
 
 @dataclass
@@ -69,6 +72,7 @@ class AnnotationStats:
     stripped_sentences: int = 0
     duplicates: int = 0
     label_less: int = 0
+    absent: int = 0
     missing_videos: list = field(default_factory=list)
 
     def summary(self) -> str:
@@ -94,6 +98,8 @@ class AnnotationStats:
             parts.append(f"exact duplicate queries: {self.duplicates:,d}")
         if self.label_less:
             parts.append(f"label-less queries: {self.label_less:,d}")
+        if self.absent:
+            parts.append(f"absent queries (known not to occur): {self.absent:,d}")
         if self.missing_videos:
             parts.append(f"missing videos: {len(self.missing_videos):,d} (first: {self.missing_videos[0]})")
         return "; ".join(parts)
@@ -189,7 +195,8 @@ def _parse_tacos(path: Path):
 def _parse_jsonl(path: Path):
     """tsgv's generic JSON Lines, one query per line:
     `{"video_id", "sentence", "start_s", "end_s"}` or `"windows_s": [[s, e], ...]`; optional `"duration_s"`,
-    `"video_path"` (relative to `video_dir`) and `"query_id"`."""
+    `"video_path"` (relative to `video_dir`) and `"query_id"`; `"absent": true` (and no moments) for a sentence known
+    not to occur in the video."""
     with open(path, encoding="utf-8") as f:
         for line_number, line in enumerate(f, 1):
             if not line.strip():
@@ -209,6 +216,7 @@ def _parse_jsonl(path: Path):
                     str(record.get("query_id", f"{record['video_id']}:{line_number}")),
                     record.get("duration_s"),
                     record.get("video_path"),
+                    absent=bool(record.get("absent", False)),
                 )
             except (ValueError, KeyError, TypeError):
                 yield None
@@ -364,7 +372,13 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
     if duration_s is None or not duration_s > 0:
         stats.dropped["no duration"] += 1
         return
-    if query.moments_s is None:
+    if query.absent and query.moments_s:
+        stats.dropped["absent query with moments"] += 1
+        return
+    if query.absent:
+        moments = []
+        stats.absent += 1
+    elif query.moments_s is None:
         moments = []
         stats.label_less += 1
     else:
@@ -390,12 +404,14 @@ def _add_query(query, rows, seen, cache, stats, video_dir, durations, drop_dupli
             "query_ids": [],
             "spans_s": [],
             "saliency_s": [],
+            "absent": [],
         },
     )
     row["sentences"].append(sentence)
     row["query_ids"].append(query.query_id)
     row["spans_s"].append(moments)
     row["saliency_s"].append(query.ratings_s or [])
+    row["absent"].append(query.absent)
 
 
 DATASET_FEATURES = datasets.Features(
@@ -407,9 +423,10 @@ DATASET_FEATURES = datasets.Features(
         "query_ids": datasets.Sequence(datasets.Value("string")),
         "spans_s": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
         "saliency_s": datasets.Sequence(datasets.Sequence(datasets.Sequence(datasets.Value("float64")))),
+        "absent": datasets.Sequence(datasets.Value("bool")),
     }
 )
-PER_QUERY_COLUMNS = ("sentences", "query_ids", "spans_s", "saliency_s")
+PER_QUERY_COLUMNS = ("sentences", "query_ids", "spans_s", "saliency_s", "absent")
 
 
 def load_annotations(
@@ -438,7 +455,11 @@ def load_annotations(
 def rows_to_dataset(rows: list[dict]) -> datasets.Dataset:
     """`read_annotations` rows -> a `datasets.Dataset` with the fixed schema `DATASET_FEATURES` (one row per video);
     rows built elsewhere without `saliency_s` get none."""
-    rows = [row if "saliency_s" in row else {**row, "saliency_s": [[] for _ in row["sentences"]]} for row in rows]
+    defaults = {
+        "saliency_s": lambda row: [[] for _ in row["sentences"]],
+        "absent": lambda row: [False] * len(row["sentences"]),
+    }
+    rows = [{**{k: make(row) for k, make in defaults.items() if k not in row}, **row} for row in rows]
     columns = {name: [row[name] for row in rows] for name in DATASET_FEATURES}
     return datasets.Dataset.from_dict(columns, features=DATASET_FEATURES)
 

@@ -137,6 +137,9 @@ def format_table(video: str, timelines: list[dict], timings_s: dict, clips: list
     for index, timeline in enumerate(timelines, start=1):
         lines.append("")
         lines.append(f'[{index}] "{timeline["query"]}"')
+        if "relevance" in timeline:  # a relevance head: is the moment in this video at all
+            verdict = "probably not in this video" if timeline["absent"] else "probably in this video"
+            lines.append(f"  relevance {timeline['relevance']:.3f}: {verdict}")
         lines.append(f"  {'rank':>4}  {'start (s)':>9}  {'end (s)':>9}  {'length (s)':>10}  {'score':>6}")
         for rank, span in enumerate(timeline["spans"], start=1):
             length = span["end"] - span["start"]
@@ -196,6 +199,7 @@ def run(args) -> str:
                     "spans": t["spans"],
                     # highlight detection: how much each time step matters to the sentence, in [0, 1]
                     "saliency": {"times_s": t["times_s"], "scores": t["saliency"]},
+                    **({"relevance": t["relevance"], "absent": t["absent"]} if "relevance" in t else {}),
                     **({"clip": clips[i]} if clips else {}),
                 }
                 for i, t in enumerate(timelines)

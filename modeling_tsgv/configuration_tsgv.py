@@ -166,6 +166,13 @@ class TSGVConfig(PreTrainedConfig):
             training annotations carry ratings.
         loss_saliency_weight (`float`, *optional*, defaults to 1.0):
             Weight of the saliency head's binary cross-entropy.
+        relevance_head (`bool`, *optional*, defaults to `False`):
+            A per-query relevance output: the probability that the described moment occurs in the video at all,
+            trained with negative queries (`modeling_tsgv.relevance`). `run_grounding.py` gives every new model one.
+        loss_relevance_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the relevance head's binary cross-entropy.
+        relevance_threshold (`float`, *optional*, defaults to 0.5):
+            Below this relevance an answer is "probably not in this video" (pipeline, `tsgv-ground`, metrics).
     """
 
     model_type = "tsgv"
@@ -217,6 +224,9 @@ class TSGVConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     saliency_head: bool = False
     loss_saliency_weight: float = 1.0
+    relevance_head: bool = False
+    loss_relevance_weight: float = 1.0
+    relevance_threshold: float = 0.5
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)  # builds backbone_config / text_config from dicts or defaults
@@ -288,15 +298,7 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(f"nms_threshold must be in (0, 1] or None, got {self.nms_threshold}")
         if not self.inference_window_s > 0:
             raise ValueError(f"inference_window_s must be > 0 seconds, got {self.inference_window_s}")
-        if not 0.0 < self.score_prior < 1.0:
-            raise ValueError(f"score_prior must be in (0, 1), got {self.score_prior}")
-        if not 0.0 <= self.head_dropout < 1.0:
-            raise ValueError(f"head_dropout must be in [0, 1), got {self.head_dropout}")
-        for name in ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "loss_saliency_weight", "focal_gamma"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.focal_alpha <= 1.0:
-            raise ValueError(f"focal_alpha must be in [0, 1], got {self.focal_alpha}")
+        check_loss_fields(self)
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -323,6 +325,22 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+def check_loss_fields(config) -> None:
+    """The loss and decision fields of a `TSGVConfig`: a ValueError naming the field when one is out of range."""
+    if not 0.0 < config.score_prior < 1.0:
+        raise ValueError(f"score_prior must be in (0, 1), got {config.score_prior}")
+    if not 0.0 <= config.head_dropout < 1.0:
+        raise ValueError(f"head_dropout must be in [0, 1), got {config.head_dropout}")
+    weights = ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "loss_saliency_weight")
+    for name in (*weights, "loss_relevance_weight", "focal_gamma"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if not 0.0 <= config.focal_alpha <= 1.0:
+        raise ValueError(f"focal_alpha must be in [0, 1], got {config.focal_alpha}")
+    if not 0.0 < config.relevance_threshold < 1.0:
+        raise ValueError(f"relevance_threshold must be in (0, 1), got {config.relevance_threshold}")
 
 
 def parse_config_overrides(text: str) -> dict:
@@ -391,6 +409,7 @@ WEIGHT_SHAPING_FIELDS = (
     "head_sentence_gating",
     "sentence_standardization",
     "saliency_head",
+    "relevance_head",
 )
 
 

@@ -144,7 +144,9 @@ class VideoCentricCollator:
         durations_s (B_v,) seconds; labels (B_q, W, 2) moments in normalised time [0, 1], padded with -100 (W = most
         moments of a query in the batch; label-less queries are all -100; no `labels` when no query has a moment);
         saliency_labels (B_q, R, 3) rated clips (start, end, saliency) in normalised time with the annotators' mean
-        rating / 4 in [0, 1], padded with -100, when a query of the batch has ratings (QVHighlights; `saliency_s`).
+        rating / 4 in [0, 1], padded with -100, when a query of the batch has ratings (QVHighlights; `saliency_s`);
+        relevance_labels (B_q,) 1 for a query with moments, 0 for an absent one (`absent`, or a negative), -100 for a
+        label-less one, when the batch has negatives or absent queries.
     Args:
         text_processor: a `TSGVProcessor` (its tokenizer, and its `max_text_length`, so training truncates sentences
             exactly as inference does), or a bare tokenizer (then `DEFAULT_MAX_TEXT_LENGTH` tokens).
@@ -161,6 +163,9 @@ class VideoCentricCollator:
         text_states: a `SentenceStates` table of the frozen text encoder's states: a batch whose sentences are all
             in it also gets `text_states` (B_q, S, D_text), looked up here on the CPU, so the model skips the
             encoder and the training step reads nothing back from the device.
+        negatives_per_video: negative queries added per video, for a relevance head (`relevance.py`): sentences of
+            the batch's other videos (not one of this video's own sentences, compared case-insensitively), without
+            moments and with relevance label 0; drawn with `seed` like the queries. 0: none.
     """
 
     def __init__(
@@ -172,6 +177,7 @@ class VideoCentricCollator:
         report: bool = False,
         drop_failed: bool = True,
         text_states: SentenceStates | None = None,
+        negatives_per_video: int = 0,
     ):
         if max_queries_per_video is not None and max_queries_per_video < 1:
             raise ValueError(f"max_queries_per_video must be >= 1 or None, got {max_queries_per_video}")
@@ -182,6 +188,7 @@ class VideoCentricCollator:
         self.seed = seed
         self.report, self.drop_failed = report, drop_failed
         self.text_states = text_states
+        self.negatives_per_video = negatives_per_video
         self.epoch = 0
 
     def set_epoch(self, epoch: int):
@@ -220,10 +227,11 @@ class VideoCentricCollator:
         return batch
 
     def _collate(self, features: list[dict]) -> dict:
-        sentences, moments, ratings, video_index = [], [], [], []
+        sentences, moments, ratings, video_index, relevance = [], [], [], [], []
         for v, feature in enumerate(features):
             duration_s = feature["duration_s"]
             rated = feature.get("saliency_s") or [[] for _ in feature["sentences"]]
+            absent = feature.get("absent") or [False] * len(feature["sentences"])
             for q in self.select_queries(len(feature["sentences"]), str(feature.get("video_id", ""))):
                 sentences.append(feature["sentences"][q])
                 moments.append([[s / duration_s, e / duration_s] for s, e in feature["spans_s"][q]])
@@ -231,6 +239,13 @@ class VideoCentricCollator:
                     [[c[0] / duration_s, c[1] / duration_s, sum(c[2:]) / (4 * len(c[2:]))] for c in rated[q]]
                 )
                 video_index.append(v)
+                relevance.append(0.0 if absent[q] else 1.0 if moments[-1] else -100.0)
+        for v, sentence in self.negatives(features):  # for a relevance head: other videos' sentences, label 0
+            sentences.append(sentence)
+            moments.append([])
+            ratings.append([])
+            video_index.append(v)
+            relevance.append(0.0)
         if not sentences:
             raise ValueError("a batch without queries: every video in it has no sentences")
         # token ids as lists first: the text-states table is keyed by them (no tensor is read back)
@@ -265,7 +280,28 @@ class VideoCentricCollator:
                 if clips:
                     saliency[q, : len(clips)] = torch.tensor(clips).clamp(0.0, 1.0)
             batch["saliency_labels"] = saliency
+        if self.negatives_per_video or 0.0 in relevance:
+            batch["relevance_labels"] = torch.tensor(relevance)
         return batch
+
+    def negatives(self, features: list[dict]) -> list[tuple[int, str]]:
+        """(video position, sentence) of the negative queries for this batch (`negatives_per_video` per video): for
+        each video, sentences of the other videos' present queries that are none of its own."""
+        if not self.negatives_per_video or len(features) < 2:
+            return []
+        out = []
+        for v, feature in enumerate(features):
+            own = {sentence.strip().lower() for sentence in feature["sentences"]}
+            pool = [sentence for u, other in enumerate(features) if u != v
+                    for sentence, absent in zip(other["sentences"], other.get("absent") or [False] * len(other["sentences"]))
+                    if not absent and sentence.strip().lower() not in own]  # fmt: skip
+            if not pool:
+                continue
+            key = f"{feature.get('video_id', v)}:negatives"
+            order = (item_rng(self.seed, self.epoch, key).permutation(len(pool)) if self.seed is not None
+                     else torch.randperm(len(pool)).tolist())  # fmt: skip
+            out.extend((v, pool[i]) for i in list(order)[: self.negatives_per_video])
+        return out
 
 
 class QueryCentricCollator(VideoCentricCollator):

@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import torch
 
-from .metrics import grounding_metrics, sentence_binding
+from .metrics import grounding_metrics, rejection_aware_recall, relevance_metrics, sentence_binding
 from .pipeline_tsgv import TemporalSentenceGroundingPipeline
 from .qvhighlights_metrics import CLIP_LENGTH_S, MAX_PREDICTED_WINDOWS, mean_average_precision, qvhighlights_metrics
 from .video import VideoDecodeError
@@ -48,7 +48,8 @@ def score_as_served(
     Returns:
         (records, failures): one record per query of the share, the lines of `predictions_<split>.jsonl`
         (`video_id`, `query_id`, `query`, `duration_s`, `gt_windows_s`, `pred_spans_s` [[start_s, end_s, score]],
-        `windows`; `decode_error` and no spans for a video that could not be decoded; for a query with clip ratings
+        `windows`; `decode_error` and no spans for a video that could not be decoded; `relevance` with a relevance
+        head, `absent` for a query known not to occur; for a query with clip ratings
         (QVHighlights) `gt_ratings_s` and `pred_saliency_clips`, the saliency curve per 2-s clip) with `order`
         (row, query) for sorting after a gather; and {"video_id", "video_path", "error"} per video that failed.
     """
@@ -77,6 +78,10 @@ def score_as_served(
             }
             if error:
                 record["decode_error"] = error
+            if (row.get("absent") or [False] * len(row["sentences"]))[q]:
+                record["absent"] = True  # known not to occur: right when rejected
+            if not error and "relevance" in answer[q]:
+                record["relevance"] = round(answer[q]["relevance"], 4)
             ratings = (row.get("saliency_s") or [[]] * len(row["sentences"]))[q]
             if ratings:
                 record["gt_ratings_s"] = [list(map(float, clip)) for clip in ratings]
@@ -135,10 +140,11 @@ def gather_records(records: list, world_size: int) -> list:
     return sorted(records, key=lambda record: record["order"])
 
 
-def served_metrics(records: list[dict], split: str) -> dict:
+def served_metrics(records: list[dict], split: str, threshold: float = 0.5) -> dict:
     """`<split>_` metrics of served records: R1/R5 @ 0.3/0.5/0.7 and mIoU (%) over the queries with moments (a
     video that failed to decode answers nothing: its queries are misses), `num_queries`, binding, and how they
-    were scored (`scored_by`, videos longer than the serving window)."""
+    were scored (`scored_by`, videos longer than the serving window); MR mAP (and QVHighlights' figures on rated
+    splits); with relevance scores and absent queries, the relevance figures at `threshold`."""
     scored = [r for r in records if r["gt_windows_s"]]
     metrics = grounding_metrics([np.asarray(r["pred_spans_s"]) for r in scored], [r["gt_windows_s"] for r in scored])
     out = {f"{split}_{key}": value for key, value in metrics.items()}
@@ -147,6 +153,21 @@ def served_metrics(records: list[dict], split: str) -> dict:
     out[f"{split}_windowed_videos"] = float(len({r["video_id"] for r in records if r["windows"] == "several"}))
     out[f"{split}_scored_by"] = "the grounding pipeline on each video file (as served)"
     out.update(moment_and_highlight_metrics(records, split))
+    out.update(relevance_figures(records, split, threshold))
+    return out
+
+
+def relevance_figures(records: list[dict], split: str, threshold: float) -> dict:
+    """With relevance scores and absent queries in the split: `<split>_relevance_AUROC` / `_accuracy` / `_ECE`
+    (present vs absent, `metrics.relevance_metrics`), `<split>_absent_queries`, and `<split>_R1@0.5_with_absent`
+    (RaTSG's rule: an absent query is right when rejected)."""
+    judged = [r for r in records if "relevance" in r and (r.get("absent") or r["gt_windows_s"])]
+    if not any(r.get("absent") for r in judged):
+        return {}
+    figures = relevance_metrics([r["relevance"] for r in judged], [not r.get("absent") for r in judged], threshold)
+    out = {f"{split}_{name}": value for name, value in figures.items()}
+    out[f"{split}_absent_queries"] = float(sum(1 for r in judged if r.get("absent")))
+    out[f"{split}_R1@0.5_with_absent"] = rejection_aware_recall(judged, threshold)
     return out
 
 

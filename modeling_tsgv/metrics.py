@@ -101,6 +101,50 @@ def grounding_metrics(
     return results
 
 
+def relevance_metrics(relevance, present, threshold: float = 0.5, num_bins: int = 10) -> dict[str, float]:
+    """How well a relevance score tells present queries from absent ones, in percent.
+
+    Args:
+        relevance: per query, the probability that its moment is in the video; present: per query, True / False.
+        threshold: below it a query is rejected ("probably not in this video").
+        num_bins: equal-width probability bins of the calibration error.
+    Returns:
+        {"relevance_AUROC": area under the ROC curve of present vs absent (scikit-learn's), "relevance_accuracy":
+        share decided right at `threshold`, "relevance_ECE": expected calibration error (the bins' |share present -
+        mean relevance|, weighted by their share of queries)}; AUROC is NaN unless both kinds are there.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.asarray(relevance, dtype=np.float64)
+    truth = np.asarray(present, dtype=bool)
+    if len(scores) != len(truth) or not len(scores):
+        raise ValueError(f"{len(scores)} relevance scores for {len(truth)} queries")
+    auroc = roc_auc_score(truth, scores) if 0 < truth.sum() < len(truth) else float("nan")
+    bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
+    ece = sum(np.mean(bins == b) * abs(truth[bins == b].mean() - scores[bins == b].mean()) for b in np.unique(bins))
+    return {
+        "relevance_AUROC": float(100 * auroc),
+        "relevance_accuracy": float(100 * np.mean((scores >= threshold) == truth)),
+        "relevance_ECE": float(100 * ece),
+    }
+
+
+def rejection_aware_recall(records: list[dict], threshold: float = 0.5, iou: float = 0.5) -> float:
+    """R1@`iou` over present and absent queries together (RaTSG's rule), in percent: a present query is right when
+    it is accepted (relevance >= `threshold`) and its top-1 span reaches `iou` with its moment; an absent one when it
+    is rejected. `records`: `predictions_<split>.jsonl` lines with `relevance`, `absent`, `gt_windows_s`, `pred_spans_s`."""
+    right = []
+    for record in records:
+        accepted = record["relevance"] >= threshold
+        if record.get("absent"):
+            right.append(not accepted)
+        elif record["gt_windows_s"]:
+            spans = record["pred_spans_s"]
+            hit = bool(spans) and temporal_iou([spans[0][:2]], record["gt_windows_s"]).max() >= iou
+            right.append(accepted and hit)
+    return float(100 * np.mean(right)) if right else float("nan")
+
+
 def load_evaluate_metric(**kwargs):
     """The same metric as an `evaluate` module, loaded offline from the file shipped in this package.
 
@@ -155,4 +199,6 @@ __all__ = [
     "per_query_best_iou",
     "as_moments",
     "load_evaluate_metric",
+    "relevance_metrics",
+    "rejection_aware_recall",
 ]

@@ -31,6 +31,7 @@ from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
+from .relevance import relevance_loss, relevance_summary
 from .saliency import saliency_loss, step_saliency
 from .video_backbones import load_video_backbone, with_fc_norm_as_layernorm
 
@@ -58,6 +59,8 @@ class TSGVGroundingOutput(ModelOutput):
         step_saliency (`torch.FloatTensor` of shape `(B_q, L_t)`):
             How much each time step matters to the sentence, in [0, 1] (highlight detection): the saliency head's
             probabilities (`config.saliency_head`), else the foreground probabilities (`sigmoid(step_logits)`).
+        relevance (`torch.FloatTensor` of shape `(B_q,)`, *optional*):
+            Probability that the described moment occurs in the video at all (`config.relevance_head`; None without).
         video_hidden_states (`torch.FloatTensor` of shape `(B_q, L_t, D)`):
             Spatially pooled backbone features per query (sentence-conditioned under SCADA).
         loss_dict (`dict[str, torch.FloatTensor]`, *optional*):
@@ -82,6 +85,7 @@ class TSGVGroundingOutput(ModelOutput):
     step_logits: torch.FloatTensor | None = None
     step_offsets: torch.FloatTensor | None = None
     step_saliency: torch.FloatTensor | None = None
+    relevance: torch.FloatTensor | None = None
     video_hidden_states: torch.FloatTensor | None = None
     loss_dict: dict | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
@@ -275,12 +279,13 @@ class TSGVGroundingHead(nn.Module):
         self.score = mlp(dim, dim, 1)
         self.offsets = mlp(dim, dim, 2)
         self.saliency = mlp(dim, dim, 1) if config.saliency_head else None  # highlight detection (saliency.py)
+        self.relevance = mlp(2 * dim, dim, 1) if config.relevance_head else None  # is it in the video (relevance.py)
 
     def forward(self, video: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor, sentence=None, keep=None):
         """video (B_q, L_t, D), text (B_q, S, D_text), text_mask (B_q, S) 1 = token, sentence (B_q, D_text) pooled
         (needed with `head_sentence_gating`) -> logits (B_q, L_t), offsets (B_q, L_t, 2), saliency logits (B_q, L_t)
-        (None without a saliency head). `keep`: called with the step features (B_q, L_t, d) before the fusion layers
-        and after each (`OutputRecord.keep`)."""
+        and relevance logits (B_q,) (None without those heads). `keep`: called with the step features (B_q, L_t, d)
+        before the fusion layers and after each (`OutputRecord.keep`)."""
         steps = video.shape[1]
         x = self.video_proj(video)  # (B_q, L_t, d)
         if self.temporal_conv is not None:
@@ -301,7 +306,8 @@ class TSGVGroundingHead(nn.Module):
         # distances in time steps -> normalised time; softplus keeps them >= 0
         offsets = F.softplus(self.offsets(x).float()) / steps  # (B_q, L_t, 2)
         saliency = self.saliency(x).squeeze(-1) if self.saliency is not None else None  # (B_q, L_t)
-        return logits, offsets, saliency
+        relevance = self.relevance(relevance_summary(x)).squeeze(-1) if self.relevance is not None else None  # (B_q,)
+        return logits, offsets, saliency, relevance
 
 
 def step_centers(num_steps: int, device) -> torch.Tensor:
@@ -396,11 +402,14 @@ def grounding_loss(
     num_items_in_batch: torch.Tensor | int | None = None,
     saliency_logits: torch.Tensor | None = None,
     saliency_labels: torch.Tensor | None = None,
+    relevance_logits: torch.Tensor | None = None,
+    relevance_labels: torch.Tensor | None = None,
 ):
     """Focal loss on step scores + DIoU and L1 on the spans of foreground steps, weighted by `config`'s
     `loss_{focal,diou,l1}_weight` (focal with `focal_alpha` / `focal_gamma`); with `saliency_logits` (B_q, L_t), the
     saliency head's cross-entropy (`saliency.saliency_loss`, against `saliency_labels` (B_q, R, 3) rated clips or
-    the moment masks), weighted by `loss_saliency_weight`.
+    the moment masks), weighted by `loss_saliency_weight`; with `relevance_logits` (B_q,) and `relevance_labels` (B_q,),
+    the relevance head's cross-entropy (`relevance.relevance_loss`), weighted by `loss_relevance_weight`.
 
     Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); labels (B_q, 2) or (B_q, W, 2) normalised, padded with
         -100; check_values: check the labels' range (reading values back waits for an accelerator);
@@ -408,8 +417,8 @@ def grounding_loss(
             accumulation, every process: `count_positive_steps` summed, as the Trainer's `get_batch_samples` does in
             `TSGVTrainer`). Given, each term is this batch's sum over that total, so the sum over micro-batches (and
             processes) is one mean over the whole step whatever the split; None: this batch's own foreground steps.
-    Returns: (loss scalar, {"focal", "diou", "l1"(, "saliency")} unweighted scalars), each term averaged over
-        foreground steps.
+    Returns: (loss scalar, {"focal", "diou", "l1"(, "saliency", "relevance")} unweighted scalars), each term
+        averaged over foreground steps.
     """
     moments = normalize_labels(labels, check_values)
     has_label = (moments[..., 0] >= 0).any(-1)  # (B_q,)
@@ -433,6 +442,9 @@ def grounding_loss(
         centers = step_centers(step_logits.shape[1], step_logits.device)
         terms["saliency"] = saliency_loss(saliency_logits, saliency_labels, positive, has_label, centers, normaliser)
         loss = loss + config.loss_saliency_weight * terms["saliency"]
+    if relevance_logits is not None and relevance_labels is not None:
+        terms["relevance"] = relevance_loss(relevance_logits, relevance_labels, normaliser)
+        loss = loss + config.loss_relevance_weight * terms["relevance"]
     return loss, {k: v.detach() for k, v in terms.items()}
 
 
@@ -895,14 +907,13 @@ class TSGVPreTrainedModel(PreTrainedModel):
         step_offsets: torch.Tensor,
         labels: torch.Tensor,
         num_items_in_batch: torch.Tensor | int | None = None,
-        saliency_logits: torch.Tensor | None = None,
-        saliency_labels: torch.Tensor | None = None,
+        **extra,
     ):
-        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency")})."""
+        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency", "relevance")});
+        `extra`: its saliency / relevance logits and labels."""
         labels = labels.to(step_logits.device)
         checks = self._checks_values(labels)
-        saliency = {"saliency_logits": saliency_logits, "saliency_labels": saliency_labels}
-        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **saliency)
+        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **extra)
 
     def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
         """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
@@ -1093,6 +1104,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         output_hidden_states: bool | int | list[int] | None = None,
         return_dict: bool | None = None,
         saliency_labels: torch.Tensor | None = None,
+        relevance_labels: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput | tuple:
         r"""
         Args:
@@ -1118,15 +1130,15 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 only); output_hidden_states (`bool` or `list[int]`, *optional*): return the backbone's and the head's
                 hidden states, all or those at the given indices; return_dict (`bool`, *optional*): the output or its
                 `to_tuple()`. Defaults: the config's.
-            saliency_labels (`torch.FloatTensor` of shape `(B_q, R, 3)`, *optional*): rated clips (start, end,
-                saliency) in normalised time, padded with -100, for the saliency head's loss (`saliency.py`).
+            saliency_labels (`(B_q, R, 3)`) / relevance_labels (`(B_q,)`), *optional*: rated clips (start, end,
+                saliency; -100 padding) and presence (1 / 0 / -100 unknown), for those heads' losses.
         Returns:
             [`TSGVGroundingOutput`] (or its `to_tuple()`).
         """
         self._check_inputs(pixel_values, input_ids, video_states, token_type_ids)
         record = self._output_record(output_hidden_states, output_attentions, cached=video_states is not None)
         text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch, "record": record,
-                "saliency_labels": saliency_labels}  # fmt: skip
+                "saliency_labels": saliency_labels, "relevance_labels": relevance_labels}  # fmt: skip
         with record.attention_hooks(self.video_model):
             if video_states is None:
                 states = self.backbone.encode_video(pixel_values, record)
@@ -1149,6 +1161,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         text_states: torch.Tensor | None = None,
         record: OutputRecord | None = None,
         saliency_labels: torch.Tensor | None = None,
+        relevance_labels: torch.Tensor | None = None,
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
@@ -1164,7 +1177,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             num_items_in_batch: the loss's normaliser, as in `forward`.
             text_states: the frozen text encoder's states of `input_ids`, as in `forward`.
             record: an `OutputRecord` collecting the per-query blocks' (and the head's) outputs (`forward`'s flags).
-            saliency_labels: as in `forward`.
+            saliency_labels / relevance_labels: as in `forward`.
         Returns:
             [`TSGVGroundingOutput`].
         """
@@ -1177,13 +1190,23 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             sentence = self.sentence_norm(sentence)
         record = record or OutputRecord()
         video = self.backbone.query_features(video_states, sentence, query_video_index, record)  # (B_q, L_t, D)
-        step_logits, step_offsets, salient = self.head(video, text_tokens, attention_mask, sentence, record.keep)
-        step_logits = step_logits.float()
+        text = (text_tokens, attention_mask, sentence)
+        targets = {"labels": labels, "saliency_labels": saliency_labels, "relevance_labels": relevance_labels}
+        return self._answer(video, text, record, targets, num_items_in_batch, return_spans)
 
+    def _answer(self, video, text, record: OutputRecord, targets: dict, num_items_in_batch, return_spans: bool):
+        """The head on per-query video features (B_q, L_t, D) and `text` (tokens, mask, pooled sentence): its
+        outputs, the loss when `targets` has `labels` (and the saliency / relevance labels), decoded spans when
+        `return_spans`."""
+        step_logits, step_offsets, salient, relevant = self.head(video, *text, record.keep)
+        step_logits = step_logits.float()
         loss = loss_dict = pred_spans = pred_scores = None
-        if labels is not None:
-            saliency = {"saliency_logits": salient, "saliency_labels": saliency_labels}
-            loss, loss_dict = self.compute_loss(step_logits, step_offsets, labels, num_items_in_batch, **saliency)
+        if targets["labels"] is not None:
+            extra = {"saliency_logits": salient, "saliency_labels": targets["saliency_labels"],
+                     "relevance_logits": relevant, "relevance_labels": targets["relevance_labels"]}  # fmt: skip
+            loss, loss_dict = self.compute_loss(
+                step_logits, step_offsets, targets["labels"], num_items_in_batch, **extra
+            )
         if return_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
         return TSGVGroundingOutput(
@@ -1193,6 +1216,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             step_logits=step_logits,
             step_offsets=step_offsets,
             step_saliency=step_saliency(step_logits, salient),
+            relevance=relevant.float().sigmoid() if relevant is not None else None,
             video_hidden_states=video,
             loss_dict=loss_dict,
             **record.outputs(),

@@ -54,6 +54,10 @@ TASK = "temporal-sentence-grounding"
 MAX_OPEN_CALLS = 8  # clip caches kept for calls still running (threads); older ones are dropped (recomputed if needed)
 
 
+# what `_forward` keeps of each window's model output for `merge_windows`
+WINDOW_OUTPUTS = ("step_logits", "step_offsets", "step_saliency", "relevance")
+
+
 def _pad_right(ids: torch.Tensor, length: int, value: int) -> torch.Tensor:
     """(B_q, S) -> (B_q, length), filled with `value` on the right."""
     return torch.nn.functional.pad(ids, (0, length - ids.shape[1]), value=value)
@@ -355,7 +359,8 @@ class VideoStream:
         first = 0
         for window in group:
             queries = window["input_ids"].shape[0]
-            part = {key: out[key][first : first + queries] for key in ("step_logits", "step_offsets", "step_saliency")}
+            keys = ("step_logits", "step_offsets", "step_saliency", "relevance")
+            part = {key: out[key][first : first + queries] for key in keys if key in out}
             first += queries
             yield pipe.postprocess([{**window, **part}], **self.postprocess_params)
 
@@ -377,17 +382,15 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             (the fastest there, docs/benchmarks.md), 16 on GPUs.
         nms_threshold (`float`, defaults to `config.nms_threshold`): temporal IoU above which a lower-scored span is
             suppressed; `None` turns NMS off.
-        return_timeline (`bool`, defaults to False): per query a dict with the spans, per time step `times_s`,
-            `step_scores` (foreground) and `saliency` (highlight detection, [0, 1]), and `duration_s`.
+        return_timeline (`bool`, defaults to False): per query a dict with the spans, `times_s`, `step_scores`,
+            `saliency`, `duration_s`, and `relevance` / `absent` with a relevance head (`merge_windows`).
         batch_size (`int`, defaults to 1): for a list or generator of videos, how many one-window videos (no longer
             than `window_s`) go through the model in one forward pass; longer videos run window by window.
-        decode_ahead (`bool`, defaults to True): decode (and resize) the next windows in a background thread while
-            the model works on the current ones.
+        decode_ahead (`bool`, defaults to True): decode the next windows in a background thread meanwhile.
         decode_errors (`str`, defaults to "raise"): "return": for a list or generator of videos, a video that cannot
             be decoded gives its `VideoDecodeError` in its place among the results and the others go on.
         backend (`str`, defaults to "pyav"): video decoder ("pyav", "decord", "torchcodec", or "auto" = PyAV then
-            decord). PyAV is the default here because it streams in constant memory, whatever the video's length
-            (docs/benchmarks.md, "Inference memory").
+            decord); PyAV streams in constant memory whatever the video's length (docs/benchmarks.md).
     Returns:
         per query, a list of `{"start": s, "end": e, "score": p}` (seconds; score in [0, 1]), best first.
     Raises:
@@ -584,7 +587,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         clock.add("shared", start, shared, timings)
         input_ids, attention_mask = model_inputs["input_ids"], model_inputs["attention_mask"]
         query_batch_size = query_batch_size or (1 if self.device.type == "cpu" else 16)
-        parts = {"step_logits": [], "step_offsets": [], "step_saliency": []}
+        parts = {}
         for first in range(0, input_ids.shape[0], query_batch_size):
             part = slice(first, first + query_batch_size)
             out = self.model.ground(
@@ -594,8 +597,9 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
                 query_video_index[part],
                 return_spans=False,  # postprocess ranks the candidates of all windows together
             )
-            for key, outputs in parts.items():
-                outputs.append(getattr(out, key).float())
+            for key in WINDOW_OUTPUTS:
+                if getattr(out, key) is not None:  # relevance: only with a relevance head
+                    parts.setdefault(key, []).append(getattr(out, key).float())
         clock.add("per_query", shared, clock.now(), timings)
         keep = ("video", "queries", "single_query", "window_index", "frame_start", "plan", "is_last")
         return {key: torch.cat(outputs) for key, outputs in parts.items()} | {
@@ -608,7 +612,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         if nms_threshold == "config":
             nms_threshold = self.model.config.nms_threshold
         tubelet = self.model.config.backbone_config.tubelet_size
-        results = merge_windows(model_outputs, tubelet, top_k, nms_threshold, return_timeline)
+        threshold = self.model.config.relevance_threshold
+        results = merge_windows(model_outputs, tubelet, top_k, nms_threshold, return_timeline, threshold)
         return results[0] if model_outputs[0]["single_query"] else results
 
 

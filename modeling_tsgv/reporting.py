@@ -195,6 +195,13 @@ def results_table(metrics: dict, eval_splits: list[str]) -> str:
             if f"{prefix}R1@0.5" in metrics:
                 values = [metrics.get(prefix + k, float("nan")) for k in keys]
                 lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+    relevance = ["relevance_AUROC", "relevance_accuracy", "relevance_ECE", "R1@0.5_with_absent", "absent_queries"]
+    judged = [split for split in eval_splits if f"{split}_relevance_AUROC" in metrics]
+    if judged:  # is the moment in the video at all: present vs absent queries (relevance.py)
+        lines += ["", "| split | " + " | ".join(relevance) + " |", "|---|" + "---:|" * len(relevance)]
+        for split in judged:
+            values = [metrics.get(f"{split}_{k}", float("nan")) for k in relevance]
+            lines.append(f"| {split} | " + " | ".join(f"{v:.2f}" for v in values[:-1]) + f" | {values[-1]:.0f} |")
     return "\n".join(lines)
 
 

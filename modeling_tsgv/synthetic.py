@@ -754,6 +754,37 @@ def _world_meta(params: dict, seed: int, held_out, counts: dict, video_ids: list
     }
 
 
+def described_event(record: dict) -> tuple:
+    """The (colour, shape, action) a synthetic query describes (its annotation line carries them)."""
+    return record["object"]["colour"], record["object"]["shape"], record["action"]
+
+
+def with_absent_queries(annotation_path, seed: int = 0) -> Path:
+    """`<split>_with_absent.jsonl` beside a synthetic split's annotations: its lines, plus one absent query per video
+    (`"absent": true`, no moment): the sentence of another video of the split describing an event — a colour,
+    shape and action — that does not happen in this video (the generator's own record of it, so absent for sure).
+    Drawn with its own generator ([seed, 7]): the world's videos and other queries do not change. Returns the path."""
+    source = Path(annotation_path)
+    target = source.with_name(f"{source.stem}_with_absent.jsonl")
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    by_video: dict[str, list[dict]] = {}
+    for record in records:
+        by_video.setdefault(record["video_id"], []).append(record)
+    rng = np.random.default_rng([seed, 7])
+    lines = [json.dumps(record) for record in records]
+    for video_id, own in by_video.items():
+        happens = {described_event(r) for r in own}
+        pool = [r for r in records if r["video_id"] != video_id and described_event(r) not in happens]
+        if pool:
+            other = pool[int(rng.integers(len(pool)))]
+            keep = ("video_id", "video_path", "duration_s")
+            lines.append(json.dumps({**{k: own[0][k] for k in keep}, "sentence": other["sentence"], "absent": True}))
+    _write_lines(target, lines)
+    return target
+
+
 def generate(
     out_dir,
     num_videos: int = 500,

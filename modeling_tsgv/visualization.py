@@ -67,7 +67,12 @@ def _draw_query_row(ax, timeline: dict, max_spans: int, last: bool) -> None:
     ax.set_ylabel("score", fontsize=8)
     ax.tick_params(labelsize=8)
     query = timeline["query"]
-    ax.set_title(f'"{query if len(query) <= 110 else query[:107] + "..."}"', fontsize=9, loc="left")
+    title = f'"{query if len(query) <= 100 else query[:97] + "..."}"'
+    if "relevance" in timeline:  # a relevance head's verdict beside the sentence
+        title += f"   relevance {timeline['relevance']:.2f}" + (
+            " (probably not in this video)" if timeline["absent"] else ""
+        )
+    ax.set_title(title, fontsize=9, loc="left")
     if last:
         ax.set_xlabel("time (s)", fontsize=9)
     else:

@@ -95,7 +95,12 @@ def window_alignment(config, overlap: float) -> int:
 
 
 def merge_windows(
-    model_outputs: list[dict], tubelet: int, top_k: int, nms_threshold: float | None, return_timeline: bool = False
+    model_outputs: list[dict],
+    tubelet: int,
+    top_k: int,
+    nms_threshold: float | None,
+    return_timeline: bool = False,
+    relevance_threshold: float = 0.5,
 ) -> list:
     """One video's per-window candidates -> its answers in seconds, per query.
 
@@ -105,7 +110,9 @@ def merge_windows(
         tubelet: frames per time step. top_k: spans per query. nms_threshold: temporal IoU, None for no NMS.
         return_timeline: per query a dict with `spans`, `times_s`, `step_scores` (best score any window gave each
             step of the whole video), `saliency` (the windows' `step_saliency` per step, their mean where windows
-            overlap; the foreground probabilities when the outputs carry none) and `duration_s`, instead of the list of
+            overlap; the foreground probabilities when the outputs carry none), `duration_s` and, when the outputs carry
+            `relevance` (B_q,) per window, `relevance` (the highest of the windows': the moment needs to be in one)
+            and `absent` (it is below `relevance_threshold`: "probably not in this video"), instead of the list of
             spans.
     Returns:
         per query, `[{"start": s, "end": e, "score": p}, ...]` in seconds, best first (or the timeline dict).
@@ -124,34 +131,44 @@ def merge_windows(
     spans_s, scores, saliency = torch.cat(spans_s, 1), torch.cat(scores, 1), torch.cat(saliency, 1)
     step_index = torch.cat(step_index)
 
-    if return_timeline:
-        # a step seen by several windows gets the highest score any of them gave it
-        num_steps = int(step_index.max()) + 1
-        step_scores = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64).scatter_reduce(
-            1, step_index.expand_as(scores), scores, reduce="amax", include_self=False
-        )  # (B_q, steps of the whole video)
-        curve = torch.zeros_like(step_scores).scatter_reduce(
-            1, step_index.expand_as(saliency), saliency, reduce="mean", include_self=False
-        )  # overlapping windows: their mean
-        times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * tubelet * plan.frame_step_s).tolist()
     best_spans, best_scores = rank_spans_batched(spans_s, scores, min(top_k, spans_s.shape[1]), nms_threshold)
-    results = []
-    for index, (query, query_spans, query_scores) in enumerate(zip(first["queries"], best_spans, best_scores)):
-        spans = [
+    results = [
+        [
             {"start": float(s), "end": float(e), "score": float(p)}
-            for (s, e), p in zip(query_spans.tolist(), query_scores.tolist())
+            for (s, e), p in zip(q_spans.tolist(), q_scores.tolist())
         ]
-        if return_timeline:
-            spans = {
-                "query": query,
-                "spans": spans,
-                "times_s": times_s,
-                "step_scores": step_scores[index].tolist(),
-                "saliency": curve[index].tolist(),
-                "duration_s": plan.duration_s,
-            }
-        results.append(spans)
+        for q_spans, q_scores in zip(best_spans, best_scores)
+    ]
+    if return_timeline:
+        curves = timeline_curves(scores, saliency, step_index, tubelet * plan.frame_step_s)
+        results = [
+            {"query": query, "spans": spans, **{name: value[index] for name, value in curves.items()},
+             "duration_s": plan.duration_s, **query_relevance(model_outputs, index, relevance_threshold)}
+            for index, (query, spans) in enumerate(zip(first["queries"], results))
+        ]  # fmt: skip
     return results
 
 
-__all__ = ["WindowPlan", "plan_windows", "window_alignment", "merge_windows"]
+def timeline_curves(scores, saliency, step_index, step_s: float) -> dict:
+    """Per query, the whole video's curves from the windows' per-step (B_q, N) `scores` and `saliency` at grid steps
+    `step_index` (N,): {"times_s" (step centres, seconds), "step_scores" (a step seen by several windows: the highest
+    score any gave it), "saliency" (their mean)}, each a list per query."""
+    num_steps = int(step_index.max()) + 1
+    index = step_index.expand_as(scores)
+    empty = torch.zeros(scores.shape[0], num_steps, dtype=torch.float64)
+    step_scores = empty.scatter_reduce(1, index, scores, reduce="amax", include_self=False)
+    curve = empty.scatter_reduce(1, index, saliency, reduce="mean", include_self=False)
+    times_s = ((torch.arange(num_steps, dtype=torch.float64) + 0.5) * step_s).tolist()
+    return {"times_s": [times_s] * len(scores), "step_scores": step_scores.tolist(), "saliency": curve.tolist()}
+
+
+def query_relevance(model_outputs: list[dict], index: int, threshold: float) -> dict:
+    """{"relevance": the highest of the windows' for query `index` (the moment needs to be in one), "absent": below
+    `threshold`} when the outputs carry `relevance` (a relevance head), else {}."""
+    if "relevance" not in model_outputs[0]:
+        return {}
+    relevance = max(float(window["relevance"][index]) for window in model_outputs)
+    return {"relevance": relevance, "absent": relevance < threshold}
+
+
+__all__ = ["WindowPlan", "plan_windows", "window_alignment", "merge_windows", "timeline_curves", "query_relevance"]

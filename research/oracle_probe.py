@@ -85,7 +85,7 @@ class OracleGrounding(nn.Module):
         text_tokens, sentence = model.encode_text(input_ids, attention_mask)
         sentence = model.sentence_norm(sentence) if model.sentence_norm is not None else sentence
         video = model.spatial_pool(self.project(states), sentence)  # (B_q, L_t, D)
-        logits, offsets, _ = model.head(video, text_tokens, attention_mask, sentence)
+        logits, offsets, *_ = model.head(video, text_tokens, attention_mask, sentence)
         loss = model.compute_loss(logits.float(), offsets, labels)[0] if labels is not None else None
         return loss, logits, offsets
 

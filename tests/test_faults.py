@@ -111,8 +111,7 @@ class NonFiniteLoss(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         def poison(module, inputs, output):
             if self.step in self.steps and module.training:
-                logits, offsets, saliency = output
-                return logits * float("nan"), offsets, saliency
+                return (output[0] * float("nan"), *output[1:])
             return output
 
         model.head.register_forward_hook(poison)
