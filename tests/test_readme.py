@@ -28,7 +28,7 @@ def default_job_outputs(tmp_path_factory, minilm_path):
 
     folder = tmp_path_factory.mktemp("readme")
     generate(folder / "outputs" / "synthetic" / "easy", num_videos=8, seed=0, preset="easy", progress=False)
-    save_tiny_model(folder / "outputs" / "tsgv-synthetic", minilm_path)
+    save_tiny_model(folder / "outputs" / "tsgv-synthetic", minilm_path, relevance_head=True)  # as the default job's
     return folder
 
 
