@@ -281,6 +281,17 @@ def backbone_description(video_model: str, backbone_config) -> str:
     return f"VideoMAE `{video_model}` ({shape})"
 
 
+def relevance_note(cfg) -> str:
+    """The card's sentence on relevance: the threshold below which an answer is "probably not in this video"."""
+    if not cfg.relevance_head:
+        return "This model has no relevance head: its spans say where a moment would be, not whether it is there."
+    return (
+        f"Each answer's `relevance` (with `return_timeline=True`) is the probability that the moment is in the video at "
+        f'all; below {cfg.relevance_threshold:g} (`config.relevance_threshold`) the answer is "probably not in this '
+        'video" (`absent`), and `tsgv-ground` says so.'
+    )
+
+
 def write_model_card(training_args, model_args, data_args, model, metrics, table, argv, curve_table=""):
     """README.md in output_dir from the package's card template (`templates/model_card.md`), with model-index results
     for the Hub. `model_args` / `data_args`: the script's argument dataclasses (fields read: video_model,
@@ -319,13 +330,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         image_size=cfg.image_size,
         clip_frames=cfg.clip_frames,
         inference_window_s=f"{cfg.inference_window_s:g}",
-        relevance_note=(
-            f"Each answer's `relevance` (with `return_timeline=True`) is the probability that the moment is in the video "
-            f'at all; below {cfg.relevance_threshold:g} (`config.relevance_threshold`) the answer is "probably not in '
-            'this video" (`absent`), and `tsgv-ground` says so.'
-            if cfg.relevance_head
-            else "This model has no relevance head: its spans say where a moment would be, not whether it is there."
-        ),
+        relevance_note=relevance_note(cfg),
         dataset_description=(
             f"the built-in synthetic world (preset `{data_args.synthetic_preset}`, {data_args.synthetic_num_videos} "
             f"videos, seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
