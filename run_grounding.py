@@ -60,7 +60,13 @@ from modeling_tsgv.configuration_tsgv import (
     random_backbone_config,
 )
 from modeling_tsgv.data import FrameTransform, QueryCentricCollator, VideoCentricCollator
-from modeling_tsgv.evaluation import gather_records, score_as_served, served_metrics, serving_pipeline
+from modeling_tsgv.evaluation import (
+    calibrate_on_split,
+    gather_records,
+    score_as_served,
+    served_metrics,
+    serving_pipeline,
+)
 from modeling_tsgv.feature_cache import (
     VideoStatesCache,
     cache_bytes,
@@ -279,6 +285,14 @@ class DataArguments:
     max_train_videos: int | None = field(default=None, metadata={"help": "Use only the first N training videos."})
     max_eval_videos: int | None = field(default=None, metadata={"help": "Use only the first N videos of eval sets."})
     evaluate_only: bool = field(default=False, metadata={"help": "Skip training: evaluate --model_name_or_path."})
+    calibrate_scores: bool = field(
+        default=True,
+        metadata={
+            "help": "After training, fit the Platt scaling of span scores and relevance on the validation split "
+            "scored as served (modeling_tsgv/calibration.py), saved in config.json, so that a score is a probability "
+            "(--calibrate_scores false: the raw sigmoids)."
+        },
+    )
     cache_video_states: str = field(
         default="auto",
         metadata={
@@ -849,8 +863,9 @@ def main(argv=None, callbacks=None):
             run.processor.save_pretrained(training_args.output_dir)
         DropReplacedCheckpoints.drop(training_args)
 
-    # ---- evaluation and report -------------------------------------------------------------------------------
+    # ---- calibration, evaluation and report ------------------------------------------------------------------
     metrics["validation_split"] = run.validation
+    metrics.update(calibrate_scores(run))
     metrics.update(evaluate_splits(run))
     metrics["wall_time_s"] = time.time() - start
     arguments = (run.model_args, run.data_args, training_args)
@@ -1026,6 +1041,34 @@ def fill_caches(
                 fraction = training_args.max_bad_sample_fraction
                 BadSampleBudgetError.check(len(failed), len(splits[split]), fraction, failed)
     return caches, store
+
+
+def calibrate_scores(run: GroundingRun) -> dict:
+    """After training (`--calibrate_scores`, a validation split with moments): fit the span-score and relevance
+    calibrations on the validation split scored as served (`evaluation.calibrate_on_split`), save them in the output
+    folder's config.json, and return their figures (`calibration_*`: the fitted [slope, intercept] and the
+    in-sample ECE before / after, percent). Nothing when there is no training or no validation split."""
+    data_args, training_args = run.data_args, run.training_args
+    trained = "train" in run.splits and not data_args.evaluate_only
+    if not (data_args.calibrate_scores and trained and run.eval_split in run.splits):
+        return {}
+    model = serving_model(run)
+    rows = list(run.splits[run.eval_split].with_format(None))
+    fit = calibrate_on_split(
+        serving_pipeline(model, run.processor, training_args.device), rows, max(model.config.max_spans, 10),
+        training_args.per_device_eval_batch_size, training_args.process_index, training_args.world_size,
+        training_args.seed,
+    )  # fmt: skip
+    run.model.config.span_calibration = model.config.span_calibration  # the trained model and a loaded copy alike
+    run.model.config.relevance_calibration = model.config.relevance_calibration
+    if run.trainer.is_world_process_zero():
+        model.config.save_pretrained(training_args.output_dir)
+    run.trainer.accelerator.wait_for_everyone()  # a DeepSpeed run's evaluation loads the folder again
+    logger.info(
+        f"calibrated on {run.eval_split}: span scores ECE {fit['span_ECE_before']:.1f} -> {fit['span_ECE_after']:.1f}, "
+        f"relevance ECE {fit['relevance_ECE_before']:.1f} -> {fit['relevance_ECE_after']:.1f} (in-sample, %)"
+    )
+    return {f"calibration_{key}": value for key, value in fit.items()} | {"calibration_split": run.eval_split}
 
 
 def evaluate_splits(run: GroundingRun) -> dict:

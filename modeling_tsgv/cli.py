@@ -1,6 +1,7 @@
 """tsgv-ground: ground sentences in a video from the shell.
 
-    tsgv-ground VIDEO QUERY [QUERY ...] --model PATH [--top-k K] [--json] [--plot out.png] [--clip out_dir]
+    tsgv-ground VIDEO QUERY [QUERY ...] --model PATH [--top-k K] [--min-score S] [--json] [--plot out.png]
+        [--clip out_dir]
 
 Prints a table of the top spans (seconds) per query, or JSON with `--json`. `--plot` draws the timeline with per-step
 scores, the top spans and thumbnails; `--clip` cuts the top span of each query into an mp4. Errors are one line on
@@ -39,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a tsgv model folder (or Hub name, with network); default: the default job's {DEFAULT_MODEL} if present",
     )
     parser.add_argument("--top-k", type=int, default=5, help="spans per query (default: 5)")
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        help="keep only the spans scoring at least this (0-1; possibly none): every moment the model believes in, "
+        "for a sentence that happens more than once (a model trained by run_grounding.py scores calibrated "
+        "probabilities; default: all top-k)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--plot", metavar="PNG", help="write the timeline with step scores, spans and thumbnails")
     parser.add_argument("--clip", metavar="DIR", help="cut the top span of each query into DIR/<video>_q<i>_*.mp4")
@@ -74,6 +82,8 @@ def check_arguments(args) -> None:
         raise CommandError(f"{args.video}: query {empty[0] + 1} is empty: every query needs words", EXIT_USAGE)
     if args.top_k < 1:
         raise CommandError(f"--top-k must be >= 1, got {args.top_k}", EXIT_USAGE)
+    if args.min_score is not None and not 0.0 <= args.min_score <= 1.0:
+        raise CommandError(f"--min-score must be in [0, 1], got {args.min_score}", EXIT_USAGE)
     if args.window_s is not None and not args.window_s > 0:
         raise CommandError(f"--window-s must be > 0 seconds, got {args.window_s}", EXIT_USAGE)
     if args.query_batch_size is not None and args.query_batch_size < 1:
@@ -119,9 +129,12 @@ def clip_path(out_dir: str, video: str, index: int, span: dict) -> str:
 
 def cut_best_span(video: str, timeline: dict, index: int, out_dir: str) -> str | None:
     """Cut query `index`'s (1-based) best span of `timeline` (a pipeline answer with `return_timeline=True`) out of
-    `video` into `clip_path(out_dir, ...)`; returns the clip's path, or None when the span is empty (no frames)."""
+    `video` into `clip_path(out_dir, ...)`; returns the clip's path, or None when there is no span (`--min-score`)
+    or it is empty (no frames)."""
     from .video import cut_clip
 
+    if not timeline["spans"]:
+        return None
     best = timeline["spans"][0]
     if best["end"] - best["start"] < 1e-3:
         return None
@@ -141,13 +154,15 @@ def format_table(video: str, timelines: list[dict], timings_s: dict, clips: list
             verdict = "probably not in this video" if timeline["absent"] else "probably in this video"
             lines.append(f"  relevance {timeline['relevance']:.3f}: {verdict}")
         lines.append(f"  {'rank':>4}  {'start (s)':>9}  {'end (s)':>9}  {'length (s)':>10}  {'score':>6}")
+        if not timeline["spans"]:
+            lines.append("     (no span scores at least --min-score)")
         for rank, span in enumerate(timeline["spans"], start=1):
             length = span["end"] - span["start"]
             lines.append(
                 f"  {rank:>4}  {span['start']:>9.2f}  {span['end']:>9.2f}  {length:>10.2f}  {span['score']:>6.3f}"
             )
         if clips:
-            lines.append(f"  clip: {clips[index - 1] or 'none (the best span is empty)'}")
+            lines.append(f"  clip: {clips[index - 1] or 'none (no span, or the best span is empty)'}")
     if plot:
         lines.append("")
         lines.append(f"plot: {plot}")
@@ -171,6 +186,7 @@ def run(args) -> str:
             args.video,
             queries=list(args.queries),
             top_k=args.top_k,
+            min_score=args.min_score,
             window_s=args.window_s,
             window_overlap=args.window_overlap,
             query_batch_size=args.query_batch_size,

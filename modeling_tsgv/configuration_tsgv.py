@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import os
 
 import huggingface_hub
@@ -173,6 +174,9 @@ class TSGVConfig(PreTrainedConfig):
             Weight of the relevance head's binary cross-entropy.
         relevance_threshold (`float`, *optional*, defaults to 0.5):
             Below this relevance an answer is "probably not in this video" (pipeline, `tsgv-ground`, metrics).
+        span_calibration / relevance_calibration (`list[float]`, *optional*):
+            [slope, intercept] of the Platt scaling of span scores / `relevance` (`modeling_tsgv.calibration`), that
+            `run_grounding.py` fits on the validation split; None: the raw sigmoid.
     """
 
     model_type = "tsgv"
@@ -227,6 +231,8 @@ class TSGVConfig(PreTrainedConfig):
     relevance_head: bool = False
     loss_relevance_weight: float = 1.0
     relevance_threshold: float = 0.5
+    span_calibration: list[float] | None = None
+    relevance_calibration: list[float] | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)  # builds backbone_config / text_config from dicts or defaults
@@ -292,12 +298,7 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(
                 f"head_hidden_size ({self.head_hidden_size}) must be divisible by head_num_heads ({self.head_num_heads})"
             )
-        if self.max_spans < 1:
-            raise ValueError(f"max_spans must be >= 1, got {self.max_spans}")
-        if self.nms_threshold is not None and not 0.0 < self.nms_threshold <= 1.0:
-            raise ValueError(f"nms_threshold must be in (0, 1] or None, got {self.nms_threshold}")
-        if not self.inference_window_s > 0:
-            raise ValueError(f"inference_window_s must be > 0 seconds, got {self.inference_window_s}")
+        check_decoding_fields(self)
         check_loss_fields(self)
 
     @classmethod
@@ -325,6 +326,32 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+def check_decoding_fields(config) -> None:
+    """The decoding fields of a `TSGVConfig` (spans kept, NMS, serving window, score calibrations): a ValueError
+    naming the field when one is out of range."""
+    if config.max_spans < 1:
+        raise ValueError(f"max_spans must be >= 1, got {config.max_spans}")
+    if config.nms_threshold is not None and not 0.0 < config.nms_threshold <= 1.0:
+        raise ValueError(f"nms_threshold must be in (0, 1] or None, got {config.nms_threshold}")
+    if not config.inference_window_s > 0:
+        raise ValueError(f"inference_window_s must be > 0 seconds, got {config.inference_window_s}")
+    for name in ("span_calibration", "relevance_calibration"):
+        check_calibration(name, getattr(config, name))
+
+
+def check_calibration(name: str, calibration) -> None:
+    """ValueError unless `calibration` is None or [slope > 0, intercept], both finite (`modeling_tsgv.calibration`
+    applies it)."""
+    if calibration is None:
+        return
+    try:
+        slope, intercept = (float(value) for value in calibration)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be null or [slope, intercept], got {calibration!r}") from None
+    if not (math.isfinite(slope) and math.isfinite(intercept) and slope > 0):
+        raise ValueError(f"{name} must be [slope > 0, intercept], finite, got {calibration!r}")
 
 
 def check_loss_fields(config) -> None:

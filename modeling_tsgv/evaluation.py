@@ -15,12 +15,21 @@ import logging
 import numpy as np
 import torch
 
-from .metrics import grounding_metrics, rejection_aware_recall, relevance_metrics, sentence_binding
+from .calibration import fit_calibration, span_outcomes, with_negative_queries
+from .metrics import (
+    expected_calibration_error,
+    greedy_matches,
+    grounding_metrics,
+    rejection_aware_recall,
+    relevance_metrics,
+    sentence_binding,
+)
 from .pipeline_tsgv import TemporalSentenceGroundingPipeline
 from .qvhighlights_metrics import CLIP_LENGTH_S, MAX_PREDICTED_WINDOWS, mean_average_precision, qvhighlights_metrics
 from .video import VideoDecodeError
 
 logger = logging.getLogger(__name__)
+KEEP_SCORE = 0.5  # the span score a user keeps answers above, in the kept-span figures (`kept_span_figures`)
 
 
 def serving_pipeline(model, processor, device=None) -> TemporalSentenceGroundingPipeline:
@@ -90,6 +99,26 @@ def score_as_served(
     return records, failures
 
 
+def calibrate_on_split(
+    pipe, rows: list[dict], top_k: int, batch_size: int = 1, process_index: int = 0, world_size: int = 1, seed: int = 0
+) -> dict:
+    """Fit the model's score calibrations (`calibration.fit_calibration`) on one split scored as served, and set them
+    in `pipe.model.config` (`span_calibration`, `relevance_calibration`; None where there was too little to fit).
+
+    Args: pipe: a `TemporalSentenceGroundingPipeline`; rows: the split's videos (as for `score_as_served`), each
+        given one negative query (`calibration.with_negative_queries`, drawn with `seed`) unless it has absent ones;
+        top_k: spans per query; batch_size; process_index / world_size: this process's share, gathered.
+    Returns: the fit's figures (`fit_calibration`), for the run's report.
+    """
+    config = pipe.model.config
+    config.span_calibration = config.relevance_calibration = None  # scored raw: the fit maps raw logits
+    rows = with_negative_queries(rows, seed) if config.relevance_head else rows
+    records, _ = score_as_served(pipe, rows, top_k, batch_size, process_index, world_size)
+    fit = fit_calibration(gather_records(records, world_size))
+    config.span_calibration, config.relevance_calibration = fit["span_calibration"], fit["relevance_calibration"]
+    return fit
+
+
 def saliency_per_clip(timeline: dict, duration_s: float, clip_s: float = CLIP_LENGTH_S) -> list[float]:
     """The pipeline's saliency curve (`return_timeline=True`) read at the centre of each `clip_s` clip of the video
     (int(duration / clip_s) clips, as QVHighlights counts them), linearly interpolated between time steps."""
@@ -153,7 +182,42 @@ def served_metrics(records: list[dict], split: str, threshold: float = 0.5) -> d
     out[f"{split}_windowed_videos"] = float(len({r["video_id"] for r in records if r["windows"] == "several"}))
     out[f"{split}_scored_by"] = "the grounding pipeline on each video file (as served)"
     out.update(moment_and_highlight_metrics(records, split))
+    out.update(kept_span_figures(records, split))
     out.update(relevance_figures(records, split, threshold))
+    return out
+
+
+def matched_windows(record: dict, min_score: float, iou: float = 0.5) -> tuple[int, int]:
+    """(spans scoring >= `min_score`, moments of the query they find, one span per moment: `greedy_matches`)."""
+    kept = [span for span in record["pred_spans_s"] if span[2] >= min_score]
+    return len(kept), int(greedy_matches(kept, record["gt_windows_s"], iou).sum())
+
+
+def kept_span_figures(records: list[dict], split: str, min_score: float = KEEP_SCORE) -> dict:
+    """What a user who keeps every span scoring >= `min_score` gets, over the queries with moments, in percent:
+    `<split>_kept_precision` (kept spans that find a moment of their query, one span per moment) and
+    `_kept_recall` (moments found); `<split>_span_ECE`, the calibration error of all ranked spans' scores (a span is
+    right as `calibration.span_outcomes` judges it). For the queries with several moments (`<split>_multi_queries`
+    of them): `<split>_multi_mAP` (QVHighlights' MR mAP), `_multi_recall` (their moments found by kept spans) and
+    `_multi_spans_kept` (kept spans per query, on average)."""
+    scored = [r for r in records if r["gt_windows_s"]]
+    if not scored:
+        return {}
+    counts = np.array([matched_windows(r, min_score) for r in scored])  # (N, 2): kept, found
+    moments = np.array([len(r["gt_windows_s"]) for r in scored])
+    scores, right = span_outcomes(scored)
+    out = {
+        f"{split}_kept_precision": float(100 * counts[:, 1].sum() / max(counts[:, 0].sum(), 1)),
+        f"{split}_kept_recall": float(100 * counts[:, 1].sum() / moments.sum()),
+        f"{split}_span_ECE": expected_calibration_error(scores, right),
+    }
+    several = moments >= 2
+    out[f"{split}_multi_queries"] = float(several.sum())
+    if several.any():
+        predictions, ground_truth = official_format([r for r, many in zip(scored, several) if many])
+        out[f"{split}_multi_mAP"] = mean_average_precision(predictions, ground_truth)["average"]
+        out[f"{split}_multi_recall"] = float(100 * counts[several, 1].sum() / moments[several].sum())
+        out[f"{split}_multi_spans_kept"] = float(counts[several, 0].mean())
     return out
 
 
@@ -178,4 +242,7 @@ __all__ = [
     "served_metrics",
     "saliency_per_clip",
     "moment_and_highlight_metrics",
+    "kept_span_figures",
+    "calibrate_on_split",
+    "matched_windows",
 ]

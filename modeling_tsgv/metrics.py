@@ -31,6 +31,27 @@ def temporal_iou(spans_a, spans_b) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
+def greedy_matches(spans, moments, iou: float = 0.5) -> np.ndarray:
+    """Which ranked spans find a moment, one span per moment (as detection precision counts): in rank order, each span
+    claims the unclaimed moment it overlaps most with temporal IoU >= `iou`.
+
+    Args: spans: (K, 2+) ranked best first (start, end, ...); moments: (W, 2); the same time unit.
+    Returns: (K,) bool.
+    """
+    spans = np.asarray(spans, dtype=np.float64).reshape(-1, np.shape(spans)[-1] if len(spans) else 2)
+    found = np.zeros(len(spans), dtype=bool)
+    if not len(spans) or not len(moments):
+        return found
+    overlaps = temporal_iou(spans[:, :2], moments)  # (K, W)
+    free = np.ones(overlaps.shape[1], dtype=bool)
+    for rank, row in enumerate(overlaps):
+        candidates = np.where(free & (row >= iou))[0]
+        if len(candidates):
+            free[candidates[np.argmax(row[candidates])]] = False
+            found[rank] = True
+    return found
+
+
 def as_moments(reference, index: int) -> np.ndarray:
     """One query's reference, a (start, end) pair or a list of them -> (W, 2) array; raises on empty/malformed."""
     moments = np.asarray(reference, dtype=np.float64)
@@ -101,6 +122,18 @@ def grounding_metrics(
     return results
 
 
+def expected_calibration_error(scores, outcomes, num_bins: int = 10) -> float:
+    """ECE in percent: over `num_bins` equal-width score bins, |share right - mean score|, weighted by the bins'
+    share of the (N,) scores. NaN when there are none."""
+    scores = np.asarray(scores, dtype=np.float64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    if not len(scores):
+        return float("nan")
+    bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
+    gaps = [np.mean(bins == b) * abs(outcomes[bins == b].mean() - scores[bins == b].mean()) for b in np.unique(bins)]
+    return float(100 * sum(gaps))
+
+
 def relevance_metrics(relevance, present, threshold: float = 0.5, num_bins: int = 10) -> dict[str, float]:
     """How well a relevance score tells present queries from absent ones, in percent.
 
@@ -120,12 +153,10 @@ def relevance_metrics(relevance, present, threshold: float = 0.5, num_bins: int 
     if len(scores) != len(truth) or not len(scores):
         raise ValueError(f"{len(scores)} relevance scores for {len(truth)} queries")
     auroc = roc_auc_score(truth, scores) if 0 < truth.sum() < len(truth) else float("nan")
-    bins = np.minimum((scores * num_bins).astype(int), num_bins - 1)
-    ece = sum(np.mean(bins == b) * abs(truth[bins == b].mean() - scores[bins == b].mean()) for b in np.unique(bins))
     return {
         "relevance_AUROC": float(100 * auroc),
         "relevance_accuracy": float(100 * np.mean((scores >= threshold) == truth)),
-        "relevance_ECE": float(100 * ece),
+        "relevance_ECE": expected_calibration_error(scores, truth, num_bins),
     }
 
 
@@ -198,7 +229,9 @@ __all__ = [
     "grounding_metrics",
     "per_query_best_iou",
     "as_moments",
+    "greedy_matches",
     "load_evaluate_metric",
     "relevance_metrics",
+    "expected_calibration_error",
     "rejection_aware_recall",
 ]

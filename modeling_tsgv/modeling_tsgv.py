@@ -30,6 +30,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
 
+from .calibration import calibrated_probability
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
 from .relevance import relevance_loss, relevance_summary
 from .saliency import saliency_loss, step_saliency
@@ -448,15 +449,18 @@ def grounding_loss(
     return loss, {k: v.detach() for k, v in terms.items()}
 
 
-def decode_spans(step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, nms_threshold: float | None):
+def decode_spans(
+    step_logits: torch.Tensor, step_offsets: torch.Tensor, k: int, nms_threshold: float | None, calibration=None
+):
     """Per-step candidates -> 1-D NMS -> top-K, in normalised time. The chosen spans and scores keep their gradient
     (NMS and top-K only select among the candidates), as detection outputs do.
 
-    Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); k <= L_t; nms_threshold (None: no suppression).
+    Args: step_logits (B_q, L_t); step_offsets (B_q, L_t, 2); k <= L_t; nms_threshold (None: no suppression);
+        calibration: [slope, intercept] of the scores' Platt scaling (`config.span_calibration`), None: the sigmoid.
     Returns: spans (B_q, k, 2) in [0, 1] and scores (B_q, k); see `rank_spans_batched` for how suppressed candidates fill
     the slots NMS leaves.
     """
-    scores = step_logits.float().sigmoid()  # (B_q, L_t)
+    scores = calibrated_probability(step_logits.float(), calibration)  # (B_q, L_t)
     spans = offsets_to_spans(step_offsets.float()).clamp(0.0, 1.0)  # (B_q, L_t, 2)
     return rank_spans_batched(spans, scores, k, nms_threshold)
 
@@ -918,7 +922,7 @@ class TSGVPreTrainedModel(PreTrainedModel):
     def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
         """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
         k = min(max_spans or self.config.max_spans, step_logits.shape[1])
-        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold)
+        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold, self.config.span_calibration)
 
     def trainable_parameters_report(self) -> str:
         """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
@@ -1216,7 +1220,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             step_logits=step_logits,
             step_offsets=step_offsets,
             step_saliency=step_saliency(step_logits, salient),
-            relevance=relevant.float().sigmoid() if relevant is not None else None,
+            relevance=calibrated_probability(relevant.float(), self.config.relevance_calibration)
+            if relevant is not None
+            else None,
             video_hidden_states=video,
             loss_dict=loss_dict,
             **record.outputs(),

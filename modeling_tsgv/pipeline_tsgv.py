@@ -181,6 +181,24 @@ def _returns_errors(decode_errors: str) -> bool:
     return decode_errors == "return"
 
 
+def _postprocess_parameters(top_k, nms_threshold, return_timeline, min_score) -> dict:
+    """The pipeline's postprocess call parameters that were given, checked (ValueError naming the bad one)."""
+    postprocess = {}
+    if top_k is not None:
+        if int(top_k) < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        postprocess["top_k"] = int(top_k)
+    if nms_threshold != "unset":
+        postprocess["nms_threshold"] = nms_threshold
+    if min_score is not None:
+        if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be a score in [0, 1], got {min_score!r}")
+        postprocess["min_score"] = float(min_score)
+    if return_timeline is not None:
+        postprocess["return_timeline"] = bool(return_timeline)
+    return postprocess
+
+
 def tokenize_queries(processor: TSGVProcessor, sentences: list[str]):
     """`processor(text=sentences)` for one video's queries, warning about each query longer than the processor's
     `max_text_length` (only that many tokens are read). Not thread-safe: fast tokenizers keep their truncation /
@@ -376,6 +394,8 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
     Call parameters (also accepted when the pipeline is built):
         queries (`str` or `list[str]`): sentences for every video given as a path.
         top_k (`int`, defaults to 5): spans per query.
+        min_score (`float`, *optional*): keep only the spans scoring at least this, possibly none (every moment
+            the model believes in); a model trained by `run_grounding.py` scores calibrated probabilities.
         window_s (`float`, defaults to `config.inference_window_s`): videos longer than this are split into windows.
         window_overlap (`float`, defaults to 0.5): least fraction of a window shared with the next.
         query_batch_size (`int`, *optional*): queries per forward pass of the per-query blocks. Default: 1 on CPU
@@ -440,13 +460,14 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
         query_batch_size=None,
         nms_threshold="unset",
         return_timeline=None,
+        min_score=None,
         backend=None,
         decode_ahead=None,
         **kwargs,
     ):
         if kwargs:
             raise TypeError(f"unknown argument(s) for the {TASK} pipeline: {sorted(kwargs)}")
-        preprocess, forward, postprocess = {}, {}, {}
+        preprocess, forward = {}, {}
         if queries is not None:
             preprocess["queries"] = queries
         if window_s is not None:
@@ -461,14 +482,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             forward["query_batch_size"] = int(query_batch_size)
         if decode_ahead is not None:
             forward["decode_ahead"] = bool(decode_ahead)
-        if top_k is not None:
-            if int(top_k) < 1:
-                raise ValueError(f"top_k must be >= 1, got {top_k}")
-            postprocess["top_k"] = int(top_k)
-        if nms_threshold != "unset":
-            postprocess["nms_threshold"] = nms_threshold
-        if return_timeline is not None:
-            postprocess["return_timeline"] = bool(return_timeline)
+        postprocess = _postprocess_parameters(top_k, nms_threshold, return_timeline, min_score)
         return preprocess, forward, postprocess
 
     # ------------------------------------------------------------------ calling
@@ -606,14 +620,16 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             k: model_inputs[k] for k in keep if k in model_inputs
         }
 
-    def postprocess(self, model_outputs, top_k: int = 5, nms_threshold="config", return_timeline: bool = False):
-        """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query
-        (`merge_windows`); one list of spans, or one list per query."""
-        if nms_threshold == "config":
-            nms_threshold = self.model.config.nms_threshold
-        tubelet = self.model.config.backbone_config.tubelet_size
-        threshold = self.model.config.relevance_threshold
-        results = merge_windows(model_outputs, tubelet, top_k, nms_threshold, return_timeline, threshold)
+    def postprocess(
+        self, model_outputs, top_k: int = 5, nms_threshold="config", return_timeline: bool = False, min_score=None
+    ):
+        """Merge the windows' candidates in seconds, 1-D NMS over the whole video, best `top_k` per query, those
+        scoring at least `min_score` (`merge_windows`); one list of spans, or one list per query."""
+        config = self.model.config
+        nms_threshold = config.nms_threshold if nms_threshold == "config" else nms_threshold
+        calibration = getattr(config, "span_calibration", None)  # a folder saved before calibration existed: None
+        results = merge_windows(model_outputs, config.backbone_config.tubelet_size, top_k, nms_threshold,
+                                return_timeline, config.relevance_threshold, calibration, min_score)  # fmt: skip
         return results[0] if model_outputs[0]["single_query"] else results
 
 

@@ -137,6 +137,9 @@ COUNT_SUFFIXES = (
     "_block_clip_passes",
     "_read_videos",
     "_extracted_videos",
+    "_multi_queries",
+    "_absent_queries",
+    "_outcomes",
 )
 
 
@@ -196,13 +199,24 @@ def results_table(metrics: dict, eval_splits: list[str]) -> str:
                 values = [metrics.get(prefix + k, float("nan")) for k in keys]
                 lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     relevance = ["relevance_AUROC", "relevance_accuracy", "relevance_ECE", "R1@0.5_with_absent", "absent_queries"]
-    judged = [split for split in eval_splits if f"{split}_relevance_AUROC" in metrics]
-    if judged:  # is the moment in the video at all: present vs absent queries (relevance.py)
-        lines += ["", "| split | " + " | ".join(relevance) + " |", "|---|" + "---:|" * len(relevance)]
-        for split in judged:
-            values = [metrics.get(f"{split}_{k}", float("nan")) for k in relevance]
-            lines.append(f"| {split} | " + " | ".join(f"{v:.2f}" for v in values[:-1]) + f" | {values[-1]:.0f} |")
+    # is the moment in the video at all: present vs absent queries (relevance.py)
+    lines += split_table(metrics, [s for s in eval_splits if f"{s}_relevance_AUROC" in metrics], relevance)
+    # every span a user keeps at score >= 0.5, and the sentences with several moments (evaluation.kept_span_figures)
+    kept = ["span_ECE", "kept_precision", "kept_recall", "multi_mAP", "multi_recall", "multi_spans_kept"]
+    lines += split_table(metrics, [s for s in eval_splits if f"{s}_span_ECE" in metrics], [*kept, "multi_queries"])
     return "\n".join(lines)
+
+
+def split_table(metrics: dict, splits: list[str], keys: list[str]) -> list[str]:
+    """Lines of a Markdown table (after a blank line) of `<split>_<key>` per split, two decimals, the last column a
+    count; none when `splits` is empty."""
+    if not splits:
+        return []
+    lines = ["", "| split | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for split in splits:
+        values = [metrics.get(f"{split}_{k}", float("nan")) for k in keys]
+        lines.append(f"| {split} | " + " | ".join(f"{v:.2f}" for v in values[:-1]) + f" | {values[-1]:.0f} |")
+    return lines
 
 
 def model_card_limitations(data_args, metrics: dict) -> str:
@@ -282,13 +296,23 @@ def backbone_description(video_model: str, backbone_config) -> str:
 
 
 def relevance_note(cfg) -> str:
-    """The card's sentence on relevance: the threshold below which an answer is "probably not in this video"."""
+    """The card's sentences on relevance (the threshold below which an answer is "probably not in this video") and on
+    the span scores (calibrated or not: whether `min_score` means a probability)."""
     if not cfg.relevance_head:
-        return "This model has no relevance head: its spans say where a moment would be, not whether it is there."
-    return (
-        f"Each answer's `relevance` (with `return_timeline=True`) is the probability that the moment is in the video at "
-        f'all; below {cfg.relevance_threshold:g} (`config.relevance_threshold`) the answer is "probably not in this '
-        'video" (`absent`), and `tsgv-ground` says so.'
+        text = "This model has no relevance head: its spans say where a moment would be, not whether it is there."
+    else:
+        text = (
+            f"Each answer's `relevance` (with `return_timeline=True`) is the probability that the moment is in the video "
+            f'at all; below {cfg.relevance_threshold:g} (`config.relevance_threshold`) the answer is "probably not in '
+            'this video" (`absent`), and `tsgv-ground` says so.'
+        )
+    if getattr(cfg, "span_calibration", None) is None:
+        return text + " Its span scores are uncalibrated sigmoids: they rank spans, they are not probabilities."
+    return text + (
+        " Span scores are calibrated on the validation split (`config.span_calibration`, Platt scaling): a score is the "
+        "probability that the span finds a moment of the sentence not found by a better-ranked span, so "
+        "`pipe(video, queries=..., top_k=10, min_score=0.5)` (`tsgv-ground --min-score 0.5`) keeps every moment the "
+        "model believes in, for sentences that happen more than once."
     )
 
 

@@ -3,6 +3,8 @@
 Each video shows 2-4 shapes (a unique (colour, shape) pair each) on a slowly drifting low-contrast texture; 2-5 timed
 events (move, grow, shrink, spin, blink, change colour, appear, disappear) are each performed by one object while the
 others stay still, and every event gets one sentence ("the crimson disc slides left") with its start/end in seconds.
+In about a quarter of the videos one object does one of its actions twice: its sentence has two moments
+(`windows_s`), the case of QVHighlights' queries with several relevant windows.
 Distractors (the same action by another object, another action by the same object) make a query answerable only by
 binding colour, shape and motion. The `test_novel` split holds out some (colour, action) combinations entirely.
 
@@ -33,7 +35,7 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.3"  # 1.3: the easy preset blinks slower and spins at a set speed (standard unchanged)
+GENERATOR_VERSION = "1.4"  # 1.4: some videos repeat one action of one object (a sentence with two moments)
 SPLITS = ("train", "val", "test", "test_novel")
 HELD_OUT_FRACTION = 0.15  # of all (colour, action) combinations, kept for test_novel only
 HELD_OUT_MAX_PER_ITEM = 2  # at most this many held-out combos per colour and per action
@@ -87,13 +89,18 @@ ACTIONS = tuple(TEMPLATES)
 TERMINAL_ACTIONS = ("disappear", "change_colour")  # nothing of the object happens after these
 MOVE_DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
 SCALE_FACTORS = {"grow": 1.6, "shrink": 0.6}
+# actions an object can do twice with the same look each time (appear / disappear / change_colour cannot)
+REPEATABLE_ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "spin", "blink")
+REPEAT_PROBABILITY = 0.5  # of videos that try to repeat one action of one object (about half find room: ~23 % do)
 
 
 @dataclass(frozen=True)
 class WorldPreset:
     """How a world looks: frame size (px), frame rate, video length (s), objects per video, object radius (fraction of
-    the frame side), whether the objects of one video all differ in colour, the blink rate (Hz) and how far a spin
-    turns (`spin_deg_per_s`: a set angular speed in degrees per second; None: one full turn per event, however long)."""
+    the frame side), whether the objects of one video all differ in colour, the blink rate (Hz), how far a spin
+    turns (`spin_deg_per_s`: a set angular speed in degrees per second; None: one full turn per event, however long)
+    and the share of videos in which one object repeats one of its actions (`repeat_probability`: its sentence then
+    has two moments)."""
 
     image_size: int
     fps: int
@@ -106,6 +113,7 @@ class WorldPreset:
     unique_colours: bool
     blink_hz: float = BLINK_HZ
     spin_deg_per_s: float | None = None
+    repeat_probability: float = REPEAT_PROBABILITY
 
 
 # The easy preset is sampled by the default model at 32 frames over 8-16 s, i.e. every 0.25-0.5 s. Its blink is off for
@@ -239,6 +247,16 @@ def _sample_pairs(rng, objects, num_events: int, banned, first_pair) -> list[tup
     return pairs
 
 
+def _with_repeat(rng, pairs: list[tuple[int, str]], probability: float) -> list[tuple[int, str]]:
+    """`pairs`, and with `probability` one of them whose action can repeat (`REPEATABLE_ACTIONS`) a second time, right
+    after it (placed while the timeline is still open; if it does not fit, the video has no repeat)."""
+    repeatable = [index for index, pair in enumerate(pairs) if pair[1] in REPEATABLE_ACTIONS]
+    if not repeatable or rng.random() >= probability:
+        return pairs
+    index = repeatable[int(rng.integers(len(repeatable)))]
+    return [*pairs[: index + 1], pairs[index], *pairs[index + 1 :]]
+
+
 def _fits(candidate: Event, placed: list[Event]) -> bool:
     """No overlap with the same object's or the same action's events; appear first and terminal actions last."""
     for other in placed:
@@ -318,8 +336,10 @@ def _place_objects(rng, objects, events, image_size: int, radius_range: tuple[fl
 
 
 def _has_distractor(events: list[Event]) -> bool:
-    """At least two events, two of them sharing their action or their object."""
-    actions, objects = [e.action for e in events], [e.object_index for e in events]
+    """At least two distinct (object, action) events, two of them sharing their action or their object (a repeat of
+    one object's action is not a distractor of itself)."""
+    pairs = sorted({(e.object_index, e.action) for e in events})
+    actions, objects = [a for _, a in pairs], [i for i, _ in pairs]
     return len(set(actions)) < len(actions) or len(set(objects)) < len(objects)
 
 
@@ -331,6 +351,7 @@ def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, 
     num_frames = round(rng.uniform(params["min_duration_s"], params["max_duration_s"]) * fps)
     plan = VideoPlan(f"syn{video_index:05d}", split, num_frames, fps, image_size, params["blink_hz"])
     banned = () if novel_combo else set(held_out)
+    repeat_rng = np.random.default_rng([seed, 3, video_index])  # its own stream: one that tries none is as in 1.3
     while not _has_distractor(plan.events):
         if novel_combo:
             shapes = [s for s in SHAPES if not (novel_combo[1] == "spin" and s == "circle")]
@@ -342,6 +363,7 @@ def plan_video(video_index: int, split: str, seed: int, params: dict, held_out, 
         num_objects = int(rng.integers(params["min_objects"], params["max_objects"] + 1))
         plan.objects = _sample_objects(rng, num_objects, first, params["unique_colours"])
         pairs = _sample_pairs(rng, plan.objects, int(rng.integers(2, 6)), banned, (0, first_action))
+        pairs = _with_repeat(repeat_rng, pairs, params.get("repeat_probability", 0.0))
         plan.events = _place_events(rng, pairs, plan.duration_s, image_size, params["spin_deg_per_s"])
     _choose_new_colours(rng, plan.objects, plan.events, params["unique_colours"])
     _place_objects(rng, plan.objects, plan.events, image_size, (params["min_radius"], params["max_radius"]))
@@ -517,25 +539,31 @@ def _sentence(rng, plan: VideoPlan, event: Event) -> str:
 
 
 def _queries(rng, plan: VideoPlan, held_out) -> list[dict]:
-    """One query per event (in test_novel: only events with a held-out (colour, action) combination)."""
-    queries = []
+    """One query per (object, action) of the video (in test_novel: only those with a held-out (colour, action)
+    combination); an action the object does twice is one sentence with both moments (`windows_s`, seconds, in time
+    order; `start_s` / `end_s` are the first)."""
+    groups: dict[tuple[int, str], list[Event]] = {}
     for event in plan.events:
-        obj = plan.objects[event.object_index]
-        sentence = _sentence(rng, plan, event)
-        if plan.split == "test_novel" and (obj.colour, event.action) not in held_out:
+        groups.setdefault((event.object_index, event.action), []).append(event)
+    queries = []
+    for (object_index, action), events in groups.items():
+        obj = plan.objects[object_index]
+        sentence = _sentence(rng, plan, events[0])
+        if plan.split == "test_novel" and (obj.colour, action) not in held_out:
             continue
-        queries.append(
-            {
-                "video_id": plan.video_id,
-                "video_path": f"videos/{plan.video_id}.mp4",
-                "duration_s": plan.duration_s,
-                "sentence": sentence,
-                "start_s": event.start_s,
-                "end_s": event.end_s,
-                "object": {"colour": obj.colour, "shape": obj.shape},
-                "action": event.action,
-            }
-        )
+        query = {
+            "video_id": plan.video_id,
+            "video_path": f"videos/{plan.video_id}.mp4",
+            "duration_s": plan.duration_s,
+            "sentence": sentence,
+            "start_s": events[0].start_s,
+            "end_s": events[0].end_s,
+            "object": {"colour": obj.colour, "shape": obj.shape},
+            "action": action,
+        }
+        if len(events) > 1:
+            query["windows_s"] = [[e.start_s, e.end_s] for e in events]
+        queries.append(query)
     return queries
 
 
@@ -695,7 +723,8 @@ def _write_lines(path: Path, lines) -> None:
 
 
 def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str, int]]:
-    """Write the per-split jsonl and Charades-STA files and durations.json; return counts."""
+    """Write the per-split jsonl and Charades-STA files and durations.json; return counts (jsonl queries). A sentence
+    with two moments is one jsonl line (`windows_s`) and, as Charades-STA itself writes it, one txt line per moment."""
     counts = {}
     for split in SPLITS:
         videos = [r for r in results if r["split"] == split]
@@ -703,7 +732,11 @@ def _write_annotations(out_dir: Path, results: list[dict]) -> dict[str, dict[str
         _write_lines(out_dir / "annotations" / f"{split}.jsonl", (json.dumps(q) for q in queries))
         _write_lines(
             out_dir / "annotations" / f"{split}.charades_sta.txt",
-            (f"{q['video_id']} {q['start_s']:.2f} {q['end_s']:.2f}##{q['sentence']}" for q in queries),
+            (
+                f"{q['video_id']} {start_s:.2f} {end_s:.2f}##{q['sentence']}"
+                for q in queries
+                for start_s, end_s in q.get("windows_s", [[q["start_s"], q["end_s"]]])
+            ),
         )
         counts[split] = {"videos": len(videos), "queries": len(queries)}
     durations = {r["video_id"]: r["duration_s"] for r in results}
@@ -734,6 +767,7 @@ def _world_params(
         "split_fractions": list(split_fractions), "min_objects": look.min_objects, "max_objects": look.max_objects,
         "min_radius": look.min_radius, "max_radius": look.max_radius, "unique_colours": look.unique_colours,
         "blink_hz": look.blink_hz, "spin_deg_per_s": look.spin_deg_per_s, "held_out_seed": held_out_seed,
+        "repeat_probability": look.repeat_probability,
     }  # fmt: skip
 
 

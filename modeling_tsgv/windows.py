@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .calibration import calibrated_probability
 from .modeling_tsgv import offsets_to_spans, rank_spans_batched
 
 
@@ -101,6 +102,8 @@ def merge_windows(
     nms_threshold: float | None,
     return_timeline: bool = False,
     relevance_threshold: float = 0.5,
+    span_calibration=None,
+    min_score: float | None = None,
 ) -> list:
     """One video's per-window candidates -> its answers in seconds, per query.
 
@@ -114,6 +117,10 @@ def merge_windows(
             `relevance` (B_q,) per window, `relevance` (the highest of the windows': the moment needs to be in one)
             and `absent` (it is below `relevance_threshold`: "probably not in this video"), instead of the list of
             spans.
+        span_calibration: [slope, intercept] of the span scores' Platt scaling (`config.span_calibration`); None:
+            the sigmoid of the step logits.
+        min_score: keep only spans scoring at least this (of the `top_k`; possibly none): with calibrated scores,
+            every moment the model believes in (several moments per sentence). None: all `top_k`.
     Returns:
         per query, `[{"start": s, "end": e, "score": p}, ...]` in seconds, best first (or the timeline dict).
     """
@@ -124,7 +131,7 @@ def merge_windows(
         start_s = plan.window_start_s(window["window_index"])
         spans = offsets_to_spans(window["step_offsets"].double()).clamp(0.0, 1.0)  # (B_q, L_t, 2) in the window
         spans_s.append((start_s + spans * plan.window_length_s).clamp(0.0, plan.duration_s))
-        scores.append(window["step_logits"].double().sigmoid())  # (B_q, L_t)
+        scores.append(calibrated_probability(window["step_logits"].double(), span_calibration))  # (B_q, L_t)
         saliency.append(window["step_saliency"].double() if "step_saliency" in window else scores[-1])
         num_steps = window["step_logits"].shape[1]
         step_index.append(window["frame_start"] // tubelet + torch.arange(num_steps))
@@ -136,6 +143,7 @@ def merge_windows(
         [
             {"start": float(s), "end": float(e), "score": float(p)}
             for (s, e), p in zip(q_spans.tolist(), q_scores.tolist())
+            if min_score is None or p >= min_score
         ]
         for q_spans, q_scores in zip(best_spans, best_scores)
     ]

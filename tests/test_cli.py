@@ -37,6 +37,19 @@ def test_table_lists_every_query_and_its_spans(model_dir, video, capsys):
         assert 0 <= float(score) <= 1
 
 
+def test_min_score_keeps_the_spans_above_it_and_says_when_none_is_left(model_dir, video, tmp_path, capsys):
+    assert main([video, QUERIES[0], "--model", str(model_dir), "--json"]) == 0
+    spans = json.loads(capsys.readouterr().out)["queries"][0]["spans"]
+    threshold = spans[1]["score"]
+    assert main([video, QUERIES[0], "--model", str(model_dir), "--json", "--min-score", str(threshold)]) == 0
+    kept = json.loads(capsys.readouterr().out)["queries"][0]["spans"]
+    assert kept == [s for s in spans if s["score"] >= threshold] and len(kept) >= 2
+    clips = tmp_path / "clips"
+    assert main([video, QUERIES[0], "--model", str(model_dir), "--min-score", "1", "--clip", str(clips)]) == 0
+    out = capsys.readouterr().out
+    assert "no span scores at least --min-score" in out and "clip: none (no span" in out
+
+
 def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
     plot, clips = tmp_path / "timeline.png", tmp_path / "clips"
     code = main([video, *QUERIES, "--model", str(model_dir), "--json", "--plot", str(plot), "--clip", str(clips)])
@@ -76,6 +89,7 @@ def test_json_plot_and_clips(model_dir, video, tmp_path, capsys):
         (["{video}", "q", "--model", "{tmp}"], 1, "{tmp}: no config.json"),
         (["{video}", "q", "--top-k", "0"], 2, "--top-k must be >= 1"),
         (["{video}", "q", "--query-batch-size", "0"], 2, "--query-batch-size must be >= 1"),
+        (["{video}", "q", "--min-score", "1.5"], 2, "--min-score must be in [0, 1]"),
     ],
 )
 def test_errors_are_one_line_with_a_non_zero_exit(

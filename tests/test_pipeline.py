@@ -376,6 +376,29 @@ def test_batch_size_must_be_a_positive_integer(pipe, videos, value):
         pipe(videos["short"], queries="a", batch_size=value)
 
 
+def test_min_score_keeps_the_spans_above_it_and_calibration_rescores_them(pipe, videos):
+    """`min_score`: of the top_k, the spans scoring at least it (possibly none); a calibrated model's scores are
+    its Platt-scaled probabilities, ranked as before, one window or several."""
+    for video in ("short", "long"):
+        spans = pipe(videos[video], queries=QUERIES[0], top_k=5)
+        middle = spans[2]["score"]
+        kept = pipe(videos[video], queries=QUERIES[0], top_k=5, min_score=middle)
+        assert kept == [s for s in spans if s["score"] >= middle] and len(kept) >= 3
+        assert pipe(videos[video], queries=QUERIES[0], top_k=5, min_score=1.0) == []
+        config = pipe.model.config
+        config.span_calibration = [2.0, -1.0]
+        try:
+            calibrated = pipe(videos[video], queries=QUERIES[0], top_k=5)
+        finally:
+            config.span_calibration = None
+        assert [(s["start"], s["end"]) for s in calibrated] == [(s["start"], s["end"]) for s in spans]
+        logit = np.log([s["score"] for s in spans]) - np.log1p(-np.array([s["score"] for s in spans]))
+        assert [s["score"] for s in calibrated] == pytest.approx(1 / (1 + np.exp(-(2 * logit - 1))), abs=1e-6)
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ValueError, match="min_score must be a score in"):
+            pipe(videos["short"], queries="a", min_score=bad)
+
+
 def test_num_workers_is_refused_with_the_reason(pipe, videos):
     with pytest.raises(ValueError, match="num_workers is not used.*decodes ahead"):
         pipe(videos["short"], queries="a", num_workers=4)

@@ -81,6 +81,13 @@ def test_default_job_pipeline_trains_evaluates_and_saves(world, tmp_path):
     pipe = pipeline("temporal-sentence-grounding", model=str(out), device="cpu")
     spans = pipe(str(world / f"videos/{first['video_id']}.mp4"), queries=first["query"], top_k=3)
     assert [s["start"] for s in spans] == pytest.approx([s for s, _, _ in first["pred_spans_s"][:3]], abs=1e-3)
+    # scores calibrated on the validation split (calibration.py), saved with the model, served with it
+    assert results["calibration_split"] == "val" and results["calibration_span_outcomes"] > 0
+    assert model.config.span_calibration == results["calibration_span_calibration"]
+    if model.config.span_calibration is not None:  # a 1-video validation split may have too little to fit
+        assert [s["score"] for s in spans] == pytest.approx([p for _, _, p in first["pred_spans_s"][:3]], abs=1e-3)
+    for key in ("span_ECE", "kept_precision", "kept_recall", "multi_queries"):
+        assert f"test_{key}" in results
     # a model card with Hub metadata and the results table
     from huggingface_hub import ModelCard
 

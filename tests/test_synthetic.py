@@ -101,11 +101,32 @@ def test_plans_respect_held_out_combos_and_have_distractors():
             assert novel_combo in combos
         else:
             assert not set(combos) & set(held_out)
-        assert 2 <= len(plan.objects) <= 4 and 2 <= len(plan.events) <= 5
+        pairs = [(e.object_index, e.action) for e in plan.events]
+        distinct = sorted(set(pairs))
+        assert 2 <= len(plan.objects) <= 4 and 2 <= len(distinct) <= 5 and len(pairs) - len(distinct) <= 1
+        assert all(pair[1] in synthetic.REPEATABLE_ACTIONS for pair in distinct if pairs.count(pair) > 1)
         assert len({(o.colour, o.shape) for o in plan.objects}) == len(plan.objects)
         assert all(1.5 <= round(e.end_s - e.start_s, 2) <= 8.0 for e in plan.events)
-        actions, objects = [e.action for e in plan.events], [e.object_index for e in plan.events]
+        actions, objects = [a for _, a in distinct], [i for i, _ in distinct]
         assert len(set(actions)) < len(actions) or len(set(objects)) < len(objects)  # some distractor
+
+
+def test_some_sentences_have_two_moments():
+    """About a quarter of the videos repeat one action of one object; its one query carries both moments, apart and
+    in time order; a video that does not try a repeat is planned exactly as without repeats (their own random stream)."""
+    held_out = held_out_combos(0)
+    repeats, unchanged, params = 0, 0, {**PLAN_PARAMS, "repeat_probability": synthetic.REPEAT_PROBABILITY}
+    for index in range(200):
+        plan = plan_video(index, "train", 0, params, held_out)
+        queries = synthetic._queries(np.random.default_rng(0), plan, set(held_out))
+        assert len(queries) == len({(e.object_index, e.action) for e in plan.events})
+        for query in (q for q in queries if "windows_s" in q):
+            (s1, e1), (s2, e2) = query["windows_s"]
+            assert s1 < e1 < s2 < e2 and s2 - e1 >= synthetic.EVENT_GAP_S - 1e-9
+            assert [query["start_s"], query["end_s"]] == [s1, e1] and query["action"] in synthetic.REPEATABLE_ACTIONS
+            repeats += 1
+        unchanged += plan == plan_video(index, "train", 0, {**params, "repeat_probability": 0.0}, held_out)
+    assert 0.15 * 200 <= repeats <= 0.4 * 200 and unchanged >= 0.4 * 200
 
 
 def test_charades_sta_matches_jsonl(world):
@@ -117,7 +138,11 @@ def test_charades_sta_matches_jsonl(world):
             head, sentence = line.split("##")
             video_id, start, end = head.split(" ")
             parsed.append((video_id, float(start), float(end), sentence))
-        expected = [(q["video_id"], q["start_s"], q["end_s"], q["sentence"]) for q in read_queries(world, split)]
+        expected = [
+            (q["video_id"], start_s, end_s, q["sentence"])
+            for q in read_queries(world, split)
+            for start_s, end_s in q.get("windows_s", [[q["start_s"], q["end_s"]]])
+        ]  # a sentence with two moments: one line per moment, as Charades-STA writes them
         assert parsed == expected
 
 
