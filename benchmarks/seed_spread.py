@@ -46,9 +46,9 @@ def spread(runs: dict[int, dict], splits=("test", "test_novel")) -> list[dict]:
             if len(values) != len(runs):
                 continue
             count_key = next((c for prefix, c in COUNTS.items() if figure.startswith(prefix)), "num_queries")
-            n = np.mean([r.get(f"{split}_{count_key}", 0) for r in runs.values()])
+            n = float(np.mean([r.get(f"{split}_{count_key}", 0) for r in runs.values()]))
             if figure.startswith("relevance") or figure == "R1@0.5_with_absent":
-                n += np.mean([r.get(f"{split}_num_queries", 0) for r in runs.values()])  # present and absent
+                n += float(np.mean([r.get(f"{split}_num_queries", 0) for r in runs.values()]))  # present and absent
             mean = float(np.mean(values))
             proportion = not figure.endswith(("ECE", "mAP", "mIoU", "AUROC"))
             se = math.sqrt(mean * (100 - mean) / n) if proportion and n and 0 <= mean <= 100 else float("nan")

@@ -21,6 +21,7 @@ import torch
 
 from .metrics import expected_calibration_error, greedy_matches
 
+NEGATIVE_QUERY = {"spans_s": [], "saliency_s": [], "absent": True}  # a negative's per-query fields (others: None)
 MIN_OUTCOMES = 20  # fewer judged scores than this (or only one kind): no fit, the raw sigmoid stays
 LOGIT_CLIP = 1e-6  # probabilities are clipped to [eps, 1 - eps] before the logit
 
@@ -84,8 +85,8 @@ def span_outcomes(records: list[dict], iou: float = 0.5) -> tuple[np.ndarray, np
 
 def with_negative_queries(rows: list[dict], seed: int = 0) -> list[dict]:
     """Video rows (`sentences`, `query_ids`, `spans_s`, optional `absent`) plus, per video, one negative query: the
-    sentence of another video that matches none of this video's own sentences (`absent` True, no moment), drawn with
-    `seed`. Rows that already hold absent queries are kept as they are. As with the training negatives, a sentence
+    sentence of another video that matches none of this video's own sentences (`absent` True, no moment; every other
+    per-query list gets `NEGATIVE_QUERY`'s value or None), drawn with `seed`. Rows that already hold absent queries are kept as they are. As with the training negatives, a sentence
     of another video may still happen in this one (label noise a real dataset has; the synthetic world's own absent
     queries are sure). Returns new rows; the input is not changed."""
     rng = np.random.default_rng([seed, 11])
@@ -97,20 +98,18 @@ def with_negative_queries(rows: list[dict], seed: int = 0) -> list[dict]:
             out.append(row)
             continue
         own = {sentence.strip().lower() for sentence in row["sentences"]}
-        choices = [sentence for other, sentence in pool if other != index and sentence.strip().lower() not in own]
-        if not choices:
+        sentence = None
+        for _ in range(100):  # rejection sampling: a list of every candidate per video is quadratic in the split
+            other, candidate = pool[int(rng.integers(len(pool)))]
+            if other != index and candidate.strip().lower() not in own:
+                sentence = candidate
+                break
+        if sentence is None:
             out.append(row)
             continue
-        sentence = choices[int(rng.integers(len(choices)))]
-        out.append(
-            {
-                **row,
-                "sentences": [*row["sentences"], sentence],
-                "query_ids": [*row["query_ids"], f"{row['video_id']}:negative"],
-                "spans_s": [*row["spans_s"], []],
-                "absent": [*absent, True],
-            }
-        )
+        negative = {**NEGATIVE_QUERY, "sentences": sentence, "query_ids": f"{row['video_id']}:negative"}
+        per_query = [k for k, v in row.items() if isinstance(v, list) and len(v) == len(row["sentences"])]
+        out.append({**row, **{k: [*row[k], negative.get(k)] for k in per_query}, "absent": [*absent, True]})
     return out
 
 

@@ -93,7 +93,7 @@ def test_the_model_serves_calibrated_scores_and_the_same_ranking():
 def test_negative_queries_are_other_videos_sentences():
     rows = [
         {"video_id": "a", "sentences": ["x moves", "y grows"], "query_ids": ["a:1", "a:2"], "spans_s": [[[0, 1]], [[2, 3]]]},
-        {"video_id": "b", "sentences": ["x moves"], "query_ids": ["b:1"], "spans_s": [[[1, 2]]]},
+        {"video_id": "b", "sentences": ["x moves"], "query_ids": ["b:1"], "spans_s": [[[1, 2]]], "saliency_s": [[]]},
         {"video_id": "c", "sentences": ["z spins", "w"], "query_ids": ["c:1", "c:2"], "spans_s": [[[0, 1]], []],
          "absent": [False, True]},
     ]  # fmt: skip
@@ -105,6 +105,7 @@ def test_negative_queries_are_other_videos_sentences():
         ) + [True]
         assert row["sentences"][-1] not in original["sentences"] and row["spans_s"][-1] == []
     assert out[1]["sentences"][-1] != "x moves"  # b's only sentence is a's too: never its negative
+    assert out[1]["saliency_s"] == [[], []] and out[1]["query_ids"] == ["b:1", "b:negative"]  # every per-query list
 
 
 def _records(rng, n=400):
@@ -141,3 +142,31 @@ def test_kept_span_and_multi_moment_figures():
     assert figures["test_multi_spans_kept"] == 2.0 and figures["test_multi_mAP"] == 100.0
     assert kept_span_figures(records[1:2], "val")["val_multi_queries"] == 0
     assert "val_multi_mAP" not in kept_span_figures(records[1:2], "val") and kept_span_figures([], "x") == {}
+
+
+def test_calibrating_on_a_split_scores_it_raw_with_negatives_and_sets_the_config(tmp_path, minilm_path):
+    """`calibrate_on_split` on a real pipeline: the split's rows (with a ratings column, as the loaders give) get one
+    negative each, are scored with the raw sigmoids whatever the model had, and the fit lands in the config."""
+    from conftest import save_tiny_model, write_test_video
+    from transformers import pipeline
+
+    from modeling_tsgv.evaluation import calibrate_on_split
+    from modeling_tsgv.pipeline_tsgv import TASK
+
+    folder = save_tiny_model(tmp_path / "model", minilm_path, relevance_head=True, inference_window_s=20.0)
+    pipe = pipeline(TASK, model=str(folder), device="cpu")
+    pipe.model.config.span_calibration = [3.0, 2.0]  # an earlier fit: not what the new one is fitted on
+    rows = [
+        {"video_id": f"v{i}", "video_path": str(write_test_video(tmp_path / f"v{i}.mp4", np.arange(0, 10, 0.5))),
+         "duration_s": 10.0, "sentences": [f"the {c} shape moves" for c in ("red", "blue")],
+         "query_ids": [f"v{i}:0", f"v{i}:1"], "spans_s": [[[1.0, 4.0]], [[5.0, 8.0], [8.5, 9.5]]],
+         "saliency_s": [[], []], "absent": [False, False]}
+        for i in range(3)
+    ]  # fmt: skip
+    rows[1]["sentences"] = ["a star spins", "it blinks"]
+    fit = calibrate_on_split(pipe, rows, top_k=10)
+    steps = pipe.model.config.num_time_steps  # a one-window video has this many candidates per query
+    assert fit["relevance_outcomes"] == 3 * 3 and fit["span_outcomes"] == 3 * 2 * steps  # negatives: not span-judged
+    assert pipe.model.config.span_calibration == fit["span_calibration"]
+    assert pipe.model.config.relevance_calibration == fit["relevance_calibration"]
+    assert fit["span_ECE_before"] == fit["span_ECE_before"]  # a number: scored, raw
