@@ -311,6 +311,61 @@ def balanced_accuracy(predicted: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean([(predicted[target == c] == c).mean() for c in classes])) if len(classes) else float("nan")
 
 
+def _ridge_fit(
+    x: torch.Tensor, y: torch.Tensor, ridge: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Closed-form ridge regression of (n, k) targets on standardised (n, d) features: (mean, std, weights (d+1, k))."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    design = nn.functional.pad((x - mean) / std, (0, 1), value=1.0)
+    weights = torch.linalg.solve(design.T @ design + ridge * torch.eye(design.shape[1], dtype=x.dtype), design.T @ y)
+    return mean, std, weights
+
+
+def _ridge_predict(x: torch.Tensor, mean, std, weights) -> torch.Tensor:
+    return nn.functional.pad((x - mean) / std, (0, 1), value=1.0) @ weights
+
+
+@torch.no_grad()
+def linear_probe_readouts(backbone: VideoMAEModel, clips, batch_size: int = 64) -> dict[str, float]:
+    """What a backbone's tokens carry, by linear probes (closed-form ridge, one-hot targets) fitted on the tokens of
+    the first half of `clips`' videos and scored on the second half: the `READOUT_NAMES` figures (balanced accuracy
+    of colour and shape over all tokens, of the action and of acting-or-not over object tokens; Pearson r of the
+    coverage). The same probes for every backbone, whatever it was trained for.
+
+    Args: backbone: a `VideoMAEModel` (its last hidden states are probed); clips: a `ClipDataset` (held-out videos;
+        each video's clips are consecutive items).
+    Returns: {READOUT_NAMES key: value}.
+    """
+    backbone.eval()
+    tokens, targets = [], {name: [] for name in TARGET_NAMES}
+    for start in range(0, len(clips), batch_size):
+        items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
+        pixels = torch.stack([item["pixel_values"] for item in items])
+        tokens.append(backbone(pixels).last_hidden_state.flatten(0, 1).double())
+        for name in TARGET_NAMES:
+            targets[name].append(torch.cat([item[name] for item in items]))
+    x, y = torch.cat(tokens), {name: torch.cat(values) for name, values in targets.items()}
+    per_clip = len(x) // len(clips)
+    half = (len(clips) // clips.clips_per_entry // 2) * clips.clips_per_entry * per_clip  # whole videos each side
+    objects = y["action"] != IGNORE
+    out = {}
+    for name, classes, keep, label in (
+        ("colour", TARGET_CLASSES["colour"], torch.ones_like(objects), y["colour"]),
+        ("shape", TARGET_CLASSES["shape"], torch.ones_like(objects), y["shape"]),
+        ("action", TARGET_CLASSES["action"], objects, y["action"].clamp(min=0)),
+        ("motion", 2, objects, (y["action"] > 0).long()),
+    ):
+        fit, score = keep.clone(), keep.clone()
+        fit[half:], score[:half] = False, False
+        fitted = _ridge_fit(x[fit], nn.functional.one_hot(label[fit], classes).double())
+        predicted = _ridge_predict(x[score], *fitted).argmax(-1)
+        out[f"{name}_balanced_accuracy"] = balanced_accuracy(predicted.numpy(), label[score].numpy())
+    fitted = _ridge_fit(x[:half], y["coverage"][:half, None].double())
+    predicted = _ridge_predict(x[half:], *fitted)[:, 0].numpy()
+    out["coverage_correlation"] = float(np.corrcoef(predicted, y["coverage"][half:].numpy())[0, 1])
+    return {key: round(value, 4) for key, value in out.items()}
+
+
 def readout_metrics(eval_pred) -> dict[str, float]:
     """Read-outs on held-out clips: balanced accuracy of colour and shape (all tokens, background a class), of the
     action (object tokens) and of "moving or not" (object tokens: any action vs none), and the Pearson correlation
@@ -365,6 +420,17 @@ class Stage1Arguments:
         metadata={
             "help": "Steps at which to keep a copy of the backbone (snapshots/step-N/), e.g. for a scaling curve."
         },
+    )
+    objective: str = field(
+        default="token_targets",
+        metadata={
+            "help": "token_targets: dense per-token targets from the generator (the shipped synthetic-tiny); "
+            "recognition: VideoMAE's masked reconstruction, then clip-level classification of the actions, colours "
+            "and shapes that occur (as real checkpoints are made; modeling_tsgv/stage1_recognition.py)."
+        },
+    )
+    mae_steps: int = field(
+        default=3000, metadata={"help": "--objective recognition: masked-reconstruction steps before classification."}
     )
     cache_workers: int = field(default=2, metadata={"help": "Processes that decode the frame cache."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an earlier run in --output_dir."})
@@ -432,13 +498,29 @@ def check_arguments(args: Stage1Arguments, training_args: Stage1TrainingArgument
         raise Stage1Error(f"--init_from {args.init_from}: no config.json there (not a saved backbone folder)")
     if training_args.max_steps < 1:
         raise Stage1Error(f"--max_steps must be >= 1, got {training_args.max_steps}")
+    check_objective(args, training_args)
     out = Path(training_args.output_dir)
-    earlier = (out / "backbone").exists() or any(out.glob("checkpoint-*"))
+    earlier = (out / "backbone").exists() or any(out.glob("checkpoint-*")) or (out / "mae").exists()
     if earlier and not (args.overwrite_output_dir or training_args.resume_from_checkpoint):
         raise Stage1Error(
             f"--output_dir {out} holds an earlier stage-1 run: pass --resume_from_checkpoint last to continue it, "
             "--overwrite_output_dir to replace it, or another --output_dir"
         )
+
+
+def check_objective(args: Stage1Arguments, training_args: Stage1TrainingArguments) -> None:
+    """`--objective` and the flags that go with it: `Stage1Error` naming the flag."""
+    if args.objective not in ("token_targets", "recognition"):
+        raise Stage1Error(f"--objective must be token_targets or recognition, got {args.objective!r}")
+    if args.objective != "recognition":
+        return
+    if not 0 < args.mae_steps < training_args.max_steps:
+        raise Stage1Error(
+            f"--mae_steps ({args.mae_steps}) must be > 0 and below --max_steps ({training_args.max_steps}): "
+            "masked reconstruction first, then clip classification for the rest"
+        )
+    if args.init_from is not None or args.snapshot_steps:
+        raise Stage1Error("--init_from and --snapshot_steps work with --objective token_targets only")
 
 
 def prepare_worlds(args: Stage1Arguments, output_dir: Path) -> list[dict]:
@@ -622,7 +704,13 @@ def prepare_output_dir(args, training_args) -> tuple[Path, str | None]:
     `--overwrite_output_dir`), and the checkpoint to resume from (`last`: the newest complete one, None if none)."""
     output_dir = Path(training_args.output_dir)
     if args.overwrite_output_dir and not training_args.resume_from_checkpoint:
-        for stale in [output_dir / "backbone", output_dir / "snapshots", *output_dir.glob("checkpoint-*")]:
+        stale_folders = [
+            output_dir / "backbone",
+            output_dir / "snapshots",
+            output_dir / "mae",
+            output_dir / "classification",
+        ]
+        for stale in [*stale_folders, *output_dir.glob("checkpoint-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         (output_dir / "stage1_progress.json").unlink(missing_ok=True)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -660,6 +748,17 @@ def clip_datasets(args, training_args, output_dir: Path, config: VideoMAEConfig)
     return datasets
 
 
+def world_record(args: Stage1Arguments) -> dict:
+    """The stage-1 worlds as `stage1.json` records them: presets, videos per world, seeds, held-out share and seed,
+    samplings per video, frames per sampling."""
+    return {
+        "presets": args.presets, "num_videos_per_world": args.num_videos,
+        "seeds": [args.world_seed + k for k in range(len(args.presets))], "held_out_seed": args.held_out_seed,
+        "held_out_fraction": args.held_out_fraction, "samplings_per_video": args.samplings_per_video,
+        "num_frames": args.num_frames,
+    }  # fmt: skip
+
+
 def main(argv=None) -> dict:
     """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -671,13 +770,16 @@ def main(argv=None) -> dict:
     output_dir, resume = prepare_output_dir(args, training_args)
     config = backbone_config(args)
     datasets = clip_datasets(args, training_args, output_dir, config)
+    command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.objective == "recognition":
+        from .stage1_recognition import run_recognition
+
+        # each phase resumes from its own checkpoints (the flag as given: "last" or a path)
+        return run_recognition(
+            args, training_args, output_dir, datasets, config, training_args.resume_from_checkpoint, command
+        )
     model, earlier = build_model(args, training_args.seed)
-    world = {
-        "presets": args.presets, "num_videos_per_world": args.num_videos,
-        "seeds": [args.world_seed + k for k in range(len(args.presets))], "held_out_seed": args.held_out_seed,
-        "held_out_fraction": args.held_out_fraction, "samplings_per_video": args.samplings_per_video,
-        "num_frames": args.num_frames,
-    }  # fmt: skip
+    world = world_record(args)
 
     def record_of(step: int, seconds: float, metrics: dict) -> dict:
         return {
@@ -699,7 +801,6 @@ def main(argv=None) -> dict:
             save_backbone(model, output_dir / "snapshots" / f"step-{step}", record_of(step, seconds, metrics),
                           config.image_size)  # fmt: skip
 
-    command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
     progress = ProgressCallback(output_dir, args.snapshot_steps, save_snapshot, command)
     trainer = Stage1Trainer(
         model=model,

@@ -137,3 +137,68 @@ def test_init_from_a_saved_backbone_continues_its_count(tmp_path):
     heads = load_file(first / "backbone" / "stage1_heads.safetensors")
     assert torch.equal(model.state_dict()["heads.action.weight"], heads["heads.action.weight"])
     assert earlier["steps"] == 2
+
+
+def test_clip_labels_say_what_occurs_in_the_clip_and_nothing_of_where():
+    from modeling_tsgv.stage1_recognition import CLIP_LABELS, clip_labels
+
+    colour = torch.tensor([0, 1, 1, 3, 0, 0])  # red on two tokens, blue on one, background elsewhere
+    shape = torch.tensor([0, 2, 2, 5, 0, 0])
+    action = torch.tensor([IGNORE, 0, ACTIONS.index("spin") + 1, 0, IGNORE, IGNORE])
+    labels = clip_labels(colour, shape, action)
+    on = {CLIP_LABELS[i] for i in labels.nonzero().flatten().tolist()}
+    assert on == {"action:spin", "colour:red", "colour:blue", f"shape:{list(SHAPES)[1]}", f"shape:{list(SHAPES)[4]}"}
+    assert torch.equal(labels, clip_labels(colour.flip(0), shape.flip(0), action.flip(0)))  # no where, no when
+
+
+def test_tube_masks_hide_the_same_patches_at_every_time_step():
+    from modeling_tsgv.stage1_recognition import tube_mask
+
+    mask = tube_mask(16, 4, 0.9, torch.Generator().manual_seed(0))
+    assert mask.shape == (64,) and mask.sum() == 4 * 14
+    assert all(torch.equal(mask[:16], mask[16 * t : 16 * (t + 1)]) for t in range(4))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--objective", "contrastive"], "--objective must be token_targets or recognition"),
+        (["--objective", "recognition", "--mae_steps", "10", "--max_steps", "10"], "--mae_steps (10) must be > 0"),
+        (["--objective", "recognition", "--snapshot_steps", "5"], "work with --objective token_targets only"),
+    ],
+)
+def test_recognition_arguments_that_cannot_work_stop_with_one_line(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as stop:
+        pretraining.main(["--output_dir", str(tmp_path / "out"), *flags])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loads_and_resumes(tmp_path):
+    """Masked reconstruction, then clip classification: a VideoMAEForVideoClassification folder (as a Kinetics
+    fine-tune is) with its record and card; stopped in phase 2 and resumed, it equals a straight run."""
+    from transformers import VideoMAEForVideoClassification
+
+    from modeling_tsgv.stage1_recognition import CLIP_LABELS
+    from modeling_tsgv.video_backbones import load_video_backbone
+
+    recognition = ["--objective", "recognition", "--mae_steps", "2", *TINY_RUN]
+    straight = pretraining.main(["--output_dir", str(tmp_path / "straight"), "--max_steps", "5", *recognition])
+    stopped = tmp_path / "stopped"
+    pretraining.main(["--output_dir", str(stopped), "--max_steps", "4", *recognition])
+    resumed = pretraining.main(
+        ["--output_dir", str(stopped), "--max_steps", "5", "--resume_from_checkpoint", "last", *recognition]
+    )
+    assert straight["classification_steps"] == resumed["classification_steps"] == 3 and resumed["mae_steps"] == 2
+    assert set(resumed["readouts"]) == set(pretraining.READOUT_NAMES) == set(resumed["readouts_at_init"])
+    assert set(resumed["clip_readouts"]) == {"action_clip_mAP", "colour_clip_mAP", "shape_clip_mAP"}
+    folder = stopped / "backbone"
+    model = VideoMAEForVideoClassification.from_pretrained(folder)
+    assert list(model.config.id2label.values()) == list(CLIP_LABELS)
+    assert model.config.problem_type == "multi_label_classification"
+    a = VideoMAEForVideoClassification.from_pretrained(tmp_path / "straight" / "backbone").state_dict()
+    b = model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # stopping in phase 2 and resuming changed nothing
+    card = (folder / "README.md").read_text()
+    assert "{" not in card.split("```")[0] and "masked reconstruction" in card and "| **" in card
+    backbone = load_video_backbone(str(folder))  # as run_grounding.py --video_model loads it
+    assert backbone.config.hidden_size == model.config.hidden_size and backbone.layernorm is not None
