@@ -759,6 +759,14 @@ def world_record(args: Stage1Arguments) -> dict:
     }  # fmt: skip
 
 
+def recognition_stage1(args, training_args, output_dir: Path, datasets: dict, config, command: str) -> dict:
+    """`--objective recognition` (`stage1_recognition.run_recognition`, imported only then)."""
+    from .stage1_recognition import run_recognition
+
+    resume = training_args.resume_from_checkpoint
+    return run_recognition(args, training_args, output_dir, datasets, config, resume, command)
+
+
 def main(argv=None) -> dict:
     """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -771,13 +779,8 @@ def main(argv=None) -> dict:
     config = backbone_config(args)
     datasets = clip_datasets(args, training_args, output_dir, config)
     command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
-    if args.objective == "recognition":
-        from .stage1_recognition import run_recognition
-
-        # each phase resumes from its own checkpoints (the flag as given: "last" or a path)
-        return run_recognition(
-            args, training_args, output_dir, datasets, config, training_args.resume_from_checkpoint, command
-        )
+    if args.objective == "recognition":  # each phase resumes from its own checkpoints: the flag as given
+        return recognition_stage1(args, training_args, output_dir, datasets, config, command)
     model, earlier = build_model(args, training_args.seed)
     world = world_record(args)
 
