@@ -369,6 +369,21 @@ class GroundingTrainingArguments(TrainingArguments):
     max_nonfinite_steps: int = field(
         default=5, metadata={"help": "Steps with a non-finite loss or gradient are skipped; this many in a row stop."}
     )
+    backbone_lr_multiplier: float = field(
+        default=1.0,
+        metadata={
+            "help": "Learning rate of the pretrained parts (video backbone blocks, a trained text encoder) as a "
+            "multiple of --learning_rate; the adapters, pooling and head keep --learning_rate (full / partial "
+            "tuning: e.g. 0.1)."
+        },
+    )
+    layer_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "Layer-wise learning-rate decay of the video backbone (BEiT / VideoMAE fine-tuning): block i of L "
+            "gets multiplier x decay^(L - i), the embeddings decay^(L + 1); 1: none (e.g. 0.75)."
+        },
+    )
 
     output_dir: str | None = field(default="outputs/tsgv-synthetic", metadata={"help": "Where to save everything."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: frames decode lazily."})
@@ -400,6 +415,14 @@ class GroundingTrainingArguments(TrainingArguments):
             "device; the Trainer's own filter reads every micro-batch's loss back to the host (a wait per step)."
         },
     )
+
+    def __post_init__(self):
+        if not self.backbone_lr_multiplier > 0:
+            raise ValueError(f"--backbone_lr_multiplier must be > 0, got {self.backbone_lr_multiplier}")
+        if not 0 < self.layer_decay <= 1:
+            raise ValueError(f"--layer_decay must be in (0, 1], got {self.layer_decay}")
+        super().__post_init__()
+
     dataloader_num_workers: int = field(default=2)
     log_level: str = field(default="info", metadata={"help": "Main-process log level (replicas: log_level_replica)."})
     overwrite_output_dir: bool = field(

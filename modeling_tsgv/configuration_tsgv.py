@@ -174,6 +174,9 @@ class TSGVConfig(PreTrainedConfig):
             Weight of the relevance head's binary cross-entropy.
         relevance_threshold (`float`, *optional*, defaults to 0.5):
             Below this relevance an answer is "probably not in this video" (pipeline, `tsgv-ground`, metrics).
+        drop_path_rate (`float`, *optional*, defaults to 0.0):
+            Stochastic depth of the backbone blocks that train (full / partial tuning), as VideoMAE fine-tuning uses:
+            in training, block i of L is skipped per clip with probability rate * i / (L - 1).
         span_calibration / relevance_calibration (`list[float]`, *optional*):
             [slope, intercept] of the Platt scaling of span scores / `relevance` (`modeling_tsgv.calibration`), that
             `run_grounding.py` fits on the validation split; None: the raw sigmoid.
@@ -231,6 +234,7 @@ class TSGVConfig(PreTrainedConfig):
     relevance_head: bool = False
     loss_relevance_weight: float = 1.0
     relevance_threshold: float = 0.5
+    drop_path_rate: float = 0.0
     span_calibration: list[float] | None = None
     relevance_calibration: list[float] | None = None
 
@@ -291,13 +295,7 @@ class TSGVConfig(PreTrainedConfig):
             raise ValueError(
                 f"num_frames ({self.num_frames}) must be a positive multiple of clip_frames ({self.clip_frames})"
             )
-        for name in ("scada_temporal_kernel", "head_temporal_kernel"):
-            if getattr(self, name) < 1 or getattr(self, name) % 2 == 0:
-                raise ValueError(f"{name} must be odd and >= 1, got {getattr(self, name)}")
-        if self.head_hidden_size % self.head_num_heads:
-            raise ValueError(
-                f"head_hidden_size ({self.head_hidden_size}) must be divisible by head_num_heads ({self.head_num_heads})"
-            )
+        check_layer_fields(self)
         check_decoding_fields(self)
         check_loss_fields(self)
 
@@ -326,6 +324,20 @@ class TSGVConfig(PreTrainedConfig):
     def hidden_size(self) -> int:
         """Width of the video backbone; DeepSpeed's "auto" bucket sizes read this (not the text encoder's width)."""
         return self.backbone_config.hidden_size
+
+
+def check_layer_fields(config) -> None:
+    """The layer-shape and regularisation fields of a `TSGVConfig` (kernels, head width, drop path): a ValueError
+    naming the field when one cannot work."""
+    for name in ("scada_temporal_kernel", "head_temporal_kernel"):
+        if getattr(config, name) < 1 or getattr(config, name) % 2 == 0:
+            raise ValueError(f"{name} must be odd and >= 1, got {getattr(config, name)}")
+    if config.head_hidden_size % config.head_num_heads:
+        raise ValueError(
+            f"head_hidden_size ({config.head_hidden_size}) must be divisible by head_num_heads ({config.head_num_heads})"
+        )
+    if not 0.0 <= config.drop_path_rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {config.drop_path_rate}")
 
 
 def check_decoding_fields(config) -> None:

@@ -561,6 +561,17 @@ class OutputRecord:
             self.attentions.append(weights)
 
 
+def drop_path(block: nn.Module, hidden: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """`block(hidden)` with stochastic depth (per clip, the whole block's residual update dropped with probability
+    `rate` and the kept ones scaled by 1 / (1 - rate)) in training when the block trains; otherwise `block(hidden)`.
+    A frozen block never drops: its output is a cached, query-independent state. hidden (B*C, N, D)."""
+    out = block(hidden)
+    if not training or rate == 0.0 or not any(p.requires_grad for p in block.parameters()):
+        return out
+    keep = (torch.rand(hidden.shape[0], 1, 1, device=hidden.device) >= rate).to(hidden.dtype) / (1.0 - rate)
+    return hidden + (out - hidden) * keep
+
+
 class TSGVVideoBackbone(nn.Module):
     """The video path of [`TSGVForGrounding`] in its two stages: `encode_video` runs the query-independent blocks
     once per video, `query_features` the SCADA adapters and the blocks above them once per query, then pools each
@@ -585,6 +596,8 @@ class TSGVVideoBackbone(nn.Module):
         # backbone blocks run x clips they ran on, by mode ("train" / "eval"): what video-centric batches and the
         # caches save is read here (a recomputation under activation checkpointing is not counted)
         self.block_clip_passes = {"train": 0, "eval": 0}
+        layers = len(video_model.encoder.layer)
+        self.drop_path_rates = [config.drop_path_rate * i / max(layers - 1, 1) for i in range(layers)]  # timm's ramp
 
     def set_trainable(self, mode: str, partial_layers: list[int]) -> None:
         """`requires_grad` by tuning mode: the VideoMAE blocks under "full" (all) or "partial" (`partial_layers`),
@@ -603,7 +616,9 @@ class TSGVVideoBackbone(nn.Module):
 
         hidden (B*C, N, D) -> (B*C, N, D); sentence (B, D_text) or None (query-independent stage: no adapter)."""
         if backbone:
-            hidden = self.video_model.encoder.layer[index](hidden)
+            hidden = drop_path(
+                self.video_model.encoder.layer[index], hidden, self.drop_path_rates[index], self.training
+            )
         if sentence is not None and str(index) in self.adapters:
             hidden = self.adapters[str(index)](hidden, sentence, steps_per_clip)
         return hidden

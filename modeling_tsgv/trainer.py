@@ -378,6 +378,80 @@ class DecodeFailureLog:
         return list({(r["split"], r["video_id"]): r for r in records}.values())
 
 
+def _layer_id(name: str, num_layers: int) -> int | None:
+    """BEiT's layer id of a video-backbone parameter (embeddings 0, block i -> i + 1, the final norm num_layers + 1);
+    None for a parameter outside the video backbone."""
+    name = name.replace("_orig_mod.", "").replace("module.", "")
+    prefix = "backbone.video_model."
+    if not name.startswith(prefix):
+        return None
+    rest = name[len(prefix) :]
+    if rest.startswith("embeddings."):
+        return 0
+    if rest.startswith("encoder.layer."):
+        return int(rest.split(".")[2]) + 1
+    return num_layers + 1
+
+
+def backbone_lr_scales(model, multiplier: float = 1.0, layer_decay: float = 1.0) -> dict[str, float]:
+    """Learning-rate scale per trainable parameter (its name in `model.named_parameters()`), as VideoMAE / BEiT
+    fine-tuning sets them: video backbone block i of L gets `multiplier * layer_decay ** (L - i)`, its embeddings
+    `multiplier * layer_decay ** (L + 1)`, its final norm `multiplier`; a trained text encoder `multiplier`; what tsgv
+    adds (SCADA adapters, pooling, head) 1. Written here because timm's `param_groups_layer_decay` needs a timm
+    model's `group_matcher`, which transformers' VideoMAE does not have."""
+    num_layers = model.config.backbone_config.num_hidden_layers
+    scales = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = _layer_id(name, num_layers)
+        if layer is not None:
+            scales[name] = multiplier * layer_decay ** (num_layers + 1 - layer)
+        elif "text_model." in name:
+            scales[name] = multiplier
+        else:
+            scales[name] = 1.0
+    return scales
+
+
+def lr_scaling(args) -> tuple[float, float]:
+    """(--backbone_lr_multiplier, --layer_decay) of TrainingArguments (1, 1 for arguments without them)."""
+    return getattr(args, "backbone_lr_multiplier", 1.0), getattr(args, "layer_decay", 1.0)
+
+
+def check_lr_scaling(trainer) -> None:
+    """ValueError when learning-rate scaling is asked for but DeepSpeed would build the optimiser itself (a DeepSpeed
+    config with an "optimizer" section makes it from one parameter group, ignoring the scales)."""
+    scaled = lr_scaling(trainer.args) != (1.0, 1.0)
+    if scaled and trainer.is_deepspeed_enabled and "optimizer" in trainer.args.hf_deepspeed_config.config:
+        raise ValueError(
+            '--backbone_lr_multiplier / --layer_decay need the Trainer\'s optimiser: remove the "optimizer" section '
+            "of the DeepSpeed config (ds_configs/*.json have none)"
+        )
+
+
+def layer_scaled_optimizer(trainer, model, multiplier: float, layer_decay: float):
+    """The optimiser `trainer.args` asks for, its parameter groups split by weight decay (the Trainer's rule) and by
+    learning-rate scale (`backbone_lr_scales`): each group's lr is --learning_rate x its scale."""
+    optimizer_cls, kwargs = trainer.get_optimizer_cls_and_kwargs(trainer.args, model)
+    if {"params", "model", "optimizer_dict"} & set(kwargs):
+        raise ValueError(
+            f"--backbone_lr_multiplier / --layer_decay need a plain optimiser, not --optim {trainer.args.optim}"
+        )
+    decays = set(trainer.get_decay_parameter_names(model))
+    scales = backbone_lr_scales(model, multiplier, layer_decay)
+    groups: dict[tuple[bool, float], list] = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            groups.setdefault((name in decays, scales[name]), []).append(param)
+    base_lr = kwargs.pop("lr", trainer.args.learning_rate)
+    weight_decay = trainer.args.weight_decay
+    return optimizer_cls(
+        [{"params": params, "weight_decay": weight_decay if decayed else 0.0, "lr": base_lr * scale}
+         for (decayed, scale), params in groups.items()], lr=base_lr, **kwargs,
+    )  # fmt: skip
+
+
 def foreground_steps(batches: list[dict], config) -> torch.Tensor | None:
     """The foreground time steps (`count_positive_steps`) of the labelled batches among `batches`, summed: a 0-d
     tensor, or None when none has labels. L_t from each batch's frames (or `config.num_time_steps` for cached
@@ -441,6 +515,15 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.step_timer = StepTimer()  # seconds per optimiser step, for all_results.json
         self.add_callback(self.step_timer)
         self._phase = "train"
+        check_lr_scaling(self)
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimiser; with `--backbone_lr_multiplier` / `--layer_decay` its parameter groups are split
+        by learning-rate scale (`layer_scaled_optimizer`) as well as by weight decay."""
+        multiplier, decay = lr_scaling(self.args)
+        if self.optimizer is None and (multiplier, decay) != (1.0, 1.0):
+            self.optimizer = layer_scaled_optimizer(self, self.model if model is None else model, multiplier, decay)
+        return super().create_optimizer(model)  # keeps an optimiser already set
 
     @property
     def decode_failures(self) -> list[dict]:
