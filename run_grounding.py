@@ -272,6 +272,14 @@ class DataArguments:
     )
     synthetic_num_videos: int = field(default=1000, metadata={"help": "Synthetic videos (all splits together)."})
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
+    synthetic_split_videos: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "Videos per split (train val test test_novel), instead of --synthetic_num_videos split 70/10/10/"
+            "10; the same train and val counts give the same videos. E.g. 700 100 520 1250: test splits of about "
+            "1,500 queries each (a binomial standard error near 1 point)."
+        },
+    )
     max_queries_per_video: int | None = field(default=8, metadata={"help": "Queries sampled per video and step."})
     negatives_per_video: int = field(
         default=1,
@@ -481,6 +489,11 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
     positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         positive(name, getattr(data_args, name))
+    split_videos = data_args.synthetic_split_videos
+    if split_videos is not None and (len(split_videos) != 4 or min(split_videos) < 0 or min(split_videos[:2]) < 1):
+        raise ArgumentError(
+            f"--synthetic_split_videos needs 4 counts (train val test test_novel; train and val >= 1), got {split_videos}"
+        )
     if data_args.negatives_per_video < 0:
         raise ArgumentError(f"--negatives_per_video must be >= 0, got {data_args.negatives_per_video}")
     holds_out = data_args.dataset != "synthetic" and not data_args.validation_file and data_args.train_file
@@ -627,6 +640,7 @@ def resolve_annotation_files(data_args: DataArguments) -> dict:
             num_videos=data_args.synthetic_num_videos,
             seed=data_args.synthetic_seed,
             preset=data_args.synthetic_preset,
+            split_videos=data_args.synthetic_split_videos,
         )
         folder = os.path.join(data_args.synthetic_dir, "annotations")
         splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}

@@ -690,6 +690,8 @@ def _cached_meta(out_dir: Path, params: dict) -> dict | None:
 def _jobs(num_videos: int, seed: int, params: dict, held_out) -> list[tuple]:
     """One worker job per video: splits in order train, val, test, test_novel; test_novel cycles the held-out combos."""
     counts = split_counts(num_videos, params["split_fractions"])
+    if params.get("split_videos") is not None:
+        counts = dict(zip(SPLITS, params["split_videos"]))
     splits = [split for split in SPLITS for _ in range(counts[split])]
     first_novel = splits.index("test_novel") if "test_novel" in splits else num_videos
     jobs = []
@@ -833,6 +835,7 @@ def generate(
     num_workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    split_videos=None,
 ) -> dict:
     """Write the synthetic grounding world to `out_dir` (or reuse it when already there) and return its meta dict.
 
@@ -842,16 +845,29 @@ def generate(
     `preset` (a key of `PRESETS`) sets the look of the world; `image_size` (px), `fps`, `min_duration_s` and
     `max_duration_s` override the preset's values when given. The (colour, action) combinations kept for test_novel
     are `held_out_combos(held_out_seed)` (default: `seed`); a world of another seed that must never show the held-out
-    combinations of a given world (a stage-1 pretraining world) passes that world's seed here.
+    combinations of a given world (a stage-1 pretraining world) passes that world's seed here. `split_videos` (train,
+    val, test, test_novel counts) sets every split's size instead of `num_videos` x `split_fractions` — test splits
+    large enough to tell methods apart (about 2.9 queries per test video, 1.2 per test_novel video) beside an
+    unchanged training world: the train and val videos of the same counts are the same videos.
 
     Example:
         >>> meta = generate("/tmp/syn", num_videos=8, image_size=64, progress=False)
         >>> meta["counts"]["train"]["videos"]
         5
     """
+    if split_videos is not None:
+        split_videos = [int(count) for count in split_videos]
+        if len(split_videos) != len(SPLITS) or min(split_videos) < 0 or split_videos[0] < 1:
+            raise ValueError(
+                f"split_videos must be {len(SPLITS)} counts ({', '.join(SPLITS)}), train >= 1, got {split_videos}"
+            )
+        num_videos = sum(split_videos)
+        split_fractions = [count / num_videos for count in split_videos]
     params = _world_params(
         preset, num_videos, seed, image_size, fps, min_duration_s, max_duration_s, split_fractions, held_out_seed
     )
+    if split_videos is not None:
+        params["split_videos"] = split_videos  # recorded only when given: worlds made without it stay reusable
     out_dir = Path(out_dir)
     cached = None if overwrite else _cached_meta(out_dir, params)
     if cached is not None:

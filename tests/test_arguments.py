@@ -43,6 +43,7 @@ NONSENSE = [
     (["--resume_from_checkpoint", "last"], "--resume_from_checkpoint last"),
     (["--resume_from_checkpoint", "no/such/checkpoint-3"], "--resume_from_checkpoint"),
     (["--dataloader_persistent_workers", "--dataloader_num_workers", "1"], "--dataloader_persistent_workers"),
+    (["--synthetic_split_videos", "10", "2", "3"], "--synthetic_split_videos needs 4 counts"),
     (["--backbone_lr_multiplier", "0"], "--backbone_lr_multiplier must be > 0"),
     (["--layer_decay", "1.5"], "--layer_decay must be in (0, 1]"),
     (["--config_overrides", "drop_path_rate=1.0"], "drop_path_rate"),

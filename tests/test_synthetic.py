@@ -129,6 +129,18 @@ def test_some_sentences_have_two_moments():
     assert 0.15 * 200 <= repeats <= 0.4 * 200 and unchanged >= 0.4 * 200
 
 
+def test_split_videos_grow_the_test_splits_around_the_same_training_world(world, tmp_path):
+    """Larger test splits for evaluation that resolves small differences: train and val stay the same videos."""
+    bigger = generate(tmp_path, **{**WORLD, "num_videos": None}, split_videos=[5, 1, 3, 4], progress=False)
+    assert {split: bigger["counts"][split]["videos"] for split in SPLITS} == dict(zip(SPLITS, [5, 1, 3, 4]))
+    for split in ("train", "val"):
+        assert (tmp_path / f"annotations/{split}.jsonl").read_bytes() == (
+            world / f"annotations/{split}.jsonl"
+        ).read_bytes()
+    with pytest.raises(ValueError, match="split_videos must be 4 counts"):
+        generate(tmp_path / "bad", **WORLD, split_videos=[0, 1, 1, 1], progress=False)
+
+
 def test_charades_sta_matches_jsonl(world):
     for split in SPLITS:
         lines = (world / "annotations" / f"{split}.charades_sta.txt").read_text().split("\n")
