@@ -821,6 +821,21 @@ def with_absent_queries(annotation_path, seed: int = 0) -> Path:
     return target
 
 
+def _checked_split_videos(split_videos) -> list[int]:
+    """`split_videos` as a list of ints, one per split of `SPLITS`; ValueError naming the rule when it breaks it."""
+    counts = [int(count) for count in split_videos]
+    if len(counts) != len(SPLITS) or min(counts) < 0 or counts[0] < 1:
+        raise ValueError(f"split_videos must be {len(SPLITS)} counts ({', '.join(SPLITS)}), train >= 1, got {counts}")
+    return counts
+
+
+def _remove_stale_videos(video_dir: Path, video_ids: set) -> None:
+    """Delete the world's videos in `video_dir` whose id is not in `video_ids` (left by an earlier, larger world)."""
+    for stale in video_dir.iterdir():
+        if VIDEO_ID_PATTERN.fullmatch(stale.name) and stale.stem not in video_ids:
+            stale.unlink()
+
+
 def generate(
     out_dir,
     num_videos: int = 500,
@@ -856,11 +871,7 @@ def generate(
         5
     """
     if split_videos is not None:
-        split_videos = [int(count) for count in split_videos]
-        if len(split_videos) != len(SPLITS) or min(split_videos) < 0 or split_videos[0] < 1:
-            raise ValueError(
-                f"split_videos must be {len(SPLITS)} counts ({', '.join(SPLITS)}), train >= 1, got {split_videos}"
-            )
+        split_videos = _checked_split_videos(split_videos)
         num_videos = sum(split_videos)
         split_fractions = [count / num_videos for count in split_videos]
     params = _world_params(
@@ -880,11 +891,8 @@ def generate(
     held_out = held_out_combos(params["held_out_seed"])
     jobs = _jobs(num_videos, seed, params, held_out)
     results = _run_jobs(jobs, out_dir, num_workers or os.cpu_count() or 1, progress)
-    video_ids = [r["video_id"] for r in results]
-    for stale in (out_dir / "videos").iterdir():  # videos of an earlier, larger world
-        if VIDEO_ID_PATTERN.fullmatch(stale.name) and stale.stem not in set(video_ids):
-            stale.unlink()
-    meta = _world_meta(params, seed, held_out, _write_annotations(out_dir, results), video_ids)
+    _remove_stale_videos(out_dir / "videos", {r["video_id"] for r in results})
+    meta = _world_meta(params, seed, held_out, _write_annotations(out_dir, results), [r["video_id"] for r in results])
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     logger.info("wrote %d synthetic videos to %s in %.1f s", num_videos, out_dir, time.perf_counter() - start_time_s)
     return meta
