@@ -13,6 +13,7 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part peer --seeds 0 1 2  # 5: transformers' TvpForVideoGrounding, 2 epochs each
     python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
     python benchmarks/study.py --part standard --seeds 0 1 2  # 6: the tuning modes on the harder world
+    python benchmarks/study.py --part backbones --seeds 0 1 2  # 7: both shipped backbones, ~1,500-query test splits
     python benchmarks/study.py --part ablations --seeds 1 2 --only "*mean-pooling*"  # some arms only
     python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
@@ -38,13 +39,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "study"
 WORK = REPO / "outputs" / "study"
-PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full")
+PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full", "backbones")
 # the sampling and features parts compare training cost at equal epochs: no evaluation or checkpoint inside training
 COST_ONLY = ["--num_train_epochs", "2", "--eval_strategy", "no", "--save_strategy", "no"]
 COST_ONLY += ["--load_best_model_at_end", "False"]
 # queries kept per video: Charades-STA has about 2.3 per video, ActivityNet Captions about 3.7 (notes/peers.md)
 QUERY_MIXES = {"charades": 2.3, "activitynet": 3.7}
 NUM_BLOCKS = 4  # the shipped backbone's blocks (modeling_tsgv/checkpoints/videomae-tiny-synthetic)
+# part 7's test splits: about 1,500 queries each in test and test_novel (binomial s.e. of R1@0.5 near 1 point),
+# around the default job's 700 train / 100 val videos (generate(split_videos=...))
+LARGE_SPLITS = ["--synthetic_split_videos", "700", "100", "520", "1250"]
+# part 7's backbones: the built-in name and how the tables call it
+BACKBONES = {"synthetic-tiny": "token targets", "synthetic-tiny-recognition": "recognition"}
 
 
 @dataclass
@@ -232,6 +238,29 @@ def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
     return arms
 
 
+def backbone_arms(seeds: list[int]) -> list[Arm]:
+    """Part 7: frozen / SCADA / SCADA without the sentence FiLM on each shipped backbone (`BACKBONES`: today's
+    token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries (`LARGE_SPLITS`).
+    Ordered seed by seed, so a part stopped halfway has every arm at the same number of seeds."""
+    modes = {
+        "frozen": ["--backbone_tuning", "frozen"],
+        "scada": ["--backbone_tuning", "scada"],
+        "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
+    }
+    return [
+        Arm(
+            f"backbones-{backbone}-{mode.replace(', ', '-').replace(' ', '-').lower()}-seed{seed}",
+            "backbones",
+            ["--video_model", backbone, *LARGE_SPLITS, *flags],
+            seed,
+            {"backbone": label, "mode": mode},
+        )
+        for seed in seeds
+        for backbone, label in BACKBONES.items()
+        for mode, flags in modes.items()
+    ]
+
+
 def arms_of(part: str, seeds: list[int]) -> list[Arm]:
     """The arms of one part (seeds apply to the parts that learn)."""
     if part == "sampling":
@@ -244,6 +273,8 @@ def arms_of(part: str, seeds: list[int]) -> list[Arm]:
         return ablation_arms(seeds)
     if part in ("peer", "peer-full"):
         return peer_arms(seeds, full=part == "peer-full")
+    if part == "backbones":
+        return backbone_arms(seeds)
     # and the easy world's clearest ablation (mean spatial pooling), to see whether it carries over
     mean = ["--synthetic_preset", "standard", "--backbone_tuning", "scada", "--spatial_pooling", "mean"]
     pooled = [

@@ -5,6 +5,7 @@ Means are over the seeds an arm has; ± is the sample standard deviation (— wi
 """
 
 import json
+import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -122,6 +123,65 @@ def quality_table(records: list[dict], key: str, first: str) -> str:
     return table(header, quality_rows(records, key)) + footer(records)
 
 
+def binomial_se(percent: float, num_queries: float) -> float:
+    """The binomial standard error (points) of a recall `percent` measured on `num_queries` queries."""
+    p = percent / 100
+    return 100 * math.sqrt(p * (1 - p) / num_queries)
+
+
+def split_stats(results: list[dict], split: str) -> tuple[float, float, float]:
+    """(mean, sample std over seeds (0 with one seed), mean binomial s.e.) of `split`'s R1@0.5 over `results`."""
+    values = [r[f"{split}_R1@0.5"] for r in results]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    se = statistics.mean(binomial_se(r[f"{split}_R1@0.5"], r[f"{split}_num_queries"]) for r in results)
+    return statistics.mean(values), std, se
+
+
+def backbones_table(records: list[dict]) -> str:
+    """Part 7: per backbone and mode, R1@0.5 (mean ± std over seeds, binomial s.e. of one run) and mIoU on both
+    test splits; then, per backbone, each mode against frozen and SCADA against SCADA without FiLM, with the
+    difference called one only when it exceeds both the larger seed std of the two arms and the binomial s.e. of a
+    difference of two runs (sqrt(se_a^2 + se_b^2))."""
+    groups = defaultdict(list)
+    for record in records:
+        groups[(record["labels"]["backbone"], record["labels"]["mode"])].append(record["results"])
+    rows = []
+    for (backbone, mode), results in groups.items():
+        row = [backbone, mode, len(results)]
+        for split in ("test", "test_novel"):
+            mean, std, se = split_stats(results, split)
+            row += [f"{mean:.1f} ± {std:.1f}", f"{se:.1f}", mean_std([r[f"{split}_mIoU"] for r in results])]
+        row += [
+            f"{statistics.mean(r[f'{split}_num_queries'] for r in results):,.0f}" for split in ("test", "test_novel")
+        ]
+        rows.append(row)
+    header = ["backbone", "mode", "seeds", "test R1@0.5", "s.e.", "test mIoU", "novel R1@0.5", "s.e.", "novel mIoU"]
+    text = table(header + ["test queries", "novel queries"], rows)
+    comparisons = []
+    for (backbone, mode), results in groups.items():
+        against = [("frozen", mode)] if mode != "frozen" else []
+        against += [("scada, no FiLM", mode)] if mode == "scada" else []
+        for base, _ in against:
+            if (backbone, base) not in groups:
+                continue
+            row = [backbone, f"{mode} − {base}"]
+            for split in ("test", "test_novel"):
+                a, b = split_stats(results, split), split_stats(groups[(backbone, base)], split)
+                delta, bar = a[0] - b[0], max(max(a[1], b[1]), math.hypot(a[2], b[2]))
+                row += [
+                    f"{delta:+.1f}",
+                    f"{100 * delta / b[0]:+.0f} %",
+                    f"{bar:.1f}",
+                    "yes" if abs(delta) > bar else "no",
+                ]
+            comparisons.append(row)
+    if comparisons:
+        header = ["backbone", "difference", "test Δ", "relative", "bar", "a difference?"]
+        header += ["novel Δ", "relative", "bar", "a difference?"]
+        text += "\n\n" + table(header, comparisons)
+    return text + footer(records)
+
+
 def relabel(record: dict, key: str, value: str) -> dict:
     """`record` with `labels[key]` set to `value` (to show one part's arm in another part's table)."""
     return {**record, "labels": {**record["labels"], key: value}}
@@ -138,6 +198,7 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         "ablations": ("4. SCADA ablations", lambda r: quality_table(r, "change", "change")),
         "peer": ("5. Peer: TvpForVideoGrounding", lambda r: quality_table(r, "model", "model")),
         "standard": ("6. Tuning modes on the standard world", lambda r: quality_table(r, "mode", "tuning")),
+        "backbones": ("7. Two stage-1 backbones, ~1,500-query test splits", backbones_table),
     }
     scada = [r for r in parts.get("tuning", []) if r["labels"]["mode"] == "scada"]
     parts["ablations"] = (

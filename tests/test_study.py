@@ -60,3 +60,38 @@ def test_arm_names_are_unique_and_the_standard_part_runs_on_the_standard_world()
     assert len(names) == len(set(names))
     standard = [arm for arm in arms if arm.part == "standard"]
     assert len(standard) == 12 and all("--synthetic_preset standard" in " ".join(arm.flags) for arm in standard)
+
+
+def backbone_record(backbone, mode, test_r1, novel_r1, queries=1500):
+    results = {f"{split}_R1@0.5": value for split, value in (("test", test_r1), ("test_novel", novel_r1))}
+    results |= {"test_num_queries": queries, "test_novel_num_queries": queries, "test_mIoU": 40.0}
+    results |= {"test_novel_mIoU": 30.0}
+    labels = {"backbone": backbone, "mode": mode}
+    return {"labels": labels, "results": results, "wall_s": 100.0, "command": "python run_grounding.py ..."}
+
+
+def test_binomial_standard_error_of_a_recall():
+    assert abs(study_tables.binomial_se(50.0, 1500) - 1.291) < 1e-3
+    assert study_tables.binomial_se(100.0, 10) == 0.0
+
+
+def test_the_backbones_table_calls_a_difference_only_past_seed_spread_and_binomial_error():
+    records = [backbone_record("recognition", "frozen", r, 40.0 + i) for i, r in enumerate((60.0, 61.0, 62.0))]
+    records += [backbone_record("recognition", "scada", r, 41.0 + i) for i, r in enumerate((70.0, 71.0, 72.0))]
+    records += [backbone_record("recognition", "scada, no FiLM", r, 41.0) for r in (69.0, 70.5, 71.0)]
+    text = study_tables.backbones_table(records)
+    comparisons = {line.split(" | ")[1]: line for line in text.splitlines() if " − " in line}
+    # test: +10 points against a bar of max(std 1.0, hypot of two s.e. ~1.2-1.25) -> a difference; novel: +1 -> not
+    frozen = comparisons["scada − frozen"].split(" | ")
+    assert frozen[2:6] == ["+10.0", "+16 %", frozen[4], "yes"] and float(frozen[4]) < 2
+    assert frozen[6] == "+1.0" and frozen[9].startswith("no")
+    assert comparisons["scada − scada, no FiLM"].split(" | ")[5] == "no"  # +0.8 is within the noise
+
+
+def test_the_backbones_part_runs_every_mode_on_both_backbones_with_large_splits():
+    arms = study.backbone_arms([0, 1])
+    assert len({arm.name for arm in arms}) == len(arms) == 2 * 2 * 3
+    assert [arm.seed for arm in arms[:6]] == [0] * 6  # seed by seed: a part stopped halfway stays balanced
+    for arm in arms:
+        assert arm.flags[arm.flags.index("--video_model") + 1] in study.BACKBONES
+        assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
