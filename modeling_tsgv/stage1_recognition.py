@@ -44,6 +44,14 @@ CLIP_LABELS = (
     [f"action:{a}" for a in ACTIONS] + [f"colour:{c}" for c in COLOURS] + [f"shape:{s}" for s in SHAPES]
 )  # what occurs in a clip; index order: actions, colours, shapes
 MASK_RATIO = 0.9  # VideoMAE's tube masking ratio
+# VideoMAE regresses per-patch normalised pixels (norm_pix_loss=True). On this world's flat backgrounds a patch's
+# normalised pixels are its compression noise blown up to unit variance: measured here, the loss stayed at 0.996-1.002
+# (predicting zero) for the first 1,000 steps. Raw pixels (in the processor's normalisation) are learnable here.
+NORM_PIX_LOSS = False
+PIXEL_TARGETS = {
+    True: "each patch normalised by its own mean and std, VideoMAE's norm_pix_loss",
+    False: "the processor-normalised pixels, not per patch: see NORM_PIX_LOSS in modeling_tsgv/stage1_recognition.py",
+}
 DECODER = {  # a decoder sized to the tiny encoder (VideoMAE-B's is 384 wide, 4 blocks)
     "decoder_hidden_size": 64, "decoder_intermediate_size": 256, "decoder_num_attention_heads": 2,
     "decoder_num_hidden_layers": 2,
@@ -140,14 +148,14 @@ def _resume(folder: Path, resume) -> str | None:
 
 def masked_reconstruction(config, datasets, training_args, output_dir: Path, steps: int, resume, init_state=None):
     """Phase 1: `steps` of `VideoMAEForPreTraining` on the training clips; returns the encoder's state dict (a phase
-    already finished is read from `<output_dir>/mae/encoder`, not run again) and the phase's training seconds."""
+    already finished is read from `<output_dir>/mae/encoder`, not run again) and the phase's record: steps, training
+    seconds, and the first and last logged reconstruction loss (None when no step was logged)."""
     folder = output_dir / "mae"
     done = folder / "encoder"
     if (done / "model.safetensors").is_file():
-        record = json.loads((folder / "phase.json").read_text())
-        return VideoMAEModel.from_pretrained(done).state_dict(), record["train_seconds"]
+        return VideoMAEModel.from_pretrained(done).state_dict(), json.loads((folder / "phase.json").read_text())
     mae_config = copy.deepcopy(config)
-    for key, value in {**DECODER, "norm_pix_loss": True}.items():
+    for key, value in {**DECODER, "norm_pix_loss": NORM_PIX_LOSS}.items():
         setattr(mae_config, key, value)
     torch.manual_seed(training_args.seed)
     model = VideoMAEForPreTraining(mae_config)
@@ -158,12 +166,13 @@ def masked_reconstruction(config, datasets, training_args, output_dir: Path, ste
         model=model, args=phase_arguments(training_args, folder, steps, False), train_dataset=clips
     )
     result = trainer.train(resume_from_checkpoint=_resume(folder, resume))
+    losses = [round(entry["loss"], 4) for entry in trainer.state.log_history if "loss" in entry]
+    record = {"steps": steps, "train_seconds": result.metrics["train_runtime"]}
+    record |= {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
     if trainer.args.should_save:
         model.videomae.save_pretrained(done)
-        (folder / "phase.json").write_text(
-            json.dumps({"steps": steps, "train_seconds": result.metrics["train_runtime"]})
-        )
-    return model.videomae.state_dict(), result.metrics["train_runtime"]
+        (folder / "phase.json").write_text(json.dumps(record))
+    return model.videomae.state_dict(), record
 
 
 def classifier_config(config: VideoMAEConfig) -> VideoMAEConfig:
@@ -221,6 +230,8 @@ def recognition_card(record: dict, config: VideoMAEConfig) -> str:
         seeds=", ".join(map(str, world["seeds"])), held_out_percent=f"{100 * world['held_out_fraction']:.0f}",
         held_out_seed=world["held_out_seed"], samplings=world["samplings_per_video"], num_frames=world["num_frames"],
         mae_steps=f"{record['mae_steps']:,}", mask_percent=f"{100 * MASK_RATIO:.0f}",
+        pixel_target=PIXEL_TARGETS[record["norm_pix_loss"]], mae_first_loss=record["mae_loss"]["first"],
+        mae_last_loss=record["mae_loss"]["last"],
         decoder_layers=DECODER["decoder_num_hidden_layers"], decoder_width=DECODER["decoder_hidden_size"],
         classify_steps=f"{record['classification_steps']:,}", num_actions=len(ACTIONS), num_colours=len(COLOURS),
         num_shapes=len(SHAPES), clips_per_step=record["clips_per_step"], learning_rate=f"{record['learning_rate']:g}",
@@ -238,7 +249,7 @@ def run_recognition(args, training_args, output_dir: Path, datasets: dict, confi
     torch.manual_seed(training_args.seed)
     at_init = linear_probe_readouts(VideoMAEModel(config), datasets["held_out"])
     logger.info(f"stage 1 (recognition) probes at random init: {at_init}")
-    encoder, mae_seconds = masked_reconstruction(config, datasets, training_args, output_dir, args.mae_steps, resume)
+    encoder, mae = masked_reconstruction(config, datasets, training_args, output_dir, args.mae_steps, resume)
     steps = training_args.max_steps - args.mae_steps
     model, clip_readouts, seconds = clip_classification(
         config, encoder, datasets, training_args, output_dir, steps, resume
@@ -246,10 +257,11 @@ def run_recognition(args, training_args, output_dir: Path, datasets: dict, confi
     probes = linear_probe_readouts(model.videomae, datasets["held_out"])
     record = {
         "objective": "recognition", "mae_steps": args.mae_steps, "classification_steps": steps,
-        "steps": training_args.max_steps, "train_seconds": round(mae_seconds + seconds, 1),
+        "steps": training_args.max_steps, "train_seconds": round(mae["train_seconds"] + seconds, 1),
         "clips_per_step": training_args.per_device_train_batch_size * max(1, training_args.world_size),
         "learning_rate": training_args.learning_rate, "hardware": hardware(), "world": world_record(args),
         "clip_labels": list(CLIP_LABELS), "mask_ratio": MASK_RATIO, "decoder": DECODER,
+        "norm_pix_loss": NORM_PIX_LOSS, "mae_loss": {"first": mae["first_loss"], "last": mae["last_loss"]},
         "clip_readouts": clip_readouts, "readouts": probes, "readouts_at_init": at_init, "commands": [command],
     }  # fmt: skip
     if training_args.should_save:

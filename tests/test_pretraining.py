@@ -191,6 +191,7 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     assert straight["classification_steps"] == resumed["classification_steps"] == 3 and resumed["mae_steps"] == 2
     assert set(resumed["readouts"]) == set(pretraining.READOUT_NAMES) == set(resumed["readouts_at_init"])
     assert set(resumed["clip_readouts"]) == {"action_clip_mAP", "colour_clip_mAP", "shape_clip_mAP"}
+    assert resumed["norm_pix_loss"] is False and resumed["mae_loss"] == straight["mae_loss"]  # phase 1 read back
     folder = stopped / "backbone"
     model = VideoMAEForVideoClassification.from_pretrained(folder)
     assert list(model.config.id2label.values()) == list(CLIP_LABELS)
@@ -200,5 +201,6 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # stopping in phase 2 and resuming changed nothing
     card = (folder / "README.md").read_text()
     assert "{" not in card.split("```")[0] and "masked reconstruction" in card and "| **" in card
+    assert "reconstruction loss" in card and "NORM_PIX_LOSS" in card
     backbone = load_video_backbone(str(folder))  # as run_grounding.py --video_model loads it
     assert backbone.config.hidden_size == model.config.hidden_size and backbone.layernorm is not None
