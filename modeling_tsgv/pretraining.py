@@ -432,6 +432,13 @@ class Stage1Arguments:
     mae_steps: int = field(
         default=3000, metadata={"help": "--objective recognition: masked-reconstruction steps before classification."}
     )
+    classify_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "--objective recognition: AdamW rate of the clip-classification phase (default: --learning_rate; "
+            "fine-tuning a reconstruction-pretrained encoder wants a lower one, as VideoMAE's recipes use)."
+        },
+    )
     cache_workers: int = field(default=2, metadata={"help": "Processes that decode the frame cache."})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an earlier run in --output_dir."})
 
@@ -521,6 +528,8 @@ def check_objective(args: Stage1Arguments, training_args: Stage1TrainingArgument
         )
     if args.init_from is not None or args.snapshot_steps:
         raise Stage1Error("--init_from and --snapshot_steps work with --objective token_targets only")
+    if args.classify_learning_rate is not None and not args.classify_learning_rate > 0:
+        raise Stage1Error(f"--classify_learning_rate must be > 0, got {args.classify_learning_rate}")
 
 
 def prepare_worlds(args: Stage1Arguments, output_dir: Path) -> list[dict]:

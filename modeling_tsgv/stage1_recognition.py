@@ -127,13 +127,14 @@ class RecognitionTrainer(SafeCheckpointsMixin, Trainer):
     """The Trainer with checkpoints that are complete or absent (`SafeCheckpointsMixin`)."""
 
 
-def phase_arguments(training_args, output_dir: Path, max_steps: int, classify: bool):
-    """The stage-1 TrainingArguments for one phase: its own checkpoint folder and steps; read-outs only while
-    classifying (masked reconstruction has no labels to score)."""
+def phase_arguments(training_args, output_dir: Path, max_steps: int, classify: bool, learning_rate=None):
+    """The stage-1 TrainingArguments for one phase: its own checkpoint folder, steps and learning rate (None: the
+    run's); read-outs only while classifying (masked reconstruction has no labels to score)."""
     return dataclasses.replace(
         training_args,
         output_dir=str(output_dir),
         max_steps=max_steps,
+        learning_rate=learning_rate or training_args.learning_rate,
         label_names=["labels"] if classify else [],
         eval_strategy=training_args.eval_strategy if classify else "no",
         resume_from_checkpoint=None,
@@ -168,6 +169,7 @@ def masked_reconstruction(config, datasets, training_args, output_dir: Path, ste
     result = trainer.train(resume_from_checkpoint=_resume(folder, resume))
     losses = [round(entry["loss"], 4) for entry in trainer.state.log_history if "loss" in entry]
     record = {"steps": steps, "train_seconds": result.metrics["train_runtime"]}
+    record["learning_rate"] = training_args.learning_rate
     record |= {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
     if trainer.args.should_save:
         model.videomae.save_pretrained(done)
@@ -185,9 +187,11 @@ def classifier_config(config: VideoMAEConfig) -> VideoMAEConfig:
     return out
 
 
-def clip_classification(config, encoder_state, datasets, training_args, output_dir: Path, steps: int, resume):
-    """Phase 2: `steps` of `VideoMAEForVideoClassification` from the phase-1 encoder, read out on the held-out
-    clips; returns (the model, its last read-outs, the phase's training seconds)."""
+def clip_classification(
+    config, encoder_state, datasets, training_args, output_dir: Path, steps: int, resume, learning_rate=None
+):
+    """Phase 2: `steps` of `VideoMAEForVideoClassification` from the phase-1 encoder at `learning_rate` (None: the
+    run's), read out on the held-out clips; returns (the model, its last read-outs, the phase's training seconds)."""
     folder = output_dir / "classification"
     torch.manual_seed(training_args.seed + 1)
     model = VideoMAEForVideoClassification(classifier_config(config))
@@ -198,7 +202,7 @@ def clip_classification(config, encoder_state, datasets, training_args, output_d
         )
     clips = {split: RecognitionClips(data, "classify", config) for split, data in datasets.items()}
     trainer = RecognitionTrainer(
-        model=model, args=phase_arguments(training_args, folder, steps, True), train_dataset=clips["train"],
+        model=model, args=phase_arguments(training_args, folder, steps, True, learning_rate), train_dataset=clips["train"],
         eval_dataset=clips["held_out"], compute_metrics=recognition_metrics,
     )  # fmt: skip
     result = trainer.train(resume_from_checkpoint=_resume(folder, resume))
@@ -235,6 +239,7 @@ def recognition_card(record: dict, config: VideoMAEConfig) -> str:
         decoder_layers=DECODER["decoder_num_hidden_layers"], decoder_width=DECODER["decoder_hidden_size"],
         classify_steps=f"{record['classification_steps']:,}", num_actions=len(ACTIONS), num_colours=len(COLOURS),
         num_shapes=len(SHAPES), clips_per_step=record["clips_per_step"], learning_rate=f"{record['learning_rate']:g}",
+        mae_learning_rate=f"{record['mae_learning_rate']:g}",
         minutes=f"{record['train_seconds'] / 60:.0f}", hardware=record["hardware"], clip_rows=clip_rows, rows=rows,
         commands="\n".join(record["commands"]),
     )  # fmt: skip
@@ -251,15 +256,17 @@ def run_recognition(args, training_args, output_dir: Path, datasets: dict, confi
     logger.info(f"stage 1 (recognition) probes at random init: {at_init}")
     encoder, mae = masked_reconstruction(config, datasets, training_args, output_dir, args.mae_steps, resume)
     steps = training_args.max_steps - args.mae_steps
+    classify_rate = args.classify_learning_rate or training_args.learning_rate
     model, clip_readouts, seconds = clip_classification(
-        config, encoder, datasets, training_args, output_dir, steps, resume
+        config, encoder, datasets, training_args, output_dir, steps, resume, classify_rate
     )
     probes = linear_probe_readouts(model.videomae, datasets["held_out"])
     record = {
         "objective": "recognition", "mae_steps": args.mae_steps, "classification_steps": steps,
         "steps": training_args.max_steps, "train_seconds": round(mae["train_seconds"] + seconds, 1),
         "clips_per_step": training_args.per_device_train_batch_size * max(1, training_args.world_size),
-        "learning_rate": training_args.learning_rate, "hardware": hardware(), "world": world_record(args),
+        "learning_rate": classify_rate, "mae_learning_rate": mae.get("learning_rate", training_args.learning_rate),
+        "hardware": hardware(), "world": world_record(args),
         "clip_labels": list(CLIP_LABELS), "mask_ratio": MASK_RATIO, "decoder": DECODER,
         "norm_pix_loss": NORM_PIX_LOSS, "mae_loss": {"first": mae["first_loss"], "last": mae["last_loss"]},
         "clip_readouts": clip_readouts, "readouts": probes, "readouts_at_init": at_init, "commands": [command],

@@ -165,6 +165,7 @@ def test_tube_masks_hide_the_same_patches_at_every_time_step():
         (["--objective", "contrastive"], "--objective must be token_targets or recognition"),
         (["--objective", "recognition", "--mae_steps", "10", "--max_steps", "10"], "--mae_steps (10) must be > 0"),
         (["--objective", "recognition", "--snapshot_steps", "5"], "work with --objective token_targets only"),
+        (["--objective", "recognition", "--classify_learning_rate", "0"], "--classify_learning_rate must be > 0"),
     ],
 )
 def test_recognition_arguments_that_cannot_work_stop_with_one_line(tmp_path, capsys, flags, message):
@@ -181,7 +182,7 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     from modeling_tsgv.stage1_recognition import CLIP_LABELS
     from modeling_tsgv.video_backbones import load_video_backbone
 
-    recognition = ["--objective", "recognition", "--mae_steps", "2", *TINY_RUN]
+    recognition = ["--objective", "recognition", "--mae_steps", "2", "--classify_learning_rate", "3e-4", *TINY_RUN]
     straight = pretraining.main(["--output_dir", str(tmp_path / "straight"), "--max_steps", "5", *recognition])
     stopped = tmp_path / "stopped"
     pretraining.main(["--output_dir", str(stopped), "--max_steps", "4", *recognition])
@@ -192,6 +193,7 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     assert set(resumed["readouts"]) == set(pretraining.READOUT_NAMES) == set(resumed["readouts_at_init"])
     assert set(resumed["clip_readouts"]) == {"action_clip_mAP", "colour_clip_mAP", "shape_clip_mAP"}
     assert resumed["norm_pix_loss"] is False and resumed["mae_loss"] == straight["mae_loss"]  # phase 1 read back
+    assert resumed["learning_rate"] == 3e-4 and resumed["mae_learning_rate"] == 1e-3  # each phase its own rate
     folder = stopped / "backbone"
     model = VideoMAEForVideoClassification.from_pretrained(folder)
     assert list(model.config.id2label.values()) == list(CLIP_LABELS)
