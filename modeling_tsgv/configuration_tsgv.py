@@ -59,12 +59,18 @@ BACKBONE_SIZES = {
 
 # Pretrained backbones that ship inside the package (made by `python -m modeling_tsgv.pretraining`, documented by the
 # model card beside their weights): `run_grounding.py --video_model <name>` and `builtin_backbone_path(name)`.
-BUILTIN_BACKBONES = {"synthetic-tiny": "checkpoints/videomae-tiny-synthetic"}
+# synthetic-tiny: stage 1 on dense per-token targets (colour, shape, coverage, action of every patch);
+# synthetic-tiny-recognition: stage 1 as real checkpoints are made (masked reconstruction, then clip-level
+# classification of what occurs: `--objective recognition`), a VideoMAEForVideoClassification folder.
+BUILTIN_BACKBONES = {
+    "synthetic-tiny": "checkpoints/videomae-tiny-synthetic",
+    "synthetic-tiny-recognition": "checkpoints/videomae-tiny-synthetic-recognition",
+}
 
 
 def builtin_backbone_path(name: str) -> str:
-    """The folder of a backbone shipped in the package (a `BUILTIN_BACKBONES` name): a plain `VideoMAEModel`
-    checkpoint. Raises ValueError for an unknown name and FileNotFoundError when the installed package lacks it."""
+    """The folder of a backbone shipped in the package (a `BUILTIN_BACKBONES` name): a VideoMAE checkpoint folder
+    that `video_backbones.load_video_backbone` reads. Raises ValueError for an unknown name and FileNotFoundError when the installed package lacks it."""
     if name not in BUILTIN_BACKBONES:
         raise ValueError(f"unknown built-in backbone {name!r}; known: {', '.join(BUILTIN_BACKBONES)}")
     folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), BUILTIN_BACKBONES[name])

@@ -288,7 +288,7 @@ def backbone_description(video_model: str, backbone_config) -> str:
     if video_model in BUILTIN_BACKBONES:
         return (
             f"VideoMAE `{video_model}` ({shape}), shipped in the package: pretrained for the synthetic world by "
-            "`python -m modeling_tsgv.pretraining` (model_cards/videomae-tiny-synthetic.md)"
+            f"`python -m modeling_tsgv.pretraining` (model_cards/{os.path.basename(BUILTIN_BACKBONES[video_model])}.md)"
         )
     if video_model in BACKBONE_SIZES:
         return f"VideoMAE `{video_model}` ({shape}), random init"
