@@ -150,7 +150,8 @@ def backbones_table(records: list[dict]) -> str:
         row = [backbone, mode, len(results)]
         for split in ("test", "test_novel"):
             mean, std, se = split_stats(results, split)
-            row += [f"{mean:.1f} ± {std:.1f}", f"{se:.1f}", mean_std([r[f"{split}_mIoU"] for r in results])]
+            spread = f"{mean:.1f} ± {std:.1f}" if len(results) > 1 else f"{mean:.1f}"
+            row += [spread, f"{se:.1f}", mean_std([r[f"{split}_mIoU"] for r in results])]
         row += [
             f"{statistics.mean(r[f'{split}_num_queries'] for r in results):,.0f}" for split in ("test", "test_novel")
         ]
