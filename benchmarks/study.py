@@ -239,13 +239,14 @@ def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
 
 
 def backbone_arms(seeds: list[int]) -> list[Arm]:
-    """Part 7: frozen / SCADA / SCADA without the sentence FiLM on each shipped backbone (`BACKBONES`: today's
+    """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial on each shipped backbone (`BACKBONES`: today's
     token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries (`LARGE_SPLITS`).
     Ordered seed by seed, so a part stopped halfway has every arm at the same number of seeds."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
         "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
+        "partial": ["--backbone_tuning", "partial"],
     }
     return [
         Arm(
