@@ -239,7 +239,7 @@ def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
 
 
 def backbone_arms(seeds: list[int]) -> list[Arm]:
-    """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial on each shipped backbone (`BACKBONES`: today's
+    """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial / full on each shipped backbone (`BACKBONES`: today's
     token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries (`LARGE_SPLITS`).
     Ordered seed by seed, so a part stopped halfway has every arm at the same number of seeds."""
     modes = {
@@ -247,10 +247,12 @@ def backbone_arms(seeds: list[int]) -> list[Arm]:
         "scada": ["--backbone_tuning", "scada"],
         "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
         "partial": ["--backbone_tuning", "partial"],
+        # the whole backbone at a tenth of the head's rate (VideoMAE fine-tuning's scale; full at 1e-3 forgets)
+        "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
     }
     return [
         Arm(
-            f"backbones-{backbone}-{mode.replace(', ', '-').replace(' ', '-').lower()}-seed{seed}",
+            f"backbones-{backbone}-{mode.replace(', ', '-').replace(' ', '-').replace('.', '').lower()}-seed{seed}",
             "backbones",
             ["--video_model", backbone, *LARGE_SPLITS, *flags],
             seed,
