@@ -239,8 +239,9 @@ def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
 
 
 def backbone_arms(seeds: list[int]) -> list[Arm]:
-    """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial / full on each shipped backbone (`BACKBONES`: today's
-    token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries (`LARGE_SPLITS`).
+    """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial / full on each shipped backbone
+    (`BACKBONES`: the token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries
+    (`LARGE_SPLITS`).
     Ordered seed by seed, so a part stopped halfway has every arm at the same number of seeds."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],

@@ -70,7 +70,8 @@ BUILTIN_BACKBONES = {
 
 def builtin_backbone_path(name: str) -> str:
     """The folder of a backbone shipped in the package (a `BUILTIN_BACKBONES` name): a VideoMAE checkpoint folder
-    that `video_backbones.load_video_backbone` reads. Raises ValueError for an unknown name and FileNotFoundError when the installed package lacks it."""
+    that `video_backbones.load_video_backbone` reads. Raises ValueError for an unknown name and FileNotFoundError
+    when the installed package lacks it."""
     if name not in BUILTIN_BACKBONES:
         raise ValueError(f"unknown built-in backbone {name!r}; known: {', '.join(BUILTIN_BACKBONES)}")
     folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), BUILTIN_BACKBONES[name])
