@@ -14,6 +14,8 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part peer-full --seeds 0  # 5: the peer at the default job's 6 epochs (slow)
     python benchmarks/study.py --part standard --seeds 0 1 2  # 6: the tuning modes on the harder world
     python benchmarks/study.py --part backbones --seeds 0 1 2  # 7: both shipped backbones, ~1,500-query test splits
+    python benchmarks/study.py --part sweep --seeds 0     # 8: partial's and full's learning rates, layer decay, drop path
+    python benchmarks/study.py --part standard-large --seeds 0 1 2  # 9: part 7's main modes on the standard world
     python benchmarks/study.py --part ablations --seeds 1 2 --only "*mean-pooling*"  # some arms only
     python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
@@ -39,7 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "study"
 WORK = REPO / "outputs" / "study"
-PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full", "backbones")
+PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full", "backbones", "sweep")
+PARTS += ("standard-large",)
 # the sampling and features parts compare training cost at equal epochs: no evaluation or checkpoint inside training
 COST_ONLY = ["--num_train_epochs", "2", "--eval_strategy", "no", "--save_strategy", "no"]
 COST_ONLY += ["--load_best_model_at_end", "False"]
@@ -250,19 +253,67 @@ def backbone_arms(seeds: list[int]) -> list[Arm]:
         "partial": ["--backbone_tuning", "partial"],
         # the whole backbone at a tenth of the head's rate (VideoMAE fine-tuning's scale; full at 1e-3 forgets)
         "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
+        # the SCADA ablations whose answer sets a default: pooling and adapter placement
+        "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
+        "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
     }
     return [
-        Arm(
-            f"backbones-{backbone}-{mode.replace(', ', '-').replace(' ', '-').replace('.', '').lower()}-seed{seed}",
-            "backbones",
-            ["--video_model", backbone, *LARGE_SPLITS, *flags],
-            seed,
-            {"backbone": label, "mode": mode},
-        )
+        backbone_arm("backbones", backbone, mode, flags, seed)
         for seed in seeds
-        for backbone, label in BACKBONES.items()
+        for backbone in BACKBONES
         for mode, flags in modes.items()
     ]
+
+
+def backbone_arm(part: str, backbone: str, mode: str, flags: list[str], seed: int, world: str = "easy") -> Arm:
+    """One arm of parts 7-9: `flags` on the built-in `backbone` with the large test splits, on `world`."""
+    slug = mode.replace(", ", "-").replace(" ", "-").replace(".", "").replace("=", "").lower()
+    preset = [] if world == "easy" else ["--synthetic_preset", world]
+    labels = {"backbone": BACKBONES[backbone], "mode": mode, "world": world}
+    name = f"{part}-{backbone}-{slug}-seed{seed}"
+    return Arm(name, part, ["--video_model", backbone, *preset, *LARGE_SPLITS, *flags], seed, labels)
+
+
+# part 8: the small sweep that picks partial's and full's setting (seed 0, chosen on validation R1@0.5)
+SWEEP = {
+    "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
+    "full, backbone lr x0.3, layer decay 0.75": [
+        "--backbone_tuning", "full", "--backbone_lr_multiplier", "0.3", "--layer_decay", "0.75",
+    ],
+    "full, backbone lr x1, layer decay 0.75": [
+        "--backbone_tuning", "full", "--backbone_lr_multiplier", "1", "--layer_decay", "0.75",
+    ],
+    "full, backbone lr x0.1, drop path 0.1": [
+        "--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1", "--config_overrides", "drop_path_rate=0.1",
+    ],
+}  # fmt: skip
+
+
+def sweep_arms(seeds: list[int]) -> list[Arm]:
+    """Part 8: `SWEEP` on the recognition backbone (beside part 7's partial at x1 and full at x0.1)."""
+    return [
+        backbone_arm("sweep", "synthetic-tiny-recognition", mode, flags, seed)
+        for seed in seeds
+        for mode, flags in SWEEP.items()
+    ]
+
+
+def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
+    """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1)
+    on the recognition backbone, frozen / SCADA on the token-target one."""
+    modes = {
+        "frozen": ["--backbone_tuning", "frozen"],
+        "scada": ["--backbone_tuning", "scada"],
+        "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
+        "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
+    }
+    arms = []
+    for seed in seeds:
+        for backbone in reversed(BACKBONES):  # the recognition backbone's arms first
+            for mode, flags in modes.items():
+                if backbone == "synthetic-tiny-recognition" or mode in ("frozen", "scada"):
+                    arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
+    return arms
 
 
 def arms_of(part: str, seeds: list[int]) -> list[Arm]:
@@ -279,6 +330,10 @@ def arms_of(part: str, seeds: list[int]) -> list[Arm]:
         return peer_arms(seeds, full=part == "peer-full")
     if part == "backbones":
         return backbone_arms(seeds)
+    if part == "sweep":
+        return sweep_arms(seeds)
+    if part == "standard-large":
+        return standard_backbone_arms(seeds)
     # and the easy world's clearest ablation (mean spatial pooling), to see whether it carries over
     mean = ["--synthetic_preset", "standard", "--backbone_tuning", "scada", "--spatial_pooling", "mean"]
     pooled = [
