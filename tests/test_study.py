@@ -90,8 +90,22 @@ def test_the_backbones_table_calls_a_difference_only_past_seed_spread_and_binomi
 
 def test_the_backbones_part_runs_every_mode_on_both_backbones_with_large_splits():
     arms = study.backbone_arms([0, 1])
-    assert len({arm.name for arm in arms}) == len(arms) == 2 * 2 * 5
-    assert [arm.seed for arm in arms[:10]] == [0] * 10  # seed by seed: a part stopped halfway stays balanced
+    assert len({arm.name for arm in arms}) == len(arms) == 2 * 2 * 7
+    assert [arm.seed for arm in arms[:14]] == [0] * 14  # seed by seed: a part stopped halfway stays balanced
     for arm in arms:
         assert arm.flags[arm.flags.index("--video_model") + 1] in study.BACKBONES
         assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
+    # the arms saved before the pooling / placement modes were added keep their file names
+    assert "backbones-synthetic-tiny-recognition-full-backbone-lr-x01-seed1" in {arm.name for arm in arms}
+
+
+def test_the_sweep_and_standard_world_parts():
+    sweep = study.arms_of("sweep", [0])
+    assert len(sweep) == len(study.SWEEP) and all("--backbone_tuning" in arm.flags for arm in sweep)
+    assert all(arm.flags[arm.flags.index("--video_model") + 1] == "synthetic-tiny-recognition" for arm in sweep)
+    standard = study.arms_of("standard-large", [0, 1])
+    assert len(standard) == 2 * (4 + 2) and all(arm.labels["world"] == "standard" for arm in standard)
+    for arm in standard:
+        assert arm.flags[arm.flags.index("--synthetic_preset") + 1] == "standard"
+        assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
+    assert standard[0].labels["backbone"] == "recognition"  # the recognition backbone's arms run first
