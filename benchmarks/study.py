@@ -374,11 +374,35 @@ def run_arm(arm: Arm, extra: list[str], results: Path) -> dict | None:
         "machine": machine(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "results": json.loads((Path(command[command.index("--output_dir") + 1]) / "all_results.json").read_text()),
+        "validation": best_validation(Path(command[command.index("--output_dir") + 1])),
     }
     results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"[study] {arm.name}: {wall_s:.0f} s", flush=True)
     return record
+
+
+def best_validation(run_dir: Path) -> dict | None:
+    """The validation metric the run picked its checkpoint by (`metric_for_best_model`, e.g. R1@0.5 in percent) and
+    its value per evaluated epoch, from the last checkpoint's trainer_state.json; None when no checkpoint was kept."""
+    states = sorted(run_dir.glob("checkpoint-*/trainer_state.json"), key=lambda path: int(path.parent.name[11:]))
+    if not states:
+        return None
+    state = json.loads(states[-1].read_text())
+    metric = "eval_R1@0.5"
+    per_epoch = [round(entry[metric], 2) for entry in state["log_history"] if metric in entry]
+    return {"best_R1@0.5": state.get("best_metric"), "R1@0.5_per_epoch": per_epoch}
+
+
+def fill_validation(results: Path) -> None:
+    """Give each saved record without a "validation" entry (saved before `run_arm` kept it) the one its run folder
+    under outputs/study/runs still holds (`best_validation`); records whose folder is gone stay as they are."""
+    for path in sorted(results.glob("*.json")):
+        record = json.loads(path.read_text())
+        run_dir = WORK / "runs" / record["arm"]
+        if "validation" not in record and run_dir.is_dir():
+            record["validation"] = best_validation(run_dir)
+            path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def machine() -> dict:
@@ -416,6 +440,8 @@ def main(argv=None):
                 failed.append(arm.name)
     if args.tables:
         from study_tables import print_tables  # beside this file
+
+        fill_validation(args.results)
 
         print_tables(args.results, args.doc)
     if args.card:

@@ -141,7 +141,7 @@ def backbones_table(records: list[dict]) -> str:
     """Part 7: per backbone and mode, R1@0.5 (mean ± std over seeds, binomial s.e. of one run) and mIoU on both
     test splits; then, per backbone, each mode against frozen and SCADA against SCADA without FiLM, with the
     difference called one only when it exceeds both the larger seed std of the two arms and the binomial s.e. of a
-    difference of two runs (sqrt(se_a^2 + se_b^2))."""
+    difference of two runs (sqrt(se_a^2 + se_b^2)). The pooling and placement arms are also set against SCADA."""
     groups = defaultdict(list)
     for record in records:
         groups[(record["labels"]["backbone"], record["labels"]["mode"])].append(record["results"])
@@ -160,9 +160,10 @@ def backbones_table(records: list[dict]) -> str:
     text = table(header + ["test queries", "novel queries"], rows)
     comparisons = []
     for (backbone, mode), results in groups.items():
-        against = [("frozen", mode)] if mode != "frozen" else []
-        against += [("scada, no FiLM", mode)] if mode == "scada" else []
-        for base, _ in against:
+        against = ["frozen"] if mode != "frozen" else []
+        against += ["scada, no FiLM"] if mode == "scada" else []
+        against += ["scada"] if mode in ("scada, mean pooling", "scada, all blocks") else []
+        for base in against:
             if (backbone, base) not in groups:
                 continue
             row = [backbone, f"{mode} − {base}"]
@@ -183,6 +184,22 @@ def backbones_table(records: list[dict]) -> str:
     return text + footer(records)
 
 
+def sweep_table(records: list[dict]) -> str:
+    """Part 8: per setting (one seed), the validation R1@0.5 it is chosen by (best epoch, and per epoch), test and
+    test_novel R1@0.5, the final training loss and the cost of a step."""
+    rows = []
+    for record in sorted(records, key=lambda r: r["labels"]["mode"]):
+        results, validation = record["results"], record.get("validation") or {}
+        per_epoch = " / ".join(f"{value:.0f}" for value in validation.get("R1@0.5_per_epoch", []))
+        rows.append([
+            record["labels"]["mode"], f"{validation.get('best_R1@0.5', float('nan')):.1f}", per_epoch,
+            f"{results['test_R1@0.5']:.1f}", f"{results['test_novel_R1@0.5']:.1f}", f"{results['train_loss']:.3f}",
+            f"{results['train_seconds_per_step']:.3f}",
+        ])  # fmt: skip
+    header = ["setting", "val R1@0.5 (best)", "val R1@0.5 per epoch", "test R1@0.5", "novel R1@0.5"]
+    return table(header + ["train loss", "s / step"], rows) + footer(records)
+
+
 def relabel(record: dict, key: str, value: str) -> dict:
     """`record` with `labels[key]` set to `value` (to show one part's arm in another part's table)."""
     return {**record, "labels": {**record["labels"], key: value}}
@@ -200,7 +217,14 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         "peer": ("5. Peer: TvpForVideoGrounding", lambda r: quality_table(r, "model", "model")),
         "standard": ("6. Tuning modes on the standard world", lambda r: quality_table(r, "mode", "tuning")),
         "backbones": ("7. Two stage-1 backbones, ~1,500-query test splits", backbones_table),
+        "sweep": ("8. partial's and full's settings (recognition backbone, seed 0)", sweep_table),
+        "standard-large": ("9. The standard world, ~1,500-query test splits", backbones_table),
     }
+    baselines = [  # part 7's seed-0 partial and full on the recognition backbone are the sweep's first settings
+        r for r in parts.get("backbones", [])
+        if r["seed"] == 0 and r["labels"]["backbone"] == "recognition" and r["labels"]["mode"][:4] in ("part", "full")
+    ]  # fmt: skip
+    parts["sweep"] = parts.get("sweep", []) and baselines + parts["sweep"]
     scada = [r for r in parts.get("tuning", []) if r["labels"]["mode"] == "scada"]
     parts["ablations"] = (
         parts.get("ablations", [])

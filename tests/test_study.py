@@ -109,3 +109,34 @@ def test_the_sweep_and_standard_world_parts():
         assert arm.flags[arm.flags.index("--synthetic_preset") + 1] == "standard"
         assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
     assert standard[0].labels["backbone"] == "recognition"  # the recognition backbone's arms run first
+
+
+def test_the_validation_figure_comes_from_the_last_checkpoint_and_fills_old_records(tmp_path, monkeypatch):
+    run_dir = tmp_path / "runs" / "arm-a"
+    for step, history in ((88, [30.0]), (176, [30.0, 41.5])):
+        log = [{"epoch": i + 1, "eval_R1@0.5": value} for i, value in enumerate(history)] + [{"loss": 0.9}]
+        (run_dir / f"checkpoint-{step}").mkdir(parents=True)
+        state = {"best_metric": max(history), "log_history": log}
+        (run_dir / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps(state))
+    assert study.best_validation(run_dir) == {"best_R1@0.5": 41.5, "R1@0.5_per_epoch": [30.0, 41.5]}
+    assert study.best_validation(tmp_path / "runs" / "missing") is None
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "arm-a.json").write_text(json.dumps({"arm": "arm-a"}))
+    (results / "arm-b.json").write_text(json.dumps({"arm": "arm-b"}))  # its run folder is gone: left as it is
+    monkeypatch.setattr(study, "WORK", tmp_path)
+    study.fill_validation(results)
+    assert json.loads((results / "arm-a.json").read_text())["validation"]["best_R1@0.5"] == 41.5
+    assert "validation" not in json.loads((results / "arm-b.json").read_text())
+
+
+def test_the_sweep_table_shows_what_the_setting_is_chosen_by():
+    results = {"test_R1@0.5": 31.0, "test_novel_R1@0.5": 33.0, "train_loss": 0.87, "train_seconds_per_step": 0.4}
+    records = [
+        {"labels": {"mode": "full, backbone lr x0.3"}, "results": results, "wall_s": 300, "command": "python x",
+         "validation": {"best_R1@0.5": 35.74, "R1@0.5_per_epoch": [18.9, 35.74]}},
+        {"labels": {"mode": "partial"}, "results": results, "wall_s": 300, "command": "python x"},
+    ]  # fmt: skip
+    text = study_tables.sweep_table(records)
+    assert "| full, backbone lr x0.3 | 35.7 | 19 / 36 | 31.0 | 33.0 | 0.870 | 0.400 |" in text
+    assert "| partial | nan |  | 31.0 |" in text  # no validation record: shown as missing, not invented
