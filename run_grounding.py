@@ -148,6 +148,10 @@ CONFIG_FLAGS = (
     "nms_threshold",
 )
 DEFAULT_VIDEO_MODEL = "synthetic-tiny"
+# the default synthetic world's videos per split (train, val, test, test_novel): the 700 / 100 training videos of a
+# 1,000-video world, with test splits of about 1,500 queries each (2.9 per test video, 1.2 per test_novel video;
+# a binomial standard error of R1@0.5 near 1.2 points), so that the default job's figures resolve 2-3 points
+DEFAULT_SPLIT_VIDEOS = (700, 100, 520, 1250)
 
 
 @dataclass
@@ -270,14 +274,20 @@ class DataArguments:
     synthetic_dir: str | None = field(
         default=None, metadata={"help": "Cache folder of the synthetic world (default: outputs/synthetic/<preset>)."}
     )
-    synthetic_num_videos: int = field(default=1000, metadata={"help": "Synthetic videos (all splits together)."})
+    synthetic_num_videos: int | None = field(
+        default=None,
+        metadata={
+            "help": "Synthetic videos (all splits together), split 70/10/10/10. Default: the default world, "
+            f"{' / '.join(map(str, DEFAULT_SPLIT_VIDEOS))} videos (train / val / test / test_novel)."
+        },
+    )
     synthetic_seed: int = field(default=0, metadata={"help": "Seed of the synthetic world."})
     synthetic_split_videos: list[int] | None = field(
         default=None,
         metadata={
-            "help": "Videos per split (train val test test_novel), instead of --synthetic_num_videos split 70/10/10/"
-            "10; the same train and val counts give the same videos. E.g. 700 100 520 1250: test splits of about "
-            "1,500 queries each (a binomial standard error near 1 point)."
+            "help": "Videos per split (train val test test_novel), instead of --synthetic_num_videos; the same "
+            "train and val counts give the same videos. Default (with neither flag): "
+            f"{' '.join(map(str, DEFAULT_SPLIT_VIDEOS))}."
         },
     )
     max_queries_per_video: int | None = field(default=8, metadata={"help": "Queries sampled per video and step."})
@@ -347,6 +357,10 @@ class DataArguments:
             raise ArgumentError(f"--cache_video_states must be auto, yes or no, got {self.cache_video_states!r}")
         if self.video_state_variants < 1:
             raise ArgumentError(f"--video_state_variants must be >= 1, got {self.video_state_variants}")
+        if self.synthetic_num_videos is not None and self.synthetic_split_videos is not None:
+            raise ArgumentError("give --synthetic_num_videos or --synthetic_split_videos, not both")
+        if self.synthetic_num_videos is None and self.synthetic_split_videos is None:
+            self.synthetic_split_videos = list(DEFAULT_SPLIT_VIDEOS)
         if not 0 <= self.validation_split_fraction < 1:
             raise ArgumentError(
                 f"--validation_split_fraction must be in [0, 1) (a share of the training videos), got "
@@ -526,7 +540,7 @@ def check_values(model_args: ModelArguments, data_args: DataArguments, training_
             f"--max_bad_sample_fraction must be in [0, 1], got {training_args.max_bad_sample_fraction}"
         )
     positive("max_nonfinite_steps", training_args.max_nonfinite_steps, allow_none=False)
-    if data_args.dataset == "synthetic" and data_args.synthetic_num_videos < 4:
+    if data_args.synthetic_num_videos is not None and data_args.synthetic_num_videos < 4:
         raise ArgumentError(
             f"--synthetic_num_videos must be >= 4 (one per split), got {data_args.synthetic_num_videos}"
         )
@@ -637,10 +651,9 @@ def resolve_annotation_files(data_args: DataArguments) -> dict:
 
         generate(
             data_args.synthetic_dir,
-            num_videos=data_args.synthetic_num_videos,
             seed=data_args.synthetic_seed,
             preset=data_args.synthetic_preset,
-            split_videos=data_args.synthetic_split_videos,
+            **synthetic_sizes(data_args),
         )
         folder = os.path.join(data_args.synthetic_dir, "annotations")
         splits = {s: os.path.join(folder, f"{s}.jsonl") for s in ("train", "val", "test", "test_novel")}
@@ -650,6 +663,14 @@ def resolve_annotation_files(data_args: DataArguments) -> dict:
         return {s: (p, "jsonl", data_args.synthetic_dir, None) for s, p in splits.items()}
     files = {"train": data_args.train_file, "val": data_args.validation_file, "test": data_args.test_file}
     return {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
+
+
+def synthetic_sizes(data_args: DataArguments) -> dict:
+    """`synthetic.generate`'s size arguments: `num_videos` (split 70/10/10/10) for --synthetic_num_videos, else
+    `split_videos` (--synthetic_split_videos, which `DataArguments` sets to `DEFAULT_SPLIT_VIDEOS` without either)."""
+    if data_args.synthetic_num_videos is not None:
+        return {"num_videos": data_args.synthetic_num_videos}
+    return {"split_videos": data_args.synthetic_split_videos}
 
 
 def load_splits(data_args: DataArguments, seed: int) -> tuple[dict, str | None, str]:

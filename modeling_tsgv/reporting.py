@@ -271,6 +271,15 @@ def card_eval_results(metrics: dict, dataset_name: str) -> list:
     ]
 
 
+def synthetic_size(data_args) -> str:
+    """How big the run's synthetic world is, in words: "1,000 videos" or "700 / 100 / 520 / 1250 videos (train / val
+    / test / test_novel)"."""
+    if data_args.synthetic_num_videos is not None:
+        return f"{data_args.synthetic_num_videos:,} videos"
+    counts = " / ".join(str(count) for count in data_args.synthetic_split_videos)
+    return f"{counts} videos (train / val / test / test_novel)"
+
+
 def text_encoder_description(model_args, cfg) -> str:
     """The card's words for the text encoder: the one named, the loaded model's, or the offline default."""
     if model_args.text_model:
@@ -356,8 +365,8 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         inference_window_s=f"{cfg.inference_window_s:g}",
         relevance_note=relevance_note(cfg),
         dataset_description=(
-            f"the built-in synthetic world (preset `{data_args.synthetic_preset}`, {data_args.synthetic_num_videos} "
-            f"videos, seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
+            f"the built-in synthetic world (preset `{data_args.synthetic_preset}`, {synthetic_size(data_args)}, "
+            f"seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
             if data_args.dataset == "synthetic"
             else dataset_name
         )

@@ -44,6 +44,7 @@ NONSENSE = [
     (["--resume_from_checkpoint", "no/such/checkpoint-3"], "--resume_from_checkpoint"),
     (["--dataloader_persistent_workers", "--dataloader_num_workers", "1"], "--dataloader_persistent_workers"),
     (["--synthetic_split_videos", "10", "2", "3"], "--synthetic_split_videos needs 4 counts"),
+    (["--synthetic_num_videos", "40", "--synthetic_split_videos", "10", "2", "3", "3"], "not both"),
     (["--backbone_lr_multiplier", "0"], "--backbone_lr_multiplier must be > 0"),
     (["--layer_decay", "1.5"], "--layer_decay must be in (0, 1]"),
     (["--config_overrides", "drop_path_rate=1.0"], "drop_path_rate"),
@@ -256,3 +257,16 @@ def test_the_resume_command_after_ctrl_c_is_one_that_works(tmp_path):
 def test_ddp_does_not_search_for_unused_parameters_by_default(tmp_path):
     _, _, training_args = _parsed(tmp_path)
     assert training_args.ddp_find_unused_parameters is False
+
+
+def test_the_default_world_has_test_splits_of_about_1500_queries_and_num_videos_keeps_its_meaning():
+    _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused"])
+    assert data_args.synthetic_split_videos == list(run_grounding.DEFAULT_SPLIT_VIDEOS) == [700, 100, 520, 1250]
+    assert run_grounding.synthetic_sizes(data_args) == {"split_videos": [700, 100, 520, 1250]}
+    _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused", "--synthetic_num_videos", "40"])
+    assert data_args.synthetic_split_videos is None
+    assert run_grounding.synthetic_sizes(data_args) == {"num_videos": 40}  # split 70/10/10/10, as before
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import study
+
+    assert study.LARGE_SPLITS[1:] == [str(count) for count in run_grounding.DEFAULT_SPLIT_VIDEOS]  # the study's splits
