@@ -82,12 +82,14 @@ from modeling_tsgv.reporting import write_predictions, write_run_report
 from modeling_tsgv.run_folder import DropReplacedCheckpoints, OutputFolderError
 from modeling_tsgv.text_states import SentenceStates
 from modeling_tsgv.trainer import (
+    LR_RECIPES,
     BadSampleBudgetError,
     EpochCallback,
     NonFiniteStepsError,
     TSGVTrainer,
     compute_grounding_metrics,
     last_complete_checkpoint,
+    lr_recipe,
     training_measures,
 )
 from modeling_tsgv.video import BACKENDS
@@ -376,6 +378,12 @@ class DataArguments:
             self.synthetic_dir = os.path.join("outputs", "synthetic", self.synthetic_preset)
 
 
+def recipe_help(which: str) -> str:
+    """`trainer.LR_RECIPES` in words for --help: "partial 0.3, full 0.1" (`which`: "multiplier" or "layer decay")."""
+    index = 0 if which == "multiplier" else 1
+    return ", ".join(f"{mode} {recipe[index]:g}" for mode, recipe in LR_RECIPES.items())
+
+
 @dataclass
 class GroundingTrainingArguments(TrainingArguments):
     """TrainingArguments with defaults for the default job, and how a run treats bad samples and non-finite steps;
@@ -391,19 +399,20 @@ class GroundingTrainingArguments(TrainingArguments):
     max_nonfinite_steps: int = field(
         default=5, metadata={"help": "Steps with a non-finite loss or gradient are skipped; this many in a row stop."}
     )
-    backbone_lr_multiplier: float = field(
-        default=1.0,
+    backbone_lr_multiplier: float | None = field(
+        default=None,
         metadata={
             "help": "Learning rate of the pretrained parts (video backbone blocks, a trained text encoder) as a "
-            "multiple of --learning_rate; the adapters, pooling and head keep --learning_rate (full / partial "
-            "tuning: e.g. 0.1)."
+            "multiple of --learning_rate; the adapters, pooling and head keep --learning_rate. Default: per tuning "
+            f"mode, the study's pick ({recipe_help('multiplier')}; 1 otherwise)."
         },
     )
-    layer_decay: float = field(
-        default=1.0,
+    layer_decay: float | None = field(
+        default=None,
         metadata={
             "help": "Layer-wise learning-rate decay of the video backbone (BEiT / VideoMAE fine-tuning): block i of L "
-            "gets multiplier x decay^(L - i), the embeddings decay^(L + 1); 1: none (e.g. 0.75)."
+            "gets multiplier x decay^(L - i), the embeddings decay^(L + 1); 1: none. Default: per tuning mode "
+            f"({recipe_help('layer decay')}; 1 otherwise)."
         },
     )
 
@@ -439,9 +448,9 @@ class GroundingTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
-        if not self.backbone_lr_multiplier > 0:
+        if self.backbone_lr_multiplier is not None and not self.backbone_lr_multiplier > 0:
             raise ValueError(f"--backbone_lr_multiplier must be > 0, got {self.backbone_lr_multiplier}")
-        if not 0 < self.layer_decay <= 1:
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
             raise ValueError(f"--layer_decay must be in (0, 1], got {self.layer_decay}")
         super().__post_init__()
 
@@ -863,6 +872,9 @@ def setup(argv: list[str], callbacks=None) -> GroundingRun:
     check_validation_labels(splits, eval_split, data_args, training_args)
     model = build_model(model_args, data_defaults(splits))
     logger.info(model.trainable_parameters_report())
+    training_args.backbone_lr_multiplier, training_args.layer_decay = lr_recipe(  # the mode's, where not given
+        model.config.backbone_tuning, training_args.backbone_lr_multiplier, training_args.layer_decay
+    )
     if "train" in splits:
         # the inference pipeline grounds videos up to this long in one pass, longer ones in windows this long
         model.config.inference_window_s = float(np.ceil(np.percentile(splits["train"]["duration_s"], 95)))

@@ -414,9 +414,27 @@ def backbone_lr_scales(model, multiplier: float = 1.0, layer_decay: float = 1.0)
     return scales
 
 
+# (--backbone_lr_multiplier, --layer_decay) when a run gives neither, per tuning mode: the settings docs/study.md part 8
+# picked on validation R1@0.5 for the recognition-style backbone (the one most like a real checkpoint). frozen and
+# scada train no backbone weights, so their recipe is the plain one.
+LR_RECIPES = {"partial": (0.3, 1.0), "full": (0.1, 1.0)}
+
+
+def lr_recipe(backbone_tuning: str, multiplier: float | None = None, layer_decay: float | None = None):
+    """(multiplier, layer decay) for a run in `backbone_tuning` mode: the values given, else `LR_RECIPES`' (1, 1 for
+    the modes without one)."""
+    default_multiplier, default_decay = LR_RECIPES.get(backbone_tuning, (1.0, 1.0))
+    return (
+        default_multiplier if multiplier is None else multiplier,
+        default_decay if layer_decay is None else layer_decay,
+    )
+
+
 def lr_scaling(args) -> tuple[float, float]:
-    """(--backbone_lr_multiplier, --layer_decay) of TrainingArguments (1, 1 for arguments without them)."""
-    return getattr(args, "backbone_lr_multiplier", 1.0), getattr(args, "layer_decay", 1.0)
+    """(--backbone_lr_multiplier, --layer_decay) of TrainingArguments (1, 1 for arguments without them or with
+    them unset)."""
+    multiplier, decay = getattr(args, "backbone_lr_multiplier", None), getattr(args, "layer_decay", None)
+    return (1.0 if multiplier is None else multiplier), (1.0 if decay is None else decay)
 
 
 def check_lr_scaling(trainer) -> None:

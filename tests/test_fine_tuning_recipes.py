@@ -84,3 +84,31 @@ def test_drop_path_rate_ramps_over_the_blocks_and_is_checked():
         assert torch.equal(model(**batch).step_logits, model(**batch).step_logits)  # no randomness in evaluation
     with pytest.raises(ValueError, match="drop_path_rate"):
         TSGVConfig(drop_path_rate=1.0)
+
+
+def test_a_run_without_learning_rate_flags_gets_its_modes_recipe_and_given_flags_win():
+    from modeling_tsgv.trainer import LR_RECIPES, lr_recipe
+
+    assert lr_recipe("full") == LR_RECIPES["full"] and lr_recipe("partial") == LR_RECIPES["partial"]
+    assert lr_recipe("scada") == (1.0, 1.0) and lr_recipe("frozen") == (1.0, 1.0)
+    assert lr_recipe("full", multiplier=1.0) == (1.0, LR_RECIPES["full"][1])  # a given value is kept
+    assert lr_recipe("partial", 0.5, 0.75) == (0.5, 0.75)
+
+
+def test_run_grounding_resolves_the_recipe_from_the_models_mode(tmp_path):
+    import sys
+
+    from conftest import REPO_ROOT, TINY_RUN
+
+    sys.path.insert(0, str(REPO_ROOT))
+    import run_grounding
+    from modeling_tsgv.trainer import LR_RECIPES
+
+    world, out = tmp_path / "world", tmp_path / "out"
+    base = [*TINY_RUN, "--synthetic_dir", str(world), "--output_dir", str(out), "--max_steps", "1"]
+    _, _, parsed = run_grounding.parse_arguments([*base, "--backbone_tuning", "full"])
+    assert parsed.backbone_lr_multiplier is None and parsed.layer_decay is None  # unset until the model is known
+    run = run_grounding.setup([*base, "--backbone_tuning", "full"])
+    assert (run.training_args.backbone_lr_multiplier, run.training_args.layer_decay) == LR_RECIPES["full"]
+    run = run_grounding.setup([*base, "--backbone_tuning", "full", "--backbone_lr_multiplier", "0.5"])
+    assert (run.training_args.backbone_lr_multiplier, run.training_args.layer_decay) == (0.5, LR_RECIPES["full"][1])
