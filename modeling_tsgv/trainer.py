@@ -39,8 +39,8 @@ from transformers.utils import logging
 
 from .data import file_being_read
 from .files import atomic_path
+from .loss_tsgv import count_positive_steps
 from .metrics import grounding_metrics
-from .modeling_tsgv import count_positive_steps
 from .nonfinite import NonFiniteGuard, NonFiniteStepsError
 from .processing_tsgv import normalize_frames
 

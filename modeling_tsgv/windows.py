@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .calibration import calibrated_probability
-from .modeling_tsgv import offsets_to_spans, rank_spans_batched
+from .spans import offsets_to_spans, rank_spans_batched
 
 
 @dataclass

@@ -17,7 +17,7 @@ from modeling_tsgv.calibration import (
 )
 from modeling_tsgv.evaluation import kept_span_figures, matched_windows
 from modeling_tsgv.metrics import expected_calibration_error, greedy_matches
-from modeling_tsgv.modeling_tsgv import decode_spans
+from modeling_tsgv.spans import decode_spans
 
 
 def test_platt_scaling_recovers_a_known_miscalibration():

@@ -11,7 +11,8 @@ from conftest import REPO_ROOT, tiny_config
 from trainer_scaling_job import run as run_one_step
 
 from modeling_tsgv import TSGVForGrounding
-from modeling_tsgv.modeling_tsgv import ScadaAdapter, SentenceStandardizer, offsets_to_spans
+from modeling_tsgv.modeling_tsgv import ScadaAdapter, SentenceStandardizer
+from modeling_tsgv.spans import offsets_to_spans
 
 
 def test_a_boundary_predicted_past_the_video_edge_still_gets_a_gradient():

@@ -6,7 +6,7 @@ from conftest import tiny_batch, tiny_config
 from transformers import AutoConfig, AutoModel, BertModel, VideoMAEModel
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding
-from modeling_tsgv.modeling_tsgv import assign_targets, diou_loss_1d
+from modeling_tsgv.loss_tsgv import assign_targets, diou_loss_1d
 from modeling_tsgv.text_states import SentenceStates
 
 
@@ -454,7 +454,7 @@ def _rank_one_query_reference(spans, scores, k, threshold):
 
 @pytest.mark.parametrize("threshold", [None, 0.3, 0.7])
 def test_batched_ranking_matches_ranking_each_query_alone(threshold):
-    from modeling_tsgv.modeling_tsgv import rank_spans_batched
+    from modeling_tsgv.spans import rank_spans_batched
 
     generator = torch.Generator().manual_seed(0)
     starts = torch.rand(6, 20, generator=generator)
@@ -472,7 +472,8 @@ def _loss_reference(model, step_logits, step_offsets, labels):
     """The loss written with boolean indexing (as before it was made mask-based)."""
     from torchvision.ops import sigmoid_focal_loss
 
-    from modeling_tsgv.modeling_tsgv import normalize_labels, offsets_to_spans
+    from modeling_tsgv.loss_tsgv import normalize_labels
+    from modeling_tsgv.spans import offsets_to_spans
 
     windows = normalize_labels(labels)
     has_label = (windows[..., 0] >= 0).any(-1)

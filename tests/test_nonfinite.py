@@ -8,7 +8,7 @@ from trainer_scaling_job import MomentsOfFourLengths, collate
 from transformers import TrainerCallback, TrainingArguments
 
 from modeling_tsgv import TSGVForGrounding
-from modeling_tsgv.modeling_tsgv import count_positive_steps
+from modeling_tsgv.loss_tsgv import count_positive_steps
 from modeling_tsgv.trainer import TSGVTrainer
 
 

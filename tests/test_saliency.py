@@ -8,8 +8,8 @@ from conftest import tiny_batch, tiny_config
 from modeling_tsgv import TSGVForGrounding
 from modeling_tsgv.annotations import read_annotations
 from modeling_tsgv.data import VideoCentricCollator
-from modeling_tsgv.modeling_tsgv import step_centers
 from modeling_tsgv.saliency import saliency_targets
+from modeling_tsgv.spans import step_centers
 
 
 def test_targets_come_from_the_rated_clip_of_each_step_or_from_the_moments():
