@@ -95,7 +95,9 @@ def main(argv=None) -> None:
     print("| run | tuning | " + " | ".join(names) + " |")
     print("|---|---|" + "---:|" * len(names))
     for row in rows:
-        tuning = row["backbone_tuning"] + (" (no FiLM)" if row["backbone_tuning"] == "scada" and not row["film"] else "")
+        tuning = row["backbone_tuning"] + (
+            " (no FiLM)" if row["backbone_tuning"] == "scada" and not row["film"] else ""
+        )
         print(f"| {Path(row['run']).name} | {tuning} | " + " | ".join(f"{row[n]:.3f}" for n in names) + " |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
