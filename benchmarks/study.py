@@ -250,7 +250,8 @@ def backbone_arms(seeds: list[int]) -> list[Arm]:
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
         "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
-        "partial": ["--backbone_tuning", "partial"],
+        # x1: partial's rate before part 8 picked x0.3 (the sweep's setting joins this table at 3 seeds)
+        "partial, backbone lr x1": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "1"],
         # the whole backbone at a tenth of the head's rate (VideoMAE fine-tuning's scale; full at 1e-3 forgets)
         "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
         # the SCADA ablations whose answer sets a default: pooling and adapter placement
@@ -290,7 +291,8 @@ SWEEP = {
 
 
 def sweep_arms(seeds: list[int]) -> list[Arm]:
-    """Part 8: `SWEEP` on the recognition backbone (beside part 7's partial at x1 and full at x0.1)."""
+    """Part 8: `SWEEP` on the recognition backbone (beside part 7's partial at x1 and full at x0.1); a setting
+    run at more seeds than 0 (the chosen one) also joins part 7's table."""
     return [
         backbone_arm("sweep", "synthetic-tiny-recognition", mode, flags, seed)
         for seed in seeds
@@ -299,13 +301,14 @@ def sweep_arms(seeds: list[int]) -> list[Arm]:
 
 
 def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
-    """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1)
-    on the recognition backbone, frozen / SCADA on the token-target one."""
+    """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1) /
+    partial (x0.3) on the recognition backbone, frozen / SCADA on the token-target one."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
         "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
         "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
+        "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
     }
     arms = []
     for seed in seeds:

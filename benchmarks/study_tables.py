@@ -224,7 +224,12 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         r for r in parts.get("backbones", [])
         if r["seed"] == 0 and r["labels"]["backbone"] == "recognition" and r["labels"]["mode"][:4] in ("part", "full")
     ]  # fmt: skip
-    parts["sweep"] = parts.get("sweep", []) and baselines + parts["sweep"]
+    # the setting the sweep chose, once run at more seeds, also stands in part 7's table with its seeds
+    sweep = parts.get("sweep", [])
+    chosen = {r["labels"]["mode"] for r in sweep if r["seed"] != 0}
+    if chosen:
+        parts["backbones"] = parts.get("backbones", []) + [r for r in sweep if r["labels"]["mode"] in chosen]
+    parts["sweep"] = sweep and baselines + [r for r in sweep if r["seed"] == 0]
     scada = [r for r in parts.get("tuning", []) if r["labels"]["mode"] == "scada"]
     parts["ablations"] = (
         parts.get("ablations", [])

@@ -104,7 +104,7 @@ def test_the_sweep_and_standard_world_parts():
     assert len(sweep) == len(study.SWEEP) and all("--backbone_tuning" in arm.flags for arm in sweep)
     assert all(arm.flags[arm.flags.index("--video_model") + 1] == "synthetic-tiny-recognition" for arm in sweep)
     standard = study.arms_of("standard-large", [0, 1])
-    assert len(standard) == 2 * (4 + 2) and all(arm.labels["world"] == "standard" for arm in standard)
+    assert len(standard) == 2 * (5 + 2) and all(arm.labels["world"] == "standard" for arm in standard)
     for arm in standard:
         assert arm.flags[arm.flags.index("--synthetic_preset") + 1] == "standard"
         assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
@@ -140,3 +140,21 @@ def test_the_sweep_table_shows_what_the_setting_is_chosen_by():
     text = study_tables.sweep_table(records)
     assert "| full, backbone lr x0.3 | 35.7 | 19 / 36 | 31.0 | 33.0 | 0.870 | 0.400 |" in text
     assert "| partial | nan |  | 31.0 |" in text  # no validation record: shown as missing, not invented
+
+
+def test_the_sweeps_chosen_setting_joins_part_7_at_its_seeds_and_the_sweep_table_keeps_seed_0(tmp_path, capsys):
+    def save(name, part, seed, record):
+        record |= {"arm": name, "part": part, "seed": seed, "results": record["results"] | {"train_loss": 0.9}}
+        record["results"]["train_seconds_per_step"] = 0.3
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+
+    for seed in range(3):
+        save(f"b-frozen-{seed}", "backbones", seed, backbone_record("recognition", "frozen", 30.0, 31.0))
+        save(f"s-partial-{seed}", "sweep", seed, backbone_record("recognition", "partial, x0.3", 33.0 + seed, 34.0))
+    save("s-full-0", "sweep", 0, backbone_record("recognition", "full, x1", 29.0, 30.0))
+    study_tables.print_tables(tmp_path)
+    text = capsys.readouterr().out
+    part7, sweep = text.split("### 8.")
+    assert "| recognition | partial, x0.3 | 3 | 34.0 ± 1.0 |" in part7 and "full, x1" not in part7
+    assert "partial, x0.3 − frozen" in part7
+    assert sweep.count("| partial, x0.3 |") == 1 and "| full, x1 |" in sweep  # seed 0 only
