@@ -302,13 +302,15 @@ def sweep_arms(seeds: list[int]) -> list[Arm]:
 
 def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
     """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1) /
-    partial (x0.3) on the recognition backbone, frozen / SCADA on the token-target one."""
+    partial (x0.3) / SCADA with mean pooling on the recognition backbone, frozen / SCADA on the token-target one."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
         "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
         "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
         "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
+        # the ablation that sets the pooling default, on the harder world
+        "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
     }
     arms = []
     for seed in seeds:
