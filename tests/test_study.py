@@ -90,8 +90,8 @@ def test_the_backbones_table_calls_a_difference_only_past_seed_spread_and_binomi
 
 def test_the_backbones_part_runs_every_mode_on_both_backbones_with_large_splits():
     arms = study.backbone_arms([0, 1])
-    assert len({arm.name for arm in arms}) == len(arms) == 2 * 2 * 7
-    assert [arm.seed for arm in arms[:14]] == [0] * 14  # seed by seed: a part stopped halfway stays balanced
+    assert len({arm.name for arm in arms}) == len(arms) == 2 * (2 * 8 - 1)
+    assert [arm.seed for arm in arms[:15]] == [0] * 15  # seed by seed: a part stopped halfway stays balanced
     for arm in arms:
         assert arm.flags[arm.flags.index("--video_model") + 1] in study.BACKBONES
         assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
