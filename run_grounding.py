@@ -40,7 +40,6 @@ import transformers
 from transformers import (
     AutoConfig,
     AutoProcessor,
-    HfArgumentParser,
     TrainingArguments,
     VideoMAEModel,
     set_seed,
@@ -48,6 +47,7 @@ from transformers import (
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding, TSGVProcessor, default_text_encoder_path, run_folder
 from modeling_tsgv.annotations import FORMATS, explode_queries, read_annotations, rows_to_dataset
+from modeling_tsgv.argparsing import GroundingArgumentParser
 from modeling_tsgv.configuration_tsgv import (
     BACKBONE_SIZES,
     BUILTIN_BACKBONES,
@@ -161,6 +161,8 @@ class ModelArguments:
     """Which model to build or load, and its configuration. The config flags default to None ("not given": the
     TSGVConfig default, or the loaded model's value); each is a shorthand for the same key in --config_overrides."""
 
+    _argument_group_name = "model (the TSGVConfig flags: unset means the config's default or the loaded model's)"
+
     video_model: str | None = field(
         default=None,
         metadata={
@@ -251,6 +253,8 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data (annotations, videos, the built-in world, caches)"
+
     dataset: str = field(default="synthetic", metadata={"help": f"synthetic | {' | '.join(FORMATS)}"})
     train_file: str | None = field(default=None, metadata={"help": "Training annotations."})
     validation_file: str | None = field(
@@ -388,6 +392,8 @@ def recipe_help(which: str) -> str:
 class GroundingTrainingArguments(TrainingArguments):
     """TrainingArguments with defaults for the default job, and how a run treats bad samples and non-finite steps;
     every Trainer option stays available."""
+
+    _argument_group_name = "training (tsgv's)"
 
     max_bad_sample_fraction: float = field(
         default=0.05,
@@ -946,7 +952,7 @@ def parse_arguments(argv: list[str]):
     """(ModelArguments, DataArguments, GroundingTrainingArguments) from the command line or one .json / .yaml file;
     sets up logging and checks them (`check_arguments`) before anything is generated or written. Raises
     `ArgumentError` (one line) for anything wrong."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
+    parser = GroundingArgumentParser((ModelArguments, DataArguments, GroundingTrainingArguments))
     try:
         if len(argv) == 1 and argv[0].endswith(".json"):
             model_args, data_args, training_args = parser.parse_json_file(os.path.abspath(argv[0]))

@@ -207,11 +207,10 @@ class TSGVConfig(PreTrainedConfig):
 
     backbone_config: dict | PreTrainedConfig | None = None
     text_config: dict | PreTrainedConfig | None = None
-    # The defaults below rest on docs/study.md parts 7 and 9 (3 seeds, ~1,500-query test splits), read on the
-    # recognition-style backbone, the one most like a real checkpoint: sentence pooling beats mean pooling there by
-    # 4 points (the token-target backbone, which was taught the answer, prefers mean); adapters in all blocks and
-    # adapters without the sentence FiLM are within noise of the defaults on both worlds, so the cheaper placement
-    # (top half: the bottom half runs once per video) and the paper's sentence-conditioned adapters stay.
+    # Defaults from docs/study.md parts 7 and 9 (3 seeds, ~1,500-query tests) on the recognition-style backbone, the
+    # one most like a real checkpoint: sentence pooling beats mean by 4 points on the easy world, ties on the standard
+    # (the token-target backbone prefers mean); all-block adapters and no FiLM are within noise, so the cheaper top
+    # half (the bottom half runs once per video) and the paper's sentence-conditioned adapters stay.
     backbone_tuning: str = "scada"
     scada_layers: list[int] | None = None
     scada_bottleneck: int = 64

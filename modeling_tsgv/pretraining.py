@@ -41,7 +41,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
-    HfArgumentParser,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -52,6 +51,7 @@ from transformers import (
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedModel
 
+from .argparsing import GroundingArgumentParser
 from .configuration_tsgv import BACKBONE_SIZES, random_backbone_config
 from .processing_tsgv import video_processor_settings
 from .synthetic import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
@@ -395,6 +395,8 @@ class Stage1Trainer(SafeCheckpointsMixin, Trainer):
 class Stage1Arguments:
     """What stage 1 trains on and what it starts from."""
 
+    _argument_group_name = "stage 1 (world, targets, starting point)"
+
     presets: list[str] = field(
         default_factory=lambda: ["easy", "standard"],
         metadata={"help": "World presets to pretrain on (one world each, equal shares): easy and/or standard."},
@@ -446,6 +448,8 @@ class Stage1Arguments:
 @dataclass
 class Stage1TrainingArguments(TrainingArguments):
     """TrainingArguments with stage 1's defaults; every Trainer option stays available."""
+
+    _argument_group_name = "training (stage 1's)"
 
     output_dir: str = field(default=os.path.join("outputs", "stage1"), metadata={"help": "Where everything goes."})
     max_steps: int = field(default=20000, metadata={"help": "Optimiser steps in total (a resumed run goes on to it)."})
@@ -695,13 +699,16 @@ def backbone_card(record: dict, config: VideoMAEConfig) -> str:
 
 def parse_arguments(argv=None) -> tuple[Stage1Arguments, Stage1TrainingArguments]:
     """Both argument dataclasses from the command line (or `argv`), checked; `Stage1Error` names a bad flag."""
-    parser = HfArgumentParser((Stage1Arguments, Stage1TrainingArguments), description=__doc__.split("\n\n")[0])
-    parser.epilog = (
+    epilog = (
         "Makes <output_dir>/backbone: a VideoMAEModel folder for run_grounding.py --video_model, with stage1.json and "
         "a model card. Time on 2 CPU cores: about 1 min to generate the two 2,000-video worlds and 5 min to decode "
         "their frames once (both reused by later runs in the same --output_dir), then about 7 steps of 32 clips per "
         "second (the default 20,000 steps: about 50 min; 6,000 steps already give the default job its targets). On a "
         "GPU add --bf16 and a larger --per_device_train_batch_size."
+    )
+    description = __doc__.split("\n\n")[0]
+    parser = GroundingArgumentParser(
+        (Stage1Arguments, Stage1TrainingArguments), description=description, epilog=epilog
     )
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_arguments(args, training_args)
