@@ -305,7 +305,8 @@ def sweep_arms(seeds: list[int]) -> list[Arm]:
 
 def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
     """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1) /
-    partial (x0.3) / SCADA with mean pooling on the recognition backbone, frozen / SCADA on the token-target one."""
+    partial (x0.3) / SCADA with mean pooling on the recognition backbone, the four tuning modes on the token-target
+    one."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
@@ -319,7 +320,7 @@ def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
     for seed in seeds:
         for backbone in reversed(BACKBONES):  # the recognition backbone's arms first
             for mode, flags in modes.items():
-                if backbone == "synthetic-tiny-recognition" or mode in ("frozen", "scada"):
+                if backbone == "synthetic-tiny-recognition" or not mode.startswith("scada,"):
                     arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
     return arms
 
