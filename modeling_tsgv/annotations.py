@@ -481,10 +481,6 @@ def explode_queries(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.map(split, batched=True, features=dataset.features)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Lazy decoding and collation
-
-
 __all__ = [
     "FORMATS",
     "AnnotationStats",
