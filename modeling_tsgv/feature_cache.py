@@ -62,16 +62,9 @@ def row_shape(config, frames: bool = False) -> tuple[int, ...]:
 
 
 def can_cache(model) -> bool:
-    """Whether `encode_video` is frozen for `model`: no trainable parameter in the embeddings or in the blocks up to
-    the first adapter (all blocks when there are no adapters)."""
-    video = model.video_model
-    last_shared = model.backbone.first_query_block
-    if last_shared is None:
-        last_shared = len(video.encoder.layer) - 1
-    modules = [video.embeddings, *video.encoder.layer[: last_shared + 1]]
-    if model.backbone.first_query_block is None and video.layernorm is not None:
-        modules.append(video.layernorm)
-    return not any(p.requires_grad for m in modules for p in m.parameters())
+    """Whether `encode_video` is frozen for `model`: no trainable parameter in what it runs once per video
+    (`TSGVVideoBackbone.shared_modules`: the embeddings and the blocks up to the first adapter, all without one)."""
+    return not any(p.requires_grad for _, module in model.backbone.shared_modules() for p in module.parameters())
 
 
 @torch.no_grad()

@@ -37,16 +37,10 @@ logger = logging.getLogger(__name__)
 
 
 def frozen_modules(model) -> list[tuple[str, torch.nn.Module]]:
-    """(name, module) of what `encode_video` runs: the embeddings, the blocks up to the first adapter (all without
-    adapters) and, without adapters, the final layernorm."""
-    video = model.video_model
-    first = model.backbone.first_query_block
-    last_shared = len(video.encoder.layer) - 1 if first is None else first
-    modules = [("embeddings", video.embeddings)]
-    modules += [(f"block{i}", video.encoder.layer[i]) for i in range(last_shared + 1)]
-    if first is None and video.layernorm is not None:
-        modules.append(("layernorm", video.layernorm))
-    return modules
+    """(name, module) of what `encode_video` runs once per video (`TSGVVideoBackbone.shared_modules`): the
+    embeddings, the blocks up to the first adapter (all without adapters) and, without adapters, the final
+    layernorm."""
+    return model.backbone.shared_modules()
 
 
 def weights_digest(model) -> str:

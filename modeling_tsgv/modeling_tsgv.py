@@ -470,6 +470,24 @@ class TSGVVideoBackbone(nn.Module):
         """
         return min(int(i) for i in self.adapters) if len(self.adapters) else None
 
+    @property
+    def last_shared_block(self) -> int:
+        """Index of the last backbone block `encode_video` runs once per video: `first_query_block` (its adapter
+        then runs per query), or the top block without adapters."""
+        first = self.first_query_block
+        return len(self.video_model.encoder.layer) - 1 if first is None else first
+
+    def shared_modules(self) -> list[tuple[str, nn.Module]]:
+        """(name, module) of what `encode_video` runs once per video, in order: the embeddings, blocks
+        0..last_shared_block and, without adapters, the final layernorm. The one answer to "which part of the
+        backbone is query-independent": the feature cache and the feature store key on it."""
+        video = self.video_model
+        modules = [("embeddings", video.embeddings)]
+        modules += [(f"block{i}", video.encoder.layer[i]) for i in range(self.last_shared_block + 1)]
+        if self.first_query_block is None and video.layernorm is not None:
+            modules.append(("layernorm", video.layernorm))
+        return modules
+
     def encode_video(self, pixel_values: torch.Tensor, record: OutputRecord | None = None) -> TSGVVideoStates:
         """The query-independent part of the backbone, run once per video however many queries it has.
 
@@ -504,8 +522,7 @@ class TSGVVideoBackbone(nn.Module):
         record = record or OutputRecord()
         record.keep(hidden)
         first = self.first_query_block
-        last_shared = first if first is not None else len(self.video_model.encoder.layer) - 1
-        for index in range(last_shared + 1):
+        for index in range(self.last_shared_block + 1):
             hidden = self._run_block(index, hidden, None, steps_per_clip)
             if first is None or index < first:  # block `first` is recorded after its adapter, per query
                 record.keep(hidden)

@@ -216,3 +216,22 @@ def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, 
     assert not run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
     data_args.cache_video_states_max_gb = size / 2**30 * 1.01
     assert run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+
+
+@pytest.mark.parametrize("tuning", ["scada", "frozen"])
+def test_the_shared_modules_are_exactly_what_encode_video_runs(minilm_path, tuning):
+    model = make_model(minilm_path, backbone_tuning=tuning) if tuning == "frozen" else make_model(minilm_path)
+    video = model.video_model
+    named = {"embeddings": video.embeddings, "layernorm": video.layernorm}
+    named |= {f"block{i}": layer for i, layer in enumerate(video.encoder.layer)}
+    ran = []
+    hooks = [m.register_forward_hook(lambda *_, n=n: ran.append(n)) for n, m in named.items() if m is not None]
+    with torch.no_grad():
+        model.backbone.encode_video(torch.randn(1, 8, 3, 32, 32))
+    for hook in hooks:
+        hook.remove()
+    shared = [name for name, _ in model.backbone.shared_modules()]
+    assert ran == shared
+    blocks = ["block0", "block1", "block2"] if tuning == "scada" else ["block0", "block1", "block2", "block3"]
+    final = ["layernorm"] if tuning == "frozen" and video.layernorm is not None else []
+    assert shared == ["embeddings", *blocks, *final] and can_cache(model)
