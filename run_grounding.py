@@ -24,7 +24,6 @@ Arguments come from the command line or from one .json / .yaml file (`python run
 import atexit
 import logging
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -579,16 +578,16 @@ def check_model_config(model_args: ModelArguments) -> None:
 
 
 def config_error(error: ValueError, model_args: ModelArguments) -> ArgumentError:
-    """A TSGVConfig validation error as an `ArgumentError` that names the flag the user set: the field the message is
-    about, else another field it mentions (`--clip_frames 12` breaks num_frames' rule); a named flag or
-    --config_overrides, whichever set it."""
+    """A TSGVConfig validation error as an `ArgumentError` that names the flag the user set: of the fields a
+    `ConfigFieldError` is about (the one it is about first: `--clip_frames 12` breaks num_frames' rule), the first
+    one this command line sets, by its named flag or by --config_overrides; any other error as its message."""
     message = str(error).strip().splitlines()[0]
     named = {name for name in CONFIG_FLAGS if getattr(model_args, name) is not None}
     from_overrides = set(parse_config_overrides(model_args.config_overrides)) if model_args.config_overrides else set()
-    mentioned = [word for word in re.findall(r"[a-z_]+", message) if word in named | from_overrides]
-    if not mentioned:
+    given = [name for name in getattr(error, "fields", ()) if name in named | from_overrides]
+    if not given:
         return ArgumentError(message)
-    flag = mentioned[0]
+    flag = given[0]
     if flag in from_overrides:
         return ArgumentError(f"--config_overrides {message}")
     return ArgumentError(f"--{message}" if message.startswith(flag) else f"--{flag}: {message}")

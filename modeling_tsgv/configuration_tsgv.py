@@ -267,48 +267,7 @@ class TSGVConfig(PreTrainedConfig):
             self.partial_layers = top_half
         self.scada_layers = sorted(int(i) for i in self.scada_layers)
         self.partial_layers = sorted(int(i) for i in self.partial_layers)
-        self._validate_tsgv()
-
-    def _validate_tsgv(self):
-        """Raise a ValueError naming the field when the configuration cannot describe a working model."""
-        if self.backbone_tuning not in BACKBONE_TUNING_MODES:
-            raise ValueError(f"backbone_tuning must be one of {BACKBONE_TUNING_MODES}, got {self.backbone_tuning!r}")
-        if self.spatial_pooling not in ("mean", "sentence"):
-            raise ValueError(f"spatial_pooling must be 'mean' or 'sentence', got {self.spatial_pooling!r}")
-        num_layers = self.backbone_config.num_hidden_layers
-        for name in ("scada_layers", "partial_layers"):
-            bad = [i for i in getattr(self, name) if not 0 <= i < num_layers]
-            if bad:
-                raise ValueError(
-                    f"{name} {bad} out of range: the backbone has {num_layers} blocks (0..{num_layers - 1})"
-                )
-        if self.backbone_tuning == "scada" and not self.scada_layers:
-            raise ValueError("backbone_tuning='scada' needs at least one block in scada_layers")
-        for name, least in (
-            ("scada_bottleneck", 1),
-            ("head_hidden_size", 1),
-            ("head_num_heads", 1),
-            ("head_layers", 0),
-        ):
-            if getattr(self, name) < least:
-                raise ValueError(f"{name} must be >= {least}, got {getattr(self, name)}")
-        if self.clip_frames <= 0 or self.image_size <= 0:
-            raise ValueError(f"clip_frames and image_size must be > 0, got {self.clip_frames} and {self.image_size}")
-        patch = self.backbone_config.patch_size
-        if self.image_size % patch:
-            raise ValueError(f"image_size ({self.image_size}) must be a multiple of the backbone's {patch}-px patches")
-        if self.clip_frames % self.backbone_config.tubelet_size:
-            raise ValueError(
-                f"clip_frames ({self.clip_frames}) must be a multiple of the backbone's tubelet_size "
-                f"({self.backbone_config.tubelet_size})"
-            )
-        if self.num_frames <= 0 or self.num_frames % self.clip_frames:
-            raise ValueError(
-                f"num_frames ({self.num_frames}) must be a positive multiple of clip_frames ({self.clip_frames})"
-            )
-        check_layer_fields(self)
-        check_decoding_fields(self)
-        check_loss_fields(self)
+        validate_config(self)
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
@@ -337,29 +296,100 @@ class TSGVConfig(PreTrainedConfig):
         return self.backbone_config.hidden_size
 
 
+class ConfigFieldError(ValueError):
+    """A `TSGVConfig` value that cannot work. `fields`: the field(s) the message is about, the one it is about first
+    (`clip_frames` breaks `num_frames`' rule: ("num_frames", "clip_frames")), so a script can name the flag the user
+    set without reading the message."""
+
+    def __init__(self, fields: str | tuple[str, ...], message: str):
+        super().__init__(message)
+        self.fields = (fields,) if isinstance(fields, str) else tuple(fields)
+
+
+def validate_config(config) -> None:
+    """Every check of a `TSGVConfig` (its model-shape fields here: tuning mode, pooling, adapter / partial blocks,
+    widths, frames; then the layer, decoding and loss fields): a `ConfigFieldError` naming the field(s) when the
+    configuration cannot describe a working model."""
+    if config.backbone_tuning not in BACKBONE_TUNING_MODES:
+        raise ConfigFieldError(
+            "backbone_tuning",
+            f"backbone_tuning must be one of {BACKBONE_TUNING_MODES}, got {config.backbone_tuning!r}",
+        )
+    if config.spatial_pooling not in ("mean", "sentence"):
+        raise ConfigFieldError(
+            "spatial_pooling", f"spatial_pooling must be 'mean' or 'sentence', got {config.spatial_pooling!r}"
+        )
+    num_layers = config.backbone_config.num_hidden_layers
+    for name in ("scada_layers", "partial_layers"):
+        bad = [i for i in getattr(config, name) if not 0 <= i < num_layers]
+        if bad:
+            raise ConfigFieldError(
+                name, f"{name} {bad} out of range: the backbone has {num_layers} blocks (0..{num_layers - 1})"
+            )
+    if config.backbone_tuning == "scada" and not config.scada_layers:
+        raise ConfigFieldError(
+            ("scada_layers", "backbone_tuning"), "backbone_tuning='scada' needs at least one block in scada_layers"
+        )
+    for name, least in (
+        ("scada_bottleneck", 1),
+        ("head_hidden_size", 1),
+        ("head_num_heads", 1),
+        ("head_layers", 0),
+    ):
+        if getattr(config, name) < least:
+            raise ConfigFieldError(name, f"{name} must be >= {least}, got {getattr(config, name)}")
+    if config.clip_frames <= 0 or config.image_size <= 0:
+        raise ConfigFieldError(
+            ("clip_frames", "image_size"),
+            f"clip_frames and image_size must be > 0, got {config.clip_frames} and {config.image_size}",
+        )
+    patch = config.backbone_config.patch_size
+    if config.image_size % patch:
+        raise ConfigFieldError(
+            "image_size", f"image_size ({config.image_size}) must be a multiple of the backbone's {patch}-px patches"
+        )
+    if config.clip_frames % config.backbone_config.tubelet_size:
+        raise ConfigFieldError(
+            "clip_frames",
+            f"clip_frames ({config.clip_frames}) must be a multiple of the backbone's tubelet_size "
+            f"({config.backbone_config.tubelet_size})",
+        )
+    if config.num_frames <= 0 or config.num_frames % config.clip_frames:
+        raise ConfigFieldError(
+            ("num_frames", "clip_frames"),
+            f"num_frames ({config.num_frames}) must be a positive multiple of clip_frames ({config.clip_frames})",
+        )
+    check_layer_fields(config)
+    check_decoding_fields(config)
+    check_loss_fields(config)
+
+
 def check_layer_fields(config) -> None:
     """The layer-shape and regularisation fields of a `TSGVConfig` (kernels, head width, drop path): a ValueError
     naming the field when one cannot work."""
     for name in ("scada_temporal_kernel", "head_temporal_kernel"):
         if getattr(config, name) < 1 or getattr(config, name) % 2 == 0:
-            raise ValueError(f"{name} must be odd and >= 1, got {getattr(config, name)}")
+            raise ConfigFieldError(name, f"{name} must be odd and >= 1, got {getattr(config, name)}")
     if config.head_hidden_size % config.head_num_heads:
-        raise ValueError(
-            f"head_hidden_size ({config.head_hidden_size}) must be divisible by head_num_heads ({config.head_num_heads})"
+        raise ConfigFieldError(
+            ("head_hidden_size", "head_num_heads"),
+            f"head_hidden_size ({config.head_hidden_size}) must be divisible by head_num_heads ({config.head_num_heads})",
         )
     if not 0.0 <= config.drop_path_rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {config.drop_path_rate}")
+        raise ConfigFieldError("drop_path_rate", f"drop_path_rate must be in [0, 1), got {config.drop_path_rate}")
 
 
 def check_decoding_fields(config) -> None:
     """The decoding fields of a `TSGVConfig` (spans kept, NMS, serving window, score calibrations): a ValueError
     naming the field when one is out of range."""
     if config.max_spans < 1:
-        raise ValueError(f"max_spans must be >= 1, got {config.max_spans}")
+        raise ConfigFieldError("max_spans", f"max_spans must be >= 1, got {config.max_spans}")
     if config.nms_threshold is not None and not 0.0 < config.nms_threshold <= 1.0:
-        raise ValueError(f"nms_threshold must be in (0, 1] or None, got {config.nms_threshold}")
+        raise ConfigFieldError("nms_threshold", f"nms_threshold must be in (0, 1] or None, got {config.nms_threshold}")
     if not config.inference_window_s > 0:
-        raise ValueError(f"inference_window_s must be > 0 seconds, got {config.inference_window_s}")
+        raise ConfigFieldError(
+            "inference_window_s", f"inference_window_s must be > 0 seconds, got {config.inference_window_s}"
+        )
     for name in ("span_calibration", "relevance_calibration"):
         check_calibration(name, getattr(config, name))
 
@@ -372,25 +402,27 @@ def check_calibration(name: str, calibration) -> None:
     try:
         slope, intercept = (float(value) for value in calibration)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be null or [slope, intercept], got {calibration!r}") from None
+        raise ConfigFieldError(name, f"{name} must be null or [slope, intercept], got {calibration!r}") from None
     if not (math.isfinite(slope) and math.isfinite(intercept) and slope > 0):
-        raise ValueError(f"{name} must be [slope > 0, intercept], finite, got {calibration!r}")
+        raise ConfigFieldError(name, f"{name} must be [slope > 0, intercept], finite, got {calibration!r}")
 
 
 def check_loss_fields(config) -> None:
     """The loss and decision fields of a `TSGVConfig`: a ValueError naming the field when one is out of range."""
     if not 0.0 < config.score_prior < 1.0:
-        raise ValueError(f"score_prior must be in (0, 1), got {config.score_prior}")
+        raise ConfigFieldError("score_prior", f"score_prior must be in (0, 1), got {config.score_prior}")
     if not 0.0 <= config.head_dropout < 1.0:
-        raise ValueError(f"head_dropout must be in [0, 1), got {config.head_dropout}")
+        raise ConfigFieldError("head_dropout", f"head_dropout must be in [0, 1), got {config.head_dropout}")
     weights = ("loss_focal_weight", "loss_diou_weight", "loss_l1_weight", "loss_saliency_weight")
     for name in (*weights, "loss_relevance_weight", "focal_gamma"):
         if not getattr(config, name) >= 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
+            raise ConfigFieldError(name, f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0.0 <= config.focal_alpha <= 1.0:
-        raise ValueError(f"focal_alpha must be in [0, 1], got {config.focal_alpha}")
+        raise ConfigFieldError("focal_alpha", f"focal_alpha must be in [0, 1], got {config.focal_alpha}")
     if not 0.0 < config.relevance_threshold < 1.0:
-        raise ValueError(f"relevance_threshold must be in (0, 1), got {config.relevance_threshold}")
+        raise ConfigFieldError(
+            "relevance_threshold", f"relevance_threshold must be in (0, 1), got {config.relevance_threshold}"
+        )
 
 
 def parse_config_overrides(text: str) -> dict:
@@ -419,21 +451,21 @@ def parse_config_overrides(text: str) -> dict:
 def config_with_overrides(config: "TSGVConfig", overrides: dict) -> "TSGVConfig":
     """A copy of `config` (a loaded model's) with `overrides` applied and validated, for fine-tuning or evaluating a
     saved model with other settings. Fields that shape the saved weights (`WEIGHT_SHAPING_FIELDS`, and
-    switching SCADA adapters on or off) cannot change: they raise a ValueError naming the field."""
+    switching SCADA adapters on or off) cannot change: they raise a `ConfigFieldError` naming the field."""
     config = copy.deepcopy(config)
     for key, value in overrides.items():
         if key not in settable_fields():
-            raise ValueError(f"{key} is not a TSGVConfig field that can be set")
+            raise ConfigFieldError(key, f"{key} is not a TSGVConfig field that can be set")
         current = getattr(config, key)
         changes_weights = key in WEIGHT_SHAPING_FIELDS or (
             key == "backbone_tuning" and (value == "scada") != (current == "scada")
         )
         if changes_weights and value != current:
-            raise ValueError(
-                f"{key} cannot change from {current!r} to {value!r} on a saved model: its weights have that shape"
+            raise ConfigFieldError(
+                key, f"{key} cannot change from {current!r} to {value!r} on a saved model: its weights have that shape"
             )
         setattr(config, key, value)
-    config._validate_tsgv()
+    validate_config(config)
     return config
 
 
@@ -564,6 +596,8 @@ def check_model_folder(path: str | os.PathLike, weights: bool = True) -> None:
 TSGVConfig.register_for_auto_class()  # save_pretrained writes auto_map and copies this file (remote code)
 
 __all__ = [
+    "ConfigFieldError",
+    "validate_config",
     "TSGVConfig",
     "BACKBONE_TUNING_MODES",
     "BUILTIN_BACKBONES",

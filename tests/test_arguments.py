@@ -111,7 +111,7 @@ def test_checkpoints_of_an_earlier_run_are_refused_too(tmp_path):
 
 
 def _training_args(out, *extra):
-    parser = run_grounding.HfArgumentParser(run_grounding.GroundingTrainingArguments)
+    parser = run_grounding.GroundingArgumentParser(run_grounding.GroundingTrainingArguments)
     (args,) = parser.parse_args_into_dataclasses(args=["--output_dir", str(out), *extra])
     return args
 

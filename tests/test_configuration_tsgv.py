@@ -50,3 +50,21 @@ def test_flat_fields_write_through_to_the_backbone_and_round_trip(tmp_path):
 def test_invalid_settings_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, fields",
+    [
+        ({"num_frames": 30}, ("num_frames", "clip_frames")),  # the rule is num_frames', clip_frames takes part
+        ({"head_dropout": 1.5}, ("head_dropout",)),
+        ({"scada_layers": [99]}, ("scada_layers",)),
+        ({"head_hidden_size": 30, "head_num_heads": 4}, ("head_hidden_size", "head_num_heads")),
+        ({"span_calibration": [-1.0, 0.0]}, ("span_calibration",)),
+    ],
+)
+def test_a_bad_value_names_its_fields_for_scripts_to_map_to_flags(overrides, fields):
+    from modeling_tsgv.configuration_tsgv import ConfigFieldError
+
+    with pytest.raises(ConfigFieldError) as error:
+        tiny_config(**overrides)
+    assert error.value.fields == fields and isinstance(error.value, ValueError)
