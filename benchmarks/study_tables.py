@@ -141,7 +141,8 @@ def backbones_table(records: list[dict]) -> str:
     """Part 7: per backbone and mode, R1@0.5 (mean ± std over seeds, binomial s.e. of one run) and mIoU on both
     test splits; then, per backbone, each mode against frozen and SCADA against SCADA without FiLM, with the
     difference called one only when it exceeds both the larger seed std of the two arms and the binomial s.e. of a
-    difference of two runs (sqrt(se_a^2 + se_b^2)). The pooling and placement arms are also set against SCADA."""
+    difference of two runs (sqrt(se_a^2 + se_b^2)). The pooling, placement, partial and full arms are also set against
+    SCADA."""
     groups = defaultdict(list)
     for record in records:
         groups[(record["labels"]["backbone"], record["labels"]["mode"])].append(record["results"])
@@ -162,7 +163,9 @@ def backbones_table(records: list[dict]) -> str:
     for (backbone, mode), results in groups.items():
         against = ["frozen"] if mode != "frozen" else []
         against += ["scada, no FiLM"] if mode == "scada" else []
-        against += ["scada"] if mode in ("scada, mean pooling", "scada, all blocks") else []
+        against += (
+            ["scada"] if mode in ("scada, mean pooling", "scada, all blocks") or mode[:4] in ("part", "full") else []
+        )
         for base in against:
             if (backbone, base) not in groups:
                 continue
