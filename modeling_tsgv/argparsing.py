@@ -63,7 +63,7 @@ class _HelpAll(argparse.Action):
 class GroundingArgumentParser(HfArgumentParser):
     """`HfArgumentParser` over `dataclass_types` (parses exactly as it does) with a readable `--help`.
 
-    A dataclass's fields form one help group titled by its `_argument_group_name` (else its class name). For a
+    A dataclass's fields form one help group titled by its `_argument_group_name` (transformers' rule). For a
     `TrainingArguments` subclass, the fields it adds or whose default it changes form its own group; the inherited
     rest form a "transformers TrainingArguments" group that shows `COMMON_TRAINER_FLAGS` (every flag with
     `all_trainer_flags=True`, which `--help_all` uses). Hidden flags still parse.
@@ -79,14 +79,10 @@ class GroundingArgumentParser(HfArgumentParser):
         self.add_argument("--help_all", action=_HelpAll, help="show this help with every Trainer flag, then exit")
 
     def _add_dataclass_arguments(self, dtype) -> None:
-        title = getattr(dtype, "_argument_group_name", dtype.__name__)
         if not (isinstance(dtype, type) and issubclass(dtype, TrainingArguments)):
-            group = self.add_argument_group(title)
-            for field, hint in self._fields(dtype):
-                field.type = hint
-                self._parse_dataclass_field(group, field)
-            return
+            return super()._add_dataclass_arguments(dtype)  # one group per `_argument_group_name`, as transformers
         base = {field.name: field for field in dataclasses.fields(TrainingArguments)}
+        title = getattr(dtype, "_argument_group_name", dtype.__name__)
         own = self.add_argument_group(title, "flags tsgv adds, and Trainer flags whose default tsgv changes")
         trainer = self.add_argument_group(
             "transformers TrainingArguments",

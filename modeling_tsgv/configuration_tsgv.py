@@ -305,6 +305,9 @@ class ConfigFieldError(ValueError):
         super().__init__(message)
         self.fields = (fields,) if isinstance(fields, str) else tuple(fields)
 
+    def __reduce__(self):  # pickles with its fields (to a DataLoader worker's parent, across ranks)
+        return type(self), (self.fields, str(self))
+
 
 def validate_config(config) -> None:
     """Every check of a `TSGVConfig` (its model-shape fields here: tuning mode, pooling, adapter / partial blocks,

@@ -1,5 +1,7 @@
 """TSGVConfig: defaults, nested sub-configs, round trip, and errors that name the field."""
 
+import pickle
+
 import pytest
 from conftest import tiny_config
 from transformers import AutoConfig, BertConfig, DistilBertConfig, VideoMAEConfig
@@ -68,3 +70,5 @@ def test_a_bad_value_names_its_fields_for_scripts_to_map_to_flags(overrides, fie
     with pytest.raises(ConfigFieldError) as error:
         tiny_config(**overrides)
     assert error.value.fields == fields and isinstance(error.value, ValueError)
+    copied = pickle.loads(pickle.dumps(error.value))
+    assert copied.fields == fields and str(copied) == str(error.value)
