@@ -304,9 +304,8 @@ def sweep_arms(seeds: list[int]) -> list[Arm]:
 
 
 def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
-    """Part 9: the harder standard world with the large splits: frozen / SCADA / SCADA without FiLM / full (x0.1) /
-    partial (x0.3) / SCADA with mean pooling on the recognition backbone, the four tuning modes on the token-target
-    one."""
+    """Part 9: the harder standard world with the large splits, on both backbones: the four tuning modes (frozen /
+    SCADA / full x0.1 / partial x0.3) and SCADA's three ablations (no FiLM, mean pooling, adapters in all blocks)."""
     modes = {
         "frozen": ["--backbone_tuning", "frozen"],
         "scada": ["--backbone_tuning", "scada"],
@@ -315,13 +314,14 @@ def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
         "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
         # the ablation that sets the pooling default, on the harder world
         "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
+        # and the one that sets the placement default (adapters in every block instead of the top half)
+        "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
     }
     arms = []
     for seed in seeds:
         for backbone in reversed(BACKBONES):  # the recognition backbone's arms first
             for mode, flags in modes.items():
-                if backbone == "synthetic-tiny-recognition" or not mode.startswith("scada,"):
-                    arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
+                arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
     return arms
 
 

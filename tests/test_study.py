@@ -104,7 +104,7 @@ def test_the_sweep_and_standard_world_parts():
     assert len(sweep) == len(study.SWEEP) and all("--backbone_tuning" in arm.flags for arm in sweep)
     assert all(arm.flags[arm.flags.index("--video_model") + 1] == "synthetic-tiny-recognition" for arm in sweep)
     standard = study.arms_of("standard-large", [0, 1])
-    assert len(standard) == 2 * (6 + 4) and all(arm.labels["world"] == "standard" for arm in standard)
+    assert len(standard) == 2 * (7 + 7) and all(arm.labels["world"] == "standard" for arm in standard)
     for arm in standard:
         assert arm.flags[arm.flags.index("--synthetic_preset") + 1] == "standard"
         assert " ".join(study.LARGE_SPLITS) in " ".join(arm.flags)
