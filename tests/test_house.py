@@ -10,7 +10,7 @@ LIBRARY = REPO_ROOT / "modeling_tsgv"
 MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
 MODEL = {
     "configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries", "video_backbones", "convert_videomae_v2", "saliency", "relevance",
-    "calibration",
+    "calibration", "loss_tsgv", "spans", "outputs_tsgv", "input_checks", "pretrained_tsgv",
 }  # fmt: skip
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
 TRAINING = {
