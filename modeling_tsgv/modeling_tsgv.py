@@ -15,7 +15,6 @@ inference can encode a video once and ground any number of queries against it, i
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,18 +27,15 @@ from transformers.utils import logging
 from .calibration import calibrated_probability
 from .configuration_tsgv import TSGVConfig
 from .input_checks import (
-    check_cached_states,
     check_forward_inputs,
     check_pixel_values,
     check_query_video_index,
     check_text_states,
 )
-from .loss_tsgv import grounding_loss
-from .outputs_tsgv import OutputRecord, TSGVGroundingOutput, output_record
+from .outputs_tsgv import OutputRecord, TSGVEncodedVideos, TSGVGroundingOutput, TSGVVideoStates, output_record
 from .pretrained_tsgv import TSGVPreTrainedMixin, mark_initialized, without_hub_kernels
 from .relevance import relevance_summary
 from .saliency import step_saliency
-from .spans import decode_spans
 from .video_backbones import video_backbone
 
 logger = logging.get_logger(__name__)
@@ -266,26 +262,6 @@ class TSGVGroundingHead(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TSGVEncodedVideos:
-    """Query-independent backbone states of B_v videos, from [`TSGVForGrounding.encode_video`].
-
-    Attributes:
-        hidden_states: (B_v*C, N, D) tokens after the blocks every query shares (C clips per video, N tokens per clip).
-        num_videos: B_v.
-        clips: C, clips per video.
-        steps_per_clip: time steps per clip (clip_frames / tubelet_size).
-    """
-
-    hidden_states: torch.Tensor
-    num_videos: int
-    clips: int
-    steps_per_clip: int
-
-
-TSGVVideoStates = TSGVEncodedVideos  # its former name (`ground` took `video_states`), kept for imports
-
-
 def drop_path(block: nn.Module, hidden: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """`block(hidden)` with stochastic depth (per clip, the whole block's residual update dropped with probability
     `rate` and the kept ones scaled by 1 / (1 - rate)) in training when the block trains; otherwise `block(hidden)`.
@@ -477,14 +453,6 @@ class TSGVVideoBackbone(nn.Module):
         assert pooled.shape[0] == batch_q
         return pooled
 
-    def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVEncodedVideos:
-        """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVEncodedVideos`; checks they fit this model."""
-        check_cached_states(video_states, self.config)
-        steps_per_clip = self.config.clip_frames // self.config.backbone_config.tubelet_size
-        batch_v, clips = video_states.shape[:2]
-        dtype = next(self.video_model.parameters()).dtype
-        return TSGVEncodedVideos(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
-
 
 class TSGVPreTrainedModel(TSGVPreTrainedMixin, PreTrainedModel):
     config: TSGVConfig
@@ -523,25 +491,6 @@ class TSGVPreTrainedModel(TSGVPreTrainedMixin, PreTrainedModel):
             prior = self.config.score_prior
             init.constant_(module.score[3].bias, -math.log((1 - prior) / prior))  # the output layer
 
-    def compute_loss(
-        self,
-        step_logits: torch.Tensor,
-        step_offsets: torch.Tensor,
-        labels: torch.Tensor,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **extra,
-    ):
-        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency", "relevance")});
-        `extra`: its saliency / relevance logits and labels."""
-        labels = labels.to(step_logits.device)
-        checks = self._checks_values(labels)
-        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **extra)
-
-    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
-        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
-        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
-        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold, self.config.span_calibration)
-
 
 class TSGVForGrounding(TSGVPreTrainedModel):
     """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
@@ -575,14 +524,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.head.requires_grad_(True)
 
     # ------------------------------------------------------------------ text
-
-    def train(self, mode: bool = True):
-        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
-        not train, so a sentence always gets the same states (which `text_states.SentenceStates` relies on)."""
-        super().train(mode)
-        if not self.config.train_text_encoder:
-            self.text_model.eval()
-        return self
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, text_states=None):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text).
@@ -655,7 +596,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             if video_states is None:
                 states = self.backbone.encode_video(pixel_values, record)
             else:
-                states = self.backbone.video_states_from_cache(video_states)
+                states = TSGVEncodedVideos.from_cache(video_states, self.config, self.video_model.dtype)
             out = self.ground(states, input_ids, attention_mask, query_video_index, labels, **text)
         if record.attentions == []:
             logger.warning_once("attention weights are computed only by attn_implementation='eager': none returned")

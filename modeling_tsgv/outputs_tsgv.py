@@ -1,5 +1,6 @@
-"""What `TSGVForGrounding` returns (`TSGVGroundingOutput`) and what `output_hidden_states` / `output_attentions`
-collect along its forward path (`OutputRecord`)."""
+"""What `TSGVForGrounding` returns: the query-independent states of `encode_video` (`TSGVEncodedVideos`), the
+grounding output (`TSGVGroundingOutput`), and what `output_hidden_states` / `output_attentions` collect along the
+forward path (`OutputRecord`)."""
 
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -8,6 +9,38 @@ import torch
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
+
+from .configuration_tsgv import TSGVConfig
+from .input_checks import check_cached_states
+
+
+@dataclass
+class TSGVEncodedVideos:
+    """Query-independent backbone states of B_v videos, from [`TSGVForGrounding.encode_video`].
+
+    Attributes:
+        hidden_states: (B_v*C, N, D) tokens after the blocks every query shares (C clips per video, N tokens per clip).
+        num_videos: B_v.
+        clips: C, clips per video.
+        steps_per_clip: time steps per clip (clip_frames / tubelet_size).
+    """
+
+    hidden_states: torch.Tensor
+    num_videos: int
+    clips: int
+    steps_per_clip: int
+
+    @classmethod
+    def from_cache(cls, video_states: torch.Tensor, config: TSGVConfig, dtype: torch.dtype) -> "TSGVEncodedVideos":
+        """(B_v, C, N, D) cached `encode_video` hidden states (`forward`'s `video_states`), checked to fit a model of
+        `config`, as the model's `dtype`."""
+        check_cached_states(video_states, config)
+        steps_per_clip = config.clip_frames // config.backbone_config.tubelet_size
+        batch_v, clips = video_states.shape[:2]
+        return cls(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
+
+
+TSGVVideoStates = TSGVEncodedVideos  # its former name (`ground` took `video_states`), kept for imports
 
 
 @dataclass

@@ -5,6 +5,7 @@ gradient checkpointing of the block loop, and the initialisation flags that keep
 import os
 import shutil
 
+import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import AutoModel, PreTrainedModel
@@ -12,6 +13,8 @@ from transformers.utils import logging
 
 from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
 from .input_checks import checks_values
+from .loss_tsgv import grounding_loss
+from .spans import decode_spans
 from .video_backbones import video_backbone
 
 logger = logging.get_logger(__name__)
@@ -45,7 +48,8 @@ def without_hub_kernels(model: nn.Module) -> None:
 
 class TSGVPreTrainedMixin:
     """transformers' hooks and overrides for `TSGVPreTrainedModel` (which comes first in its bases, so `super()` here is
-    `PreTrainedModel`); the model file keeps the method."""
+    `PreTrainedModel`), and the model's thin methods over the loss and the decoding; the model file keeps the
+    method."""
 
     @classmethod
     def is_custom_code(cls) -> bool:
@@ -100,6 +104,33 @@ class TSGVPreTrainedMixin:
         return (
             f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
         )
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
+        not train, so a sentence always gets the same states (which `text_states.SentenceStates` relies on)."""
+        super().train(mode)
+        if not self.config.train_text_encoder:
+            self.text_model.eval()
+        return self
+
+    def compute_loss(
+        self,
+        step_logits: torch.Tensor,
+        step_offsets: torch.Tensor,
+        labels: torch.Tensor,
+        num_items_in_batch: torch.Tensor | int | None = None,
+        **extra,
+    ):
+        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency", "relevance")});
+        `extra`: its saliency / relevance logits and labels."""
+        labels = labels.to(step_logits.device)
+        checks = self._checks_values(labels)
+        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **extra)
+
+    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
+        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
+        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
+        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold, self.config.span_calibration)
 
     def _checks_values(self, tensor) -> bool:
         """`input_checks.checks_values`, as a method so that a caller can switch value checks off for one model (fake
