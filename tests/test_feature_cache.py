@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from modeling_tsgv import TSGVForGrounding
+from modeling_tsgv import TSGVForGrounding, feature_cache
 from modeling_tsgv.data import FrameTransform, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 
@@ -192,13 +192,7 @@ def test_shares_built_by_each_process_read_as_one_cache(world_rows_32px, process
 
 
 def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, minilm_path):
-    import sys
     from types import SimpleNamespace
-
-    from conftest import REPO_ROOT
-
-    sys.path.insert(0, str(REPO_ROOT))
-    import run_grounding
 
     model = make_model(minilm_path)
     splits = {"train": world_rows_32px, "val": world_rows_32px[:2]}
@@ -213,9 +207,9 @@ def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, 
         features_dir=None,
     )
     training_args = SimpleNamespace(deepspeed=None)
-    assert not run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+    assert not feature_cache.use_video_state_cache(model, splits, "val", data_args, training_args)
     data_args.cache_video_states_max_gb = size / 2**30 * 1.01
-    assert run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+    assert feature_cache.use_video_state_cache(model, splits, "val", data_args, training_args)
 
 
 @pytest.mark.parametrize("tuning", ["scada", "frozen"])

@@ -14,7 +14,7 @@ MODEL = {
 }  # fmt: skip
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
 TRAINING = {
-    "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "stage1_recognition", "synthetic", "reporting", "baselines", "run_folder",
+    "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "stage1_recognition", "synthetic", "reporting", "baselines", "run_folder", "grounding_args", "splits", "logs",
 }  # fmt: skip
 FORBIDDEN = {
     **{name: TRAINING | SERVING | {"video"} for name in MODEL},
