@@ -76,7 +76,7 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "VideoMAE checkpoint (path or Hub name); a backbone shipped in the package "
-            f"({', '.join(BUILTIN_BACKBONES)}: pretrained for the synthetic world by modeling_tsgv.pretraining); or "
+            f"({', '.join(BUILTIN_BACKBONES)}: pretrained for the synthetic world by modeling_tsgv.synthetic.pretraining); or "
             f"a random-init size ({', '.join(BACKBONE_SIZES)}). Default: {DEFAULT_VIDEO_MODEL}"
         },
     )
@@ -281,12 +281,13 @@ class DataArguments:
                 f"--validation_split_fraction must be in [0, 1) (a share of the training videos), got "
                 f"{self.validation_split_fraction}"
             )
-        from .synthetic import PRESETS
+        if self.dataset == "synthetic":  # the built-in world is imported only when it is used
+            from .synthetic import PRESETS
 
-        if self.synthetic_preset not in PRESETS:
-            raise ArgumentError(
-                f"--synthetic_preset must be one of {', '.join(PRESETS)}, got {self.synthetic_preset!r}"
-            )
+            if self.synthetic_preset not in PRESETS:
+                raise ArgumentError(
+                    f"--synthetic_preset must be one of {', '.join(PRESETS)}, got {self.synthetic_preset!r}"
+                )
         if self.synthetic_dir is None:
             self.synthetic_dir = os.path.join("outputs", "synthetic", self.synthetic_preset)
 

@@ -274,3 +274,20 @@ def test_the_default_world_has_test_splits_of_about_1500_queries_and_num_videos_
     assert study.LARGE_SPLITS[1:] == [
         str(count) for count in grounding_args.DEFAULT_SPLIT_VIDEOS
     ]  # the study's splits
+
+
+def test_a_run_on_real_data_never_imports_the_synthetic_world(tmp_path):
+    (tmp_path / "train.txt").write_text("v1 0.0 2.0##a person opens the fridge\n")
+    (tmp_path / "videos").mkdir()
+    argv = ["--dataset", "charades-sta", "--train_file", str(tmp_path / "train.txt"), "--video_dir",
+            str(tmp_path / "videos"), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    code = (
+        "import sys; import run_grounding; run_grounding.parse_arguments(sys.argv[1:]); "
+        "print(sorted(name for name in sys.modules if name.startswith('modeling_tsgv.synthetic')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    # and the synthetic dataset does import it, when its arguments are parsed
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "'modeling_tsgv.synthetic'" in done.stdout.strip().splitlines()[-1], done.stderr[-2000:]

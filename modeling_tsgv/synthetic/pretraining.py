@@ -22,8 +22,8 @@ memory-mapped cache on disk (`<output_dir>/cache/`): memory stays flat for hours
 read-outs on the world's held-out videos (balanced accuracy per target, correlation for coverage) are logged at every
 evaluation and written to `stage1.json`.
 
-    python -m modeling_tsgv.pretraining --output_dir outputs/stage1 --max_steps 20000
-    python -m modeling_tsgv.pretraining --output_dir outputs/stage1 --max_steps 40000 --resume_from_checkpoint last
+    python -m modeling_tsgv.synthetic.pretraining --output_dir outputs/stage1 --max_steps 20000
+    python -m modeling_tsgv.synthetic.pretraining --output_dir outputs/stage1 --max_steps 40000 --resume_from_checkpoint last
 """
 
 import json
@@ -51,12 +51,12 @@ from transformers import (
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedModel
 
-from .argparsing import GroundingArgumentParser
-from .configuration_tsgv import BACKBONE_SIZES, random_backbone_config
-from .processing_tsgv import video_processor_settings
-from .synthetic import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
-from .trainer import SafeCheckpointsMixin, last_complete_checkpoint
-from .video import read_frames
+from ..argparsing import GroundingArgumentParser
+from ..configuration_tsgv import BACKBONE_SIZES, random_backbone_config
+from ..processing_tsgv import video_processor_settings
+from ..trainer import SafeCheckpointsMixin, last_complete_checkpoint
+from ..video import read_frames
+from .world import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
 
 logger = logging.getLogger(__name__)
 
@@ -428,7 +428,7 @@ class Stage1Arguments:
         metadata={
             "help": "token_targets: dense per-token targets from the generator (the shipped synthetic-tiny); "
             "recognition: VideoMAE's masked reconstruction, then clip-level classification of the actions, colours "
-            "and shapes that occur (as real checkpoints are made; modeling_tsgv/stage1_recognition.py)."
+            "and shapes that occur (as real checkpoints are made; modeling_tsgv/synthetic/stage1_recognition.py)."
         },
     )
     mae_steps: int = field(
@@ -675,7 +675,7 @@ def backbone_card(record: dict, config: VideoMAEConfig) -> str:
         f"{text} | {init.get(key, float('nan')):.3f} | **{record['readouts'].get(key, float('nan')):.3f}**"
         for key, text in READOUT_NAMES.items()
     )
-    template = Path(__file__).with_name("templates") / "backbone_card.md"
+    template = Path(__file__).parent.parent / "templates" / "backbone_card.md"
     return template.read_text().format(
         **{"hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers, "patch_size": config.patch_size},
         **{"image_size": config.image_size, "clip_frames": config.num_frames, "tubelet_size": config.tubelet_size},
@@ -784,7 +784,7 @@ def recognition_stage1(args, training_args, output_dir: Path, datasets: dict, co
 
 
 def main(argv=None) -> dict:
-    """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
+    """`python -m modeling_tsgv.synthetic.pretraining ...`: returns the final `stage1.json` record."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args, training_args = parse_arguments(argv)
@@ -794,7 +794,7 @@ def main(argv=None) -> dict:
     output_dir, resume = prepare_output_dir(args, training_args)
     config = backbone_config(args)
     datasets = clip_datasets(args, training_args, output_dir, config)
-    command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m modeling_tsgv.synthetic.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.objective == "recognition":  # each phase resumes from its own checkpoints: the flag as given
         return recognition_stage1(args, training_args, output_dir, datasets, config, command)
     model, earlier = build_model(args, training_args.seed)
