@@ -36,7 +36,7 @@ from accelerate import PartialState
 
 from .data import FrameTransform, item_rng
 from .feature_store import FeatureStore, features_description, video_key
-from .files import write_text_atomic
+from .files import read_safetensors, write_safetensors, write_text_atomic
 from .grounding_args import ArgumentError
 from .text_states import SentenceStates
 
@@ -225,18 +225,14 @@ class VideoStatesCache:
         return cache
 
     def save(self, folder: str) -> None:
-        """Write the cache into `folder` (created): one raw file per variant and `cache.json` (shapes, dtype, keys,
-        failures), the latter last and atomically, so `load` never reads a half-written cache."""
+        """Write the cache into `folder` (created): the states of every variant in `states.safetensors`
+        (`files.write_safetensors`), and `cache.json` (keys, failures, how it was built), the latter last and
+        atomically, so `load` never reads a half-written cache."""
         os.makedirs(folder, exist_ok=True)
-        shapes = []
-        for variant, states in enumerate(self.states):
-            states.contiguous().view(-1).view(torch.uint8).numpy().tofile(
-                os.path.join(folder, f"states-{variant}.bin")
-            )
-            shapes.append(list(states.shape))
+        tensors = {f"states-{variant}": states for variant, states in enumerate(self.states)}
+        write_safetensors(os.path.join(folder, "states.safetensors"), tensors)
         meta = {
-            "shapes": shapes,
-            "dtype": str(self.states[0].dtype).removeprefix("torch."),
+            "variants": len(self.states),
             "keys": self.keys,
             "train": self.train,
             "seed": self.seed,
@@ -247,19 +243,13 @@ class VideoStatesCache:
 
     @classmethod
     def load(cls, folder: str) -> "VideoStatesCache":
-        """A cache `save`d in `folder`, its states memory-mapped read-only from the files (shared with every other
-        process that maps them: the machine's page cache holds one copy). Raises FileNotFoundError without a complete
-        `cache.json`."""
+        """A cache `save`d in `folder`, its states memory-mapped read-only from `states.safetensors` (`safe_open`:
+        shared with every other process that maps them, the machine's page cache holds one copy). Raises
+        FileNotFoundError without a complete `cache.json`."""
         with open(os.path.join(folder, "cache.json")) as f:
             meta = json.load(f)
-        dtype = getattr(torch, meta["dtype"])
-        states = []
-        for variant, shape in enumerate(meta["shapes"]):
-            size = 1
-            for dim in shape:
-                size *= dim
-            path = os.path.join(folder, f"states-{variant}.bin")
-            states.append(torch.from_file(path, shared=True, size=size, dtype=dtype).view(shape))
+        tensors = read_safetensors(os.path.join(folder, "states.safetensors"))
+        states = [tensors[f"states-{variant}"] for variant in range(meta["variants"])]
         return cls(states, meta["keys"], meta["train"], meta["seed"], meta["field"], meta["failed"])
 
     def variant_of(self, video_id: str) -> int:
