@@ -60,6 +60,12 @@ def test_the_model_file_holds_the_method_only():
     assert lines <= 720, f"modeling_tsgv.py has {lines} lines: move what is not the method out (docs/layout.md)"
 
 
+def test_the_layout_page_names_every_module():
+    layout = (REPO_ROOT / "docs" / "layout.md").read_text()
+    unnamed = [str(path.relative_to(LIBRARY)) for path in _modules() if path.name not in layout]
+    assert not unnamed, f"docs/layout.md does not say where these are or what they hold: {unnamed}"
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(LIBRARY)))
 def test_imports_go_down_the_layers(path):
     imported = _own_imports(ast.parse(path.read_text()))
