@@ -35,7 +35,7 @@ import torch
 from accelerate import PartialState
 
 from .data import FrameTransform, item_rng
-from .feature_store import FeatureStore, features_description, video_key
+from .feature_store import FeatureStore, features_description, features_dir_problem, video_key
 from .files import read_safetensors, write_safetensors, write_text_atomic
 from .grounding_args import ArgumentError
 from .text_states import SentenceStates
@@ -378,11 +378,9 @@ def use_video_state_cache(model, splits: dict, eval_split: str, data_args, train
     """Whether to train on cached encode_video states — or cached frames when encode_video trains (see
     --cache_video_states); logs the reason when not."""
     frames = not can_cache(model)
-    if data_args.features_dir and (frames or data_args.cache_video_states == "no"):
-        raise ArgumentError(
-            f"--features_dir {data_args.features_dir} keeps frozen backbone states: it needs --backbone_tuning frozen "
-            "or scada (a frozen encode_video) and video-state caching (not --cache_video_states no)"
-        )
+    problem = features_dir_problem(data_args, frames)  # the parsed arguments' rule, now with the model's tuning
+    if problem:
+        raise ArgumentError(problem)
     if data_args.cache_video_states == "no":
         return False
     reasons = []

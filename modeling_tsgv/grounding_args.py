@@ -27,6 +27,7 @@ from .configuration_tsgv import (
     parse_config_overrides,
     random_backbone_config,
 )
+from .feature_store import features_dir_problem
 from .run_folder import OutputFolderError
 from .trainer import LR_RECIPES
 from .video import BACKENDS
@@ -453,15 +454,9 @@ def check_data_values(model_args: ModelArguments, data_args: DataArguments, trai
             "the test split during training would let it pick the model: give a --validation_file or a fraction "
             "> 0, or pass --eval_strategy no --load_best_model_at_end False"
         )
-    if data_args.features_dir and (
-        model_args.backbone_tuning in ("full", "partial")
-        or data_args.cache_video_states == "no"
-        or data_args.sampling == "query_centric"
-    ):
-        raise ArgumentError(
-            f"--features_dir {data_args.features_dir} keeps frozen backbone states per video: it needs --backbone_tuning "
-            "frozen or scada, video-centric batches and video-state caching (not --cache_video_states no)"
-        )
+    problem = features_dir_problem(data_args, model_args.backbone_tuning in ("full", "partial") or None)
+    if problem:
+        raise ArgumentError(problem)
     if data_args.features_dir and os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
         raise ArgumentError(f"--features_dir {data_args.features_dir} is a file, not a folder")
     if data_args.prepared_dir and not os.path.isfile(os.path.join(data_args.prepared_dir, "prepared.json")):
