@@ -33,10 +33,11 @@ import time
 
 import torch
 from accelerate import PartialState
+from safetensors.torch import save_file
 
 from .data import FrameTransform, item_rng
 from .feature_store import FeatureStore, features_description, features_dir_problem, video_key
-from .files import read_safetensors, write_safetensors, write_text_atomic
+from .files import read_safetensors, write_text_atomic
 from .grounding_args import ArgumentError
 from .text_states import SentenceStates
 
@@ -226,11 +227,11 @@ class VideoStatesCache:
 
     def save(self, folder: str) -> None:
         """Write the cache into `folder` (created): the states of every variant in `states.safetensors`
-        (`files.write_safetensors`), and `cache.json` (keys, failures, how it was built), the latter last and
+        (safetensors' `save_file`), and `cache.json` (keys, failures, how it was built), the latter last and
         atomically, so `load` never reads a half-written cache."""
         os.makedirs(folder, exist_ok=True)
-        tensors = {f"states-{variant}": states for variant, states in enumerate(self.states)}
-        write_safetensors(os.path.join(folder, "states.safetensors"), tensors)
+        tensors = {f"states-{variant}": states.contiguous() for variant, states in enumerate(self.states)}
+        save_file(tensors, os.path.join(folder, "states.safetensors"))
         meta = {
             "variants": len(self.states),
             "keys": self.keys,

@@ -57,8 +57,9 @@ def allocate_safetensors(path, specs: dict, metadata: dict | None = None) -> dic
     header. Returns each tensor's byte offset in the file.
 
     Written by hand (the format is an 8-byte little-endian header length, a JSON header, the raw bytes) because
-    safetensors' `save_file` needs every tensor in memory at once and copies each into a bytes object first: a
-    cache of several GB would take twice its size to write, and stage 1's frames are decoded row by row."""
+    safetensors writes only tensors that are whole in memory, and stage 1's frame cache is filled row by row as
+    worker processes decode the videos, larger than memory if need be; tensors that are whole go through
+    safetensors' own `save_file`."""
     header, offset = {}, 0
     for name, (dtype, shape) in specs.items():
         nbytes = math.prod(shape) * dtype.itemsize
@@ -73,16 +74,6 @@ def allocate_safetensors(path, specs: dict, metadata: dict | None = None) -> dic
         f.truncate(8 + len(text) + offset)
     start = 8 + len(text)
     return {name: start + header[name]["data_offsets"][0] for name in specs}
-
-
-def write_safetensors(path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
-    """`tensors` (CPU) into a safetensors file at `path`, each written straight from its memory (no copy; see
-    `allocate_safetensors`)."""
-    offsets = allocate_safetensors(path, {name: (t.dtype, tuple(t.shape)) for name, t in tensors.items()}, metadata)
-    with open(path, "r+b") as f:
-        for name, tensor in tensors.items():
-            f.seek(offsets[name])
-            tensor.contiguous().view(-1).view(torch.uint8).numpy().tofile(f)
 
 
 def writable_tensor(path, offset: int, dtype: torch.dtype, shape: tuple) -> torch.Tensor:
@@ -102,7 +93,6 @@ __all__ = [
     "atomic_path",
     "write_text_atomic",
     "allocate_safetensors",
-    "write_safetensors",
     "writable_tensor",
     "read_safetensors",
 ]
