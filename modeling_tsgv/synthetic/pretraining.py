@@ -53,8 +53,8 @@ from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedMod
 
 from ..argparsing import GroundingArgumentParser
 from ..configuration_tsgv import BACKBONE_SIZES, random_backbone_config
-from ..files import allocate_safetensors, read_safetensors, writable_tensor
 from ..processing_tsgv import video_processor_settings
+from ..tensor_files import allocate_safetensors, read_safetensors, writable_tensor
 from ..trainer import SafeCheckpointsMixin, last_complete_checkpoint
 from ..video import read_frames
 from .world import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
@@ -144,7 +144,7 @@ class FrameCache:
     """Decoded, resized frames and per-token targets of a set of videos, in memory-mapped files (flat memory).
 
     Files in `folder`: `cache.safetensors` with `frames` (N, T, S, S, 3) uint8 and per target `{name}`
-    (N, T / tubelet, g, g), filled row by row as the videos decode (`files.allocate_safetensors`), and `cache.json`
+    (N, T / tubelet, g, g), filled row by row as the videos decode (`tensor_files.allocate_safetensors`), and `cache.json`
     (what it holds; written last, so a half-built cache is rebuilt). One entry per (video, sampling).
     """
 
@@ -154,7 +154,7 @@ class FrameCache:
         self._arrays = None  # mapped lazily in each process (a mapping must not be pickled into DataLoader workers)
 
     def arrays(self) -> dict[str, torch.Tensor]:
-        """The cache's tensors by name, memory-mapped (`files.read_safetensors`)."""
+        """The cache's tensors by name, memory-mapped (`tensor_files.read_safetensors`)."""
         if self._arrays is None:
             self._arrays = read_safetensors(self.folder / "cache.safetensors")
         return self._arrays
