@@ -10,7 +10,7 @@ the synthetic world's training queries — not about that clip: the probe asks w
 what one sentence picks out.
 
 The clips are a stage-1 frame cache's held-out videos (the ones the backbone cards' read-outs use), built by
-`python -m modeling_tsgv.pretraining ...` (the command in the backbone's stage1.json):
+`python -m modeling_tsgv.synthetic.pretraining ...` (the command in the backbone's stage1.json):
 
     python benchmarks/token_readouts.py outputs/study/runs/<arm> [more run folders] \
         [--clips outputs/stage1-recognition/cache/held_out] [--world outputs/synthetic/easy] [--json out.json]
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from modeling_tsgv import TSGVForGrounding, TSGVProcessor
-from modeling_tsgv.pretraining import READOUT_NAMES, ClipDataset, FrameCache, linear_probe_readouts
+from modeling_tsgv.synthetic.pretraining import READOUT_NAMES, ClipDataset, FrameCache, linear_probe_readouts
 
 
 class GroundingTokens(nn.Module):

@@ -18,7 +18,8 @@ __version__ = "0.1.0"
 _EXPORTS = {  # public name -> submodule
     "TSGVConfig": "configuration_tsgv",
     "TSGVForGrounding": "modeling_tsgv",
-    "TSGVGroundingOutput": "modeling_tsgv",
+    "TSGVGroundingOutput": "outputs_tsgv",
+    "TSGVEncodedVideos": "outputs_tsgv",
     "TSGVPreTrainedModel": "modeling_tsgv",
     "TSGVProcessor": "processing_tsgv",
     "TemporalSentenceGroundingPipeline": "pipeline_tsgv",

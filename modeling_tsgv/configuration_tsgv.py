@@ -57,7 +57,7 @@ BACKBONE_SIZES = {
 }
 
 
-# Pretrained backbones that ship inside the package (made by `python -m modeling_tsgv.pretraining`, documented by the
+# Pretrained backbones that ship inside the package (made by `python -m modeling_tsgv.synthetic.pretraining`, documented by the
 # model card beside their weights): `run_grounding.py --video_model <name>` and `builtin_backbone_path(name)`.
 # synthetic-tiny: stage 1 on dense per-token targets (colour, shape, coverage, action of every patch);
 # synthetic-tiny-recognition: stage 1 as real checkpoints are made (masked reconstruction, then clip-level

@@ -11,6 +11,7 @@ With several processes each scores its share of the videos and the records are g
 """
 
 import logging
+import os
 
 import numpy as np
 import torch
@@ -24,8 +25,10 @@ from .metrics import (
     relevance_metrics,
     sentence_binding,
 )
+from .modeling_tsgv import TSGVForGrounding
 from .pipeline_tsgv import TemporalSentenceGroundingPipeline
 from .qvhighlights_metrics import CLIP_LENGTH_S, MAX_PREDICTED_WINDOWS, mean_average_precision, qvhighlights_metrics
+from .reporting import write_predictions
 from .video import VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -235,7 +238,91 @@ def relevance_figures(records: list[dict], split: str, threshold: float) -> dict
     return out
 
 
+def calibrate_scores(run) -> dict:
+    """After training (`--calibrate_scores`, a validation split with moments): fit the span-score and relevance
+    calibrations on the validation split scored as served (`evaluation.calibrate_on_split`), save them in the output
+    folder's config.json, and return their figures (`calibration_*`: the fitted [slope, intercept] and the
+    in-sample ECE before / after, percent). Nothing when there is no training or no validation split."""
+    data_args, training_args = run.data_args, run.training_args
+    trained = "train" in run.splits and not data_args.evaluate_only
+    if not (data_args.calibrate_scores and trained and run.eval_split in run.splits):
+        return {}
+    model = serving_model(run)
+    rows = list(run.splits[run.eval_split].with_format(None))
+    fit = calibrate_on_split(
+        serving_pipeline(model, run.processor, training_args.device), rows, max(model.config.max_spans, 10),
+        training_args.per_device_eval_batch_size, training_args.process_index, training_args.world_size,
+        training_args.seed,
+    )  # fmt: skip
+    run.model.config.span_calibration = model.config.span_calibration  # the trained model and a loaded copy alike
+    run.model.config.relevance_calibration = model.config.relevance_calibration
+    if run.trainer.is_world_process_zero():
+        model.config.save_pretrained(training_args.output_dir)
+    run.trainer.accelerator.wait_for_everyone()  # a DeepSpeed run's evaluation loads the folder again
+    logger.info(
+        f"calibrated on {run.eval_split}: span scores ECE {fit['span_ECE_before']:.1f} -> {fit['span_ECE_after']:.1f}, "
+        f"relevance ECE {fit['relevance_ECE_before']:.1f} -> {fit['relevance_ECE_after']:.1f} (in-sample, %)"
+    )
+    return {f"calibration_{key}": value for key, value in fit.items()} | {"calibration_split": run.eval_split}
+
+
+def evaluate_splits(run) -> dict:
+    """Test metrics per evaluated split, scored as the model is served (`evaluation.score_as_served`: the grounding
+    pipeline on each test video file, longer videos in windows), each process its share of the videos; failed
+    videos / queries (counted as misses), binding; writes predictions_<split>.jsonl. Returns the metrics."""
+    trainer, training_args = run.trainer, run.training_args
+    if not run.eval_splits:
+        return {}
+    model = serving_model(run)
+    pipe = serving_pipeline(model, run.processor, training_args.device)
+    metrics = {}
+    for split in run.eval_splits:
+        rows = list(run.splits[split].with_format(None))
+        records, failures = score_as_served(  # the top 10 at least: QVHighlights' mAP reads 10 windows per query
+            pipe, rows, max(model.config.max_spans, 10), training_args.per_device_eval_batch_size,
+            training_args.process_index, training_args.world_size,
+        )  # fmt: skip
+        trainer.failures.record(split, failures)
+        records = gather_records(records, training_args.world_size)
+        metrics.update(served_metrics(records, split, model.config.relevance_threshold))
+        if not metrics[f"{split}_num_queries"]:
+            logger.warning(f"[{split}] no query has a labelled moment: its metrics are NaN (predictions are written)")
+        failed = {f["video_id"] for f in trainer.gathered_failures() if f["split"] == split}
+        if failed:
+            lost = sum(1 for record in records if str(record["video_id"]) in failed)
+            metrics[f"{split}_failed_videos"], metrics[f"{split}_failed_queries"] = len(failed), lost
+            logger.warning(
+                f"[{split}] {len(failed)} video(s) failed to decode; their {lost} queries are counted as misses "
+                f"(in every metric's denominator)"
+            )
+        if trainer.is_world_process_zero():
+            write_predictions(os.path.join(training_args.output_dir, f"predictions_{split}.jsonl"), records)
+    return metrics
+
+
+def serving_model(run) -> TSGVForGrounding:
+    """The model the test splits are scored with: the trained one in memory (it is what was saved), in eval mode;
+    under DeepSpeed the saved folder loaded on this process's device without the engine (ZeRO-3 holds only a
+    shard of each weight in memory)."""
+    model = run.trainer.model
+    if not run.trainer.is_deepspeed_enabled:
+        return model.eval()
+    from transformers.integrations import set_hf_deepspeed_config, unset_hf_deepspeed_config
+
+    folder = run.training_args.output_dir if not run.data_args.evaluate_only else run.model_args.model_name_or_path
+    run.trainer.accelerator.wait_for_everyone()  # the main process has written the folder
+    unset_hf_deepspeed_config()  # else from_pretrained would partition the copy again (zero.Init)
+    try:
+        model = TSGVForGrounding.from_pretrained(folder)
+    finally:
+        set_hf_deepspeed_config(run.training_args.hf_deepspeed_config)
+    return model.to(run.training_args.device).eval()
+
+
 __all__ = [
+    "calibrate_scores",
+    "evaluate_splits",
+    "serving_model",
     "serving_pipeline",
     "score_as_served",
     "gather_records",

@@ -28,14 +28,19 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 
 import torch
 from accelerate import PartialState
+from safetensors.torch import save_file
 
 from .data import FrameTransform, item_rng
-from .feature_store import FeatureStore, features_description, video_key
+from .feature_store import FeatureStore, features_description, features_dir_problem, video_key
 from .files import write_text_atomic
+from .grounding_args import ArgumentError
+from .tensor_files import read_safetensors
+from .text_states import SentenceStates
 
 logger = logging.getLogger(__name__)
 
@@ -222,18 +227,14 @@ class VideoStatesCache:
         return cache
 
     def save(self, folder: str) -> None:
-        """Write the cache into `folder` (created): one raw file per variant and `cache.json` (shapes, dtype, keys,
-        failures), the latter last and atomically, so `load` never reads a half-written cache."""
+        """Write the cache into `folder` (created): the states of every variant in `states.safetensors`
+        (safetensors' `save_file`), and `cache.json` (keys, failures, how it was built), the latter last and
+        atomically, so `load` never reads a half-written cache."""
         os.makedirs(folder, exist_ok=True)
-        shapes = []
-        for variant, states in enumerate(self.states):
-            states.contiguous().view(-1).view(torch.uint8).numpy().tofile(
-                os.path.join(folder, f"states-{variant}.bin")
-            )
-            shapes.append(list(states.shape))
+        tensors = {f"states-{variant}": states.contiguous() for variant, states in enumerate(self.states)}
+        save_file(tensors, os.path.join(folder, "states.safetensors"))
         meta = {
-            "shapes": shapes,
-            "dtype": str(self.states[0].dtype).removeprefix("torch."),
+            "variants": len(self.states),
             "keys": self.keys,
             "train": self.train,
             "seed": self.seed,
@@ -244,19 +245,13 @@ class VideoStatesCache:
 
     @classmethod
     def load(cls, folder: str) -> "VideoStatesCache":
-        """A cache `save`d in `folder`, its states memory-mapped read-only from the files (shared with every other
-        process that maps them: the machine's page cache holds one copy). Raises FileNotFoundError without a complete
-        `cache.json`."""
+        """A cache `save`d in `folder`, its states memory-mapped read-only from `states.safetensors` (`safe_open`:
+        shared with every other process that maps them, the machine's page cache holds one copy). Raises
+        FileNotFoundError without a complete `cache.json`."""
         with open(os.path.join(folder, "cache.json")) as f:
             meta = json.load(f)
-        dtype = getattr(torch, meta["dtype"])
-        states = []
-        for variant, shape in enumerate(meta["shapes"]):
-            size = 1
-            for dim in shape:
-                size *= dim
-            path = os.path.join(folder, f"states-{variant}.bin")
-            states.append(torch.from_file(path, shared=True, size=size, dtype=dtype).view(shape))
+        tensors = read_safetensors(os.path.join(folder, "states.safetensors"))
+        states = [tensors[f"states-{variant}"] for variant in range(meta["variants"])]
         return cls(states, meta["keys"], meta["train"], meta["seed"], meta["field"], meta["failed"])
 
     def variant_of(self, video_id: str) -> int:
@@ -371,7 +366,124 @@ def local_processes(world_size: int) -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
 
 
+def training_device(trainer) -> torch.device:
+    """The device the run's caches are computed on: where the Trainer placed the model; when it postpones the
+    placement (e.g. `--bf16_full_eval`) the model is moved there first. Under DeepSpeed / FSDP the engine places
+    the model when training starts: the model's current device."""
+    model, args = trainer.model, trainer.args
+    if not (trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled) and not trainer.place_model_on_device:
+        model.to(args.device)
+    return next(model.parameters()).device
+
+
+def use_video_state_cache(model, splits: dict, eval_split: str, data_args, training_args) -> bool:
+    """Whether to train on cached encode_video states — or cached frames when encode_video trains (see
+    --cache_video_states); logs the reason when not."""
+    frames = not can_cache(model)
+    problem = features_dir_problem(data_args, frames)  # the parsed arguments' rule, now with the model's tuning
+    if problem:
+        raise ArgumentError(problem)
+    if data_args.cache_video_states == "no":
+        return False
+    reasons = []
+    if training_args.deepspeed and not frames:
+        reasons.append("DeepSpeed shards the backbone")
+    if data_args.sampling == "query_centric":
+        reasons.append("query-centric batches decode per query by design")
+    num_eval = len(splits.get(eval_split, []))
+    size_gb = cache_bytes(model, len(splits["train"]), num_eval, data_args.video_state_variants) / 2**30
+    too_big = data_args.cache_video_states == "auto" and not data_args.features_dir
+    if too_big and size_gb > data_args.cache_video_states_max_gb:
+        reasons.append(f"it would take {size_gb:.1f} GB per machine (> --cache_video_states_max_gb)")
+
+    if reasons and (data_args.cache_video_states == "yes" or data_args.features_dir):
+        flag = "--features_dir" if data_args.features_dir else "--cache_video_states yes"
+        raise ArgumentError(f"{flag} is not possible: " + "; ".join(reasons))
+    if reasons:
+        logger.info("not caching video states: " + "; ".join(reasons))
+    return not reasons
+
+
+def fill_text_states(trainer, splits: dict, device) -> None:
+    """The frozen text encoder's states of every sentence of `splits`, computed once on `device` as a
+    `SentenceStates` table that the Trainer's collators serve (training and evaluation)."""
+    model = trainer.model
+    collator = trainer.data_collator
+    # every split's sentences, test too (the pipeline scores test without the table): the table's batches of
+    # equal-length sentences, and so the states' last bits, depend on the whole set, and the published figures
+    # of the default job come from this set (training only from train + val changed them: 78.97 -> 75.17)
+    sentences = [s for dataset in splits.values() for row in dataset.with_format(None)["sentences"] for s in row]
+    tokens = collator.tokenizer(sentences, truncation=True, max_length=collator.max_text_length)
+    start_s = time.perf_counter()
+    table = SentenceStates.encode(model.text_model, tokens["input_ids"])
+    collator.text_states = trainer.eval_data_collator.text_states = table
+    logger.info(
+        f"text encoder states of {len(table):,d} distinct sentences computed on {device} in "
+        f"{time.perf_counter() - start_s:.0f} s ({table.nbytes() / 2**20:,.0f} MB, served by the collators)"
+    )
+
+
+def fill_caches(
+    trainer, splits: dict, eval_split, processor, data_args, prepared=None
+) -> tuple[list, FeatureStore | None]:
+    """Call after the Trainer has placed the model: the frozen text encoder's states of every sentence (a
+    `SentenceStates` table the collators serve), and, when they fit, the frozen blocks' states of every training /
+    validation video (`VideoStatesCache`, set as the splits' transforms), read from and saved to --features_dir
+    when given, the frames read from the `prepared` store where it holds them. Both are computed on the training
+    device (`training_device`). Returns (the video caches (they follow the epoch, for their jittered variants), the
+    `FeatureStore` or None)."""
+    model, training_args = trainer.model, trainer.args
+    seed, caches, store = training_args.seed, [], None
+    device = training_device(trainer)
+    if not model.config.train_text_encoder and not training_args.deepspeed:
+        fill_text_states(trainer, splits, device)
+    if (
+        "train" in splits
+        and not data_args.evaluate_only
+        and use_video_state_cache(model, splits, eval_split, data_args, training_args)
+    ):
+        store = FeatureStore(data_args.features_dir) if data_args.features_dir else None
+        for split, train in (("train", True), (eval_split, False)):
+            if split not in splits or (split == eval_split and split == "train"):
+                continue
+
+            def build(share, shares, split=split, train=train):  # this process's share of the split's videos
+                rows = splits[split] if shares == 1 else splits[split].select(range(share, len(splits[split]), shares))
+                return VideoStatesCache.build(
+                    model,
+                    rows,
+                    processor.video_processor,
+                    train=train,
+                    variants=data_args.video_state_variants,
+                    seed=seed,
+                    backend=data_args.decode_backend,
+                    batch_size=training_args.per_device_eval_batch_size,
+                    num_workers=training_args.dataloader_num_workers,
+                    dtype=cache_dtypes(model)[0 if train else 1],
+                    store=store,
+                    prepared=prepared,
+                )
+
+            folder = os.path.join(training_args.output_dir, f".video-states-{split}-{socket.gethostname()}")
+            processes = local_processes(training_args.world_size)
+            cache = shared_per_machine(build, folder, training_args.local_process_index, processes)
+            splits[split].set_transform(cache.transform())
+            caches.append(cache)
+            if train:  # undecodable training videos count against the trainer's budget (its one check), now
+                rows = splits[split].with_format(None)
+                paths = {str(video): path for video, path in zip(rows["video_id"], rows["video_path"])}
+                failed = [
+                    {"video_id": v, "video_path": paths.get(str(v)), "error": e} for v, e in cache.failed.items()
+                ]
+                trainer.record_training_failures(failed)
+    return caches, store
+
+
 __all__ = [
+    "fill_caches",
+    "fill_text_states",
+    "use_video_state_cache",
+    "training_device",
     "VideoStatesCache",
     "can_cache",
     "estimate_bytes",

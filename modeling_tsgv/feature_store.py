@@ -149,4 +149,28 @@ class FeatureStore:
         return out
 
 
-__all__ = ["FeatureStore", "features_description", "video_key", "weights_digest", "frozen_modules"]
+def features_dir_problem(data_args, backbone_trains: bool | None) -> str | None:
+    """Why `--features_dir` cannot work with these data arguments (None: it can): the store keeps frozen backbone
+    states per video, so it needs a frozen `encode_video` (`backbone_trains`: the blocks it runs train, as under
+    `--backbone_tuning` full / partial; None while the model is not built yet), video-centric batches and video-state
+    caching. The one rule, checked while the arguments are parsed and again once the model is built (a saved model
+    brings its own tuning mode)."""
+    if not data_args.features_dir:
+        return None
+    if backbone_trains or data_args.cache_video_states == "no" or data_args.sampling == "query_centric":
+        return (
+            f"--features_dir {data_args.features_dir} keeps frozen backbone states per video: it needs "
+            "--backbone_tuning frozen or scada, video-centric batches and video-state caching (not "
+            "--cache_video_states no)"
+        )
+    return None
+
+
+__all__ = [
+    "features_dir_problem",
+    "FeatureStore",
+    "features_description",
+    "video_key",
+    "weights_digest",
+    "frozen_modules",
+]

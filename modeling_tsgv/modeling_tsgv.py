@@ -15,87 +15,31 @@ inference can encode a video once and ground any number of queries against it, i
 """
 
 import math
-import os
-import shutil
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 from torchvision.ops import MLP
-from transformers import AutoModel, PreTrainedModel, VideoMAEForVideoClassification
+from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
-from transformers.utils.output_capturing import resolve_hidden_states_indices, selected_hidden_states
+from transformers.utils import logging
 
 from .calibration import calibrated_probability
-from .configuration_tsgv import CUSTOM_PIPELINES, TSGVConfig, check_model_folder
-from .loss_tsgv import grounding_loss
+from .configuration_tsgv import TSGVConfig
+from .input_checks import (
+    check_forward_inputs,
+    check_pixel_values,
+    check_query_video_index,
+    check_text_states,
+)
+from .outputs_tsgv import OutputRecord, TSGVEncodedVideos, TSGVGroundingOutput, TSGVVideoStates, output_record
+from .pretrained_tsgv import TSGVPreTrainedMixin, mark_initialized, without_hub_kernels
 from .relevance import relevance_summary
 from .saliency import step_saliency
-from .spans import decode_spans
-from .video_backbones import load_video_backbone, with_fc_norm_as_layernorm
+from .video_backbones import video_backbone
 
 logger = logging.get_logger(__name__)
 
-
-@dataclass
-class TSGVGroundingOutput(ModelOutput):
-    r"""
-    Output of [`TSGVForGrounding`].
-
-    Args:
-        loss (`torch.FloatTensor` of shape `()`, *optional*):
-            Weighted sum of focal, DIoU and L1 losses; present when `labels` are given.
-        pred_spans (`torch.FloatTensor` of shape `(B_q, K, 2)`):
-            Decoded spans per query, best first, in normalised time [0, 1] (0 = video start, 1 = video end),
-            start <= end. K = min(config.max_spans, L_t). None in training mode when `labels` are given (a training
-            step needs only the loss; call `decode(step_logits, step_offsets)` for them).
-        pred_scores (`torch.FloatTensor` of shape `(B_q, K)`):
-            Confidence in [0, 1] of each span, non-increasing along K (None when `pred_spans` is).
-        step_logits (`torch.FloatTensor` of shape `(B_q, L_t)`):
-            Per-time-step foreground logits (sigmoid = probability the step lies inside the moment).
-        step_offsets (`torch.FloatTensor` of shape `(B_q, L_t, 2)`):
-            Per-time-step distances (normalised time, >= 0) from the step centre back to the start and on to the end.
-        step_saliency (`torch.FloatTensor` of shape `(B_q, L_t)`):
-            How much each time step matters to the sentence, in [0, 1] (highlight detection): the saliency head's
-            probabilities (`config.saliency_head`), else the foreground probabilities (`sigmoid(step_logits)`).
-        relevance (`torch.FloatTensor` of shape `(B_q,)`, *optional*):
-            Probability that the described moment occurs in the video at all (`config.relevance_head`; None without).
-        video_hidden_states (`torch.FloatTensor` of shape `(B_q, L_t, D)`):
-            Spatially pooled backbone features per query (sentence-conditioned under SCADA).
-        loss_dict (`dict[str, torch.FloatTensor]`, *optional*):
-            Unweighted loss terms `focal`, `diou`, `l1` (scalars), for logging.
-        hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states`):
-            The hidden states along the path, in order (num_hidden_layers + head_layers + 2 tensors). First the
-            backbone's tokens per clip, as VideoMAE runs them: its embeddings, then each block's output (before the
-            final layernorm). Blocks every query shares run once per video, so up to the block before the first
-            SCADA adapter they are `(B_v*C, N, D)`; from that block (its output after its adapter) on they are per
-            query, `(B_q*C, N, D)` (C clips per video, N tokens per clip). Then the grounding head's step features
-            `(B_q, L_t, head_hidden_size)`: its input (projected, sentence-gated, with positions) and the output of each
-            fusion layer, the last being what the score and the boundaries are read from. With
-            `output_hidden_states` a list of indices (negative ones count from the end), the others are None.
-        attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`):
-            Each backbone block's attention weights after the softmax, `(B_v*C or B_q*C, heads, N, N)` as for
-            `hidden_states`; computed only by the eager attention (`attn_implementation="eager"`), empty otherwise.
-    """
-
-    loss: torch.FloatTensor | None = None
-    pred_spans: torch.FloatTensor | None = None
-    pred_scores: torch.FloatTensor | None = None
-    step_logits: torch.FloatTensor | None = None
-    step_offsets: torch.FloatTensor | None = None
-    step_saliency: torch.FloatTensor | None = None
-    relevance: torch.FloatTensor | None = None
-    video_hidden_states: torch.FloatTensor | None = None
-    loss_dict: dict | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # SCADA: sentence-conditioned adapter
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -318,67 +262,6 @@ class TSGVGroundingHead(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class TSGVVideoStates:
-    """Query-independent backbone states of B_v videos, from [`TSGVForGrounding.encode_video`].
-
-    Attributes:
-        hidden_states: (B_v*C, N, D) tokens after the blocks every query shares (C clips per video, N tokens per clip).
-        num_videos: B_v.
-        clips: C, clips per video.
-        steps_per_clip: time steps per clip (clip_frames / tubelet_size).
-    """
-
-    hidden_states: torch.Tensor
-    num_videos: int
-    clips: int
-    steps_per_clip: int
-
-
-@dataclass
-class OutputRecord:
-    """What `output_hidden_states` / `output_attentions` collect along the forward path, in order (a list, or None:
-    not collected): `hidden_states` (the backbone's embeddings and block outputs, an adapter's where a block has one,
-    then the head's step features) and `attentions` (each backbone block's weights, from its self-attention module
-    while `attention_hooks` is open). `selected`: indices of the hidden states kept (None: all); the others are None.
-    """
-
-    hidden_states: list | None = None
-    attentions: list | None = None
-    selected: set[int] | None = None
-
-    def outputs(self) -> dict:
-        """`hidden_states` / `attentions` as tuples (None where not collected), for the model's output."""
-        return {name: None if got is None else tuple(got) for name, got in vars(self).items() if name != "selected"}
-
-    def keep(self, hidden: torch.Tensor) -> None:
-        """Append `hidden` to `hidden_states` (None in its place when its index is not selected), if they are
-        collected."""
-        if self.hidden_states is not None:
-            chosen = self.selected is None or len(self.hidden_states) in self.selected
-            self.hidden_states.append(hidden if chosen else None)
-
-    @contextmanager
-    def attention_hooks(self, video_model: PreTrainedModel):
-        """While open, each VideoMAE self-attention module of `video_model` appends its weights to `attentions`
-        (VideoMAE's blocks return only their hidden states; transformers' own models record them with such hooks)."""
-        if self.attentions is None:
-            yield
-            return
-        handles = [layer.attention.attention.register_forward_hook(self._keep_attention) for layer in
-                   video_model.encoder.layer]  # fmt: skip
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    def _keep_attention(self, module, args, output) -> None:
-        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        if weights is not None:  # SDPA / flash attention compute no weights
-            self.attentions.append(weights)
-
-
 def drop_path(block: nn.Module, hidden: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     """`block(hidden)` with stochastic depth (per clip, the whole block's residual update dropped with probability
     `rate` and the kept ones scaled by 1 / (1 - rate)) in training when the block trains; otherwise `block(hidden)`.
@@ -488,7 +371,7 @@ class TSGVVideoBackbone(nn.Module):
             modules.append(("layernorm", video.layernorm))
         return modules
 
-    def encode_video(self, pixel_values: torch.Tensor, record: OutputRecord | None = None) -> TSGVVideoStates:
+    def encode_video(self, pixel_values: torch.Tensor, record: OutputRecord | None = None) -> TSGVEncodedVideos:
         """The query-independent part of the backbone, run once per video however many queries it has.
 
         Args:
@@ -496,24 +379,13 @@ class TSGVVideoBackbone(nn.Module):
             record: collects the embeddings and the outputs of the blocks below the first adapter (all blocks
                 without adapters), per video (B_v*C, N, D).
         Returns:
-            `TSGVVideoStates`: tokens after blocks 0..first_query_block (after all blocks and the final layernorm when
+            `TSGVEncodedVideos`: tokens after blocks 0..first_query_block (after all blocks and the final layernorm when
             the model has no adapters), (B_v*C, N, D). Pass them to `query_features` (or `ground`) with any number of
             queries, in one call or in chunks.
         """
+        check_pixel_values(pixel_values, self.config)
         batch_v, num_frames, channels, height, width = pixel_values.shape
         clip_frames, tubelet = self.config.clip_frames, self.config.backbone_config.tubelet_size
-        if num_frames % clip_frames:
-            raise ValueError(
-                f"pixel_values has {num_frames} frames: must be a multiple of clip_frames ({clip_frames})"
-            )
-        if not pixel_values.is_floating_point():
-            raise ValueError(
-                f"pixel_values are {pixel_values.dtype}: normalise them first (processing_tsgv.normalize_frames)"
-            )
-        if height != self.config.image_size or width != self.config.image_size:
-            raise ValueError(
-                f"frames are {height}x{width} but the model expects {self.config.image_size}x{self.config.image_size}"
-            )
         clips = num_frames // clip_frames
         steps_per_clip = clip_frames // tubelet
         frames = pixel_values.reshape(batch_v * clips, clip_frames, channels, height, width)  # (B_v*C, F, 3, H, W)
@@ -528,11 +400,11 @@ class TSGVVideoBackbone(nn.Module):
                 record.keep(hidden)
         if first is None and self.video_model.layernorm is not None:
             hidden = self.video_model.layernorm(hidden)
-        return TSGVVideoStates(hidden, batch_v, clips, steps_per_clip)
+        return TSGVEncodedVideos(hidden, batch_v, clips, steps_per_clip)
 
     def query_features(
         self,
-        video_states: TSGVVideoStates,
+        encoded: TSGVEncodedVideos,
         sentence: torch.Tensor | None,
         query_video_index: torch.Tensor,
         record: OutputRecord | None = None,
@@ -540,15 +412,15 @@ class TSGVVideoBackbone(nn.Module):
         """The per-query part of the backbone: adapters from the first SCADA block on, then spatial pooling.
 
         Args:
-            video_states: output of `encode_video` for B_v videos.
+            encoded: output of `encode_video` for B_v videos.
             sentence: (B_q, D_text) pooled sentence embeddings (may be None without adapters and sentence pooling).
             query_video_index: (B_q,) long, video of each query, in [0, B_v).
             record: collects the outputs of the blocks from the first adapter on, per query (B_q*C, N, D).
         Returns:
             (B_q, L_t, D) spatially pooled features, L_t = T / tubelet_size.
         """
-        clips, steps_per_clip = video_states.clips, video_states.steps_per_clip
-        hidden = video_states.hidden_states  # (B_v*C, N, D)
+        clips, steps_per_clip = encoded.clips, encoded.steps_per_clip
+        hidden = encoded.hidden_states  # (B_v*C, N, D)
         batch_q = query_video_index.shape[0]
         first = self.first_query_block
         if sentence is None and (first is not None or self.spatial_pool is not None):
@@ -581,97 +453,8 @@ class TSGVVideoBackbone(nn.Module):
         assert pooled.shape[0] == batch_q
         return pooled
 
-    def video_states_from_cache(self, video_states: torch.Tensor) -> TSGVVideoStates:
-        """(B_v, C, N, D) cached `encode_video` hidden states -> `TSGVVideoStates`; checks they fit this model."""
-        tubelet = self.config.backbone_config.tubelet_size
-        steps_per_clip = self.config.clip_frames // tubelet
-        patches = (self.config.image_size // self.config.backbone_config.patch_size) ** 2
-        expected = (self.config.num_frames // self.config.clip_frames, steps_per_clip * patches)
-        width = self.config.backbone_config.hidden_size
-        if video_states.dim() != 4 or tuple(video_states.shape[1:3]) != expected or video_states.shape[3] != width:
-            raise ValueError(
-                f"video_states must have shape (B_v, {expected[0]}, {expected[1]}, {width}) for this model, "
-                f"got {tuple(video_states.shape)}"
-            )
-        batch_v, clips = video_states.shape[:2]
-        dtype = next(self.video_model.parameters()).dtype
-        return TSGVVideoStates(video_states.flatten(0, 1).to(dtype), batch_v, clips, steps_per_clip)
 
-
-def check_query_video_index(
-    query_video_index: torch.Tensor | None, num_queries: int, video_states: TSGVVideoStates, check_values: bool
-) -> torch.Tensor:
-    """The video of each query as a (B_q,) long tensor: `query_video_index` checked to lie in [0, B_v), or, when
-    None, query i -> video i (then B_q must equal B_v). `check_values`: also check the values (reading them back
-    waits for an accelerator)."""
-    batch_v = video_states.num_videos
-    if query_video_index is None:
-        if num_queries != batch_v:
-            raise ValueError(
-                f"{num_queries} queries for {batch_v} videos: pass query_video_index to map queries to videos"
-            )
-        return torch.arange(batch_v, device=video_states.hidden_states.device)
-    query_video_index = query_video_index.long()
-    if (
-        check_values
-        and query_video_index.numel()
-        and (query_video_index.min() < 0 or query_video_index.max() >= batch_v)
-    ):
-        raise ValueError(f"query_video_index must lie in [0, {batch_v}), got {query_video_index.tolist()}")
-    return query_video_index
-
-
-def check_text_states(text_states: torch.Tensor, input_ids: torch.Tensor, encoder_trains: bool) -> None:
-    """ValueError unless `text_states` (B_q, S, D_text) fit `input_ids` (B_q, S) and the encoder is frozen."""
-    if encoder_trains:
-        raise ValueError("text_states come from a frozen text encoder: not with train_text_encoder=True")
-    if text_states.shape[:2] != input_ids.shape:
-        raise ValueError(f"text_states {tuple(text_states.shape)} do not match input_ids {tuple(input_ids.shape)}")
-
-
-def call_directly(function, *args, **kwargs):
-    """A checkpoint function that checkpoints nothing: `function(*args, **kwargs)` (see `_set_gradient_checkpointing`)."""
-    return function(*args, **kwargs)
-
-
-def mark_initialized(*parts) -> None:
-    """Flag every module of the given models (None skipped) as initialised: a model handed in was initialised (or
-    loaded) by its own constructor, and our `post_init` must not touch it. Under ZeRO-3 with several ranks,
-    `_from_config` leaves part of its modules unflagged on ranks > 0, and re-initialising their partitioned (empty)
-    weights fails, e.g. BERT's `weight[padding_idx]`."""
-    for part in parts:
-        for module in part.modules() if part is not None else ():
-            module._is_hf_initialized = True
-
-
-def video_backbone(video, clip_frames: int | None = None, image_size: int | None = None) -> PreTrainedModel:
-    """The `VideoMAEModel` to build on: `video` itself (or the base of a VideoMAE pre-training / classification model),
-    or loaded from a path / Hub name with `clip_frames` frames per clip and `image_size` px (VideoMAE's positional
-    table is sinusoidal, so both may change there) by `video_backbones.load_video_backbone`, which takes every
-    checkpoint layout (a classification checkpoint's `fc_norm` included). A model object must already match both;
-    ValueError otherwise (`BackboneCheckpointError` for a checkpoint that cannot be used)."""
-    if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
-        sizes = {"num_frames": clip_frames, "image_size": image_size}
-        video = load_video_backbone(video, **{k: v for k, v in sizes.items() if v is not None})
-    elif isinstance(video, VideoMAEForVideoClassification):
-        video = with_fc_norm_as_layernorm(video)
-    video = getattr(video, "videomae", video)  # VideoMAEForPreTraining -> VideoMAEModel
-    if video.config.model_type != "videomae":
-        raise ValueError(f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}")
-    for name, wanted, backbone_name in (
-        ("clip_frames", clip_frames, "num_frames"),
-        ("image_size", image_size, "image_size"),
-    ):
-        if wanted is not None and wanted != getattr(video.config, backbone_name):
-            raise ValueError(
-                f"{name}={wanted} does not match the given backbone ({backbone_name}="
-                f"{getattr(video.config, backbone_name)}); pass the backbone as a path so it is loaded with the new "
-                "size"
-            )
-    return video
-
-
-class TSGVPreTrainedModel(PreTrainedModel):
+class TSGVPreTrainedModel(TSGVPreTrainedMixin, PreTrainedModel):
     config: TSGVConfig
     config_class = TSGVConfig
     base_model_prefix = "tsgv"
@@ -684,13 +467,6 @@ class TSGVPreTrainedModel(PreTrainedModel):
     # `TSGVTrainer.get_batch_samples`): the Trainer then neither divides the loss by the accumulation steps nor lets
     # DDP's gradient mean shrink it (it multiplies by the number of processes), so one objective results
     accepts_loss_kwargs = True
-
-    @classmethod
-    def is_custom_code(cls) -> bool:
-        # transformers skips `_init_weights` on parameter-less modules of "custom code", assuming such code writes
-        # tensors in place and would clobber loaded weights. Ours goes through `transformers.initialization` (which
-        # honours loaded weights), and needs the module-level inits below (adapter `up`, score prior) to run.
-        return False
 
     def _init_weights(self, module):
         """Initialise every module tsgv adds (also under ZeRO-3, where torch's default init is switched off).
@@ -715,119 +491,6 @@ class TSGVPreTrainedModel(PreTrainedModel):
             prior = self.config.score_prior
             init.constant_(module.score[3].bias, -math.log((1 - prior) / prior))  # the output layer
 
-    def _set_gradient_checkpointing(
-        self, enable: bool = True, gradient_checkpointing_func=checkpoint, every_n_layers=1
-    ):
-        """transformers' flags on every module that has one (VideoMAE's blocks: every `every_n_layers`-th), as every
-        model keeps them; our block loop then checkpoints each flagged block together with its adapter in one call
-        (one saved input per block, not two), so a VideoMAE block's own checkpoint function becomes a direct call
-        (it stays a `GradientCheckpointingLayer` called through `__call__`, so FSDP / ZeRO-3 module hooks still run).
-        The block loop's checkpoint is always non-reentrant (`TSGVVideoBackbone._run_block` says why); the text
-        encoder's layers checkpoint themselves, with the `use_reentrant` asked for."""
-        super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, every_n_layers)
-        if enable and hasattr(self, "backbone"):
-            for layer in self.backbone.video_model.encoder.layer:
-                layer._gradient_checkpointing_func = call_directly
-
-    # ------------------------------------------------------------------ the parts `TSGVForGrounding` builds
-
-    @property
-    def video_model(self) -> PreTrainedModel:
-        """The VideoMAE backbone."""
-        return self.backbone.video_model
-
-    @property
-    def adapters(self) -> nn.ModuleDict:
-        """SCADA adapters keyed by block index (empty unless backbone_tuning="scada")."""
-        return self.backbone.adapters
-
-    @property
-    def spatial_pool(self) -> "SentenceSpatialPool | None":
-        """The sentence-weighted spatial pooling (None for mean pooling)."""
-        return self.backbone.spatial_pool
-
-    def get_input_embeddings(self) -> nn.Module:
-        """The text encoder's token embeddings: the vocabulary `resize_token_embeddings` resizes (the video side has
-        patch embeddings, returned by `video_model.get_input_embeddings()`)."""
-        return self.text_model.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        """Replace the text encoder's token embeddings."""
-        self.text_model.set_input_embeddings(value)
-
-    def compute_loss(
-        self,
-        step_logits: torch.Tensor,
-        step_offsets: torch.Tensor,
-        labels: torch.Tensor,
-        num_items_in_batch: torch.Tensor | int | None = None,
-        **extra,
-    ):
-        """`grounding_loss` with this model's weights: (loss, {"focal", "diou", "l1"(, "saliency", "relevance")});
-        `extra`: its saliency / relevance logits and labels."""
-        labels = labels.to(step_logits.device)
-        checks = self._checks_values(labels)
-        return grounding_loss(step_logits, step_offsets, labels, self.config, checks, num_items_in_batch, **extra)
-
-    def decode(self, step_logits: torch.Tensor, step_offsets: torch.Tensor, max_spans: int | None = None):
-        """`decode_spans` with K = min(max_spans or config.max_spans, L_t): spans (B_q, K, 2), scores (B_q, K)."""
-        k = min(max_spans or self.config.max_spans, step_logits.shape[1])
-        return decode_spans(step_logits, step_offsets, k, self.config.nms_threshold, self.config.span_calibration)
-
-    def trainable_parameters_report(self) -> str:
-        """One line in peft's format: `trainable params: N || all params: M || trainable%: P`."""
-        sizes = [(getattr(p, "ds_numel", p.numel()), p.requires_grad) for p in self.parameters()]  # ZeRO-3: full size
-        trainable = sum(n for n, needs_grad in sizes if needs_grad)
-        total = sum(n for n, _ in sizes)
-        return (
-            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
-        )
-
-    # ------------------------------------------------------------------ forward path
-
-    def _checks_values(self, tensor: torch.Tensor) -> bool:
-        """Whether to check an input's values (not only its shape): on the CPU, where it is free; not on an
-        accelerator, where reading a value back waits for all queued work (a training step, or each window of the
-        pipeline, would stall on it), and not while torch.compile traces (the check would split the graph). What
-        reaches an accelerator in tsgv was built valid on the CPU: the collators check labels and query indices,
-        the pipeline builds its own."""
-        if torch.compiler.is_compiling():
-            return False
-        return tensor.device.type == "cpu"
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`, plus what transformers needs to load the folder where tsgv is not
-        installed (`trust_remote_code=True`): config.json's `auto_map` (AutoConfig / AutoModel) and
-        `custom_pipelines` (the grounding pipeline), and the module files they name, copied beside the weights (this
-        file and the configuration by transformers; the pipeline and what it imports here)."""
-        self.config.custom_pipelines = CUSTOM_PIPELINES
-        result = super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            from transformers.dynamic_module_utils import get_relative_import_files
-
-            pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_tsgv.py")
-            if os.path.isfile(pipeline_file):
-                for path in [pipeline_file, *get_relative_import_files(pipeline_file)]:
-                    shutil.copy(path, os.path.join(save_directory, os.path.basename(path)))
-            else:  # a model loaded as remote code without its pipeline file: the folder still loads as a model
-                logger.warning(f"{pipeline_file} not found: {save_directory} will not carry the pipeline's code")
-        return result
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        """`PreTrainedModel.from_pretrained` for safetensors weights only, then `apply_backbone_tuning` (loading
-        replaces parameters and with them the `requires_grad` flags set in `__init__`). A local folder is checked
-        first (`check_model_folder`): what is wrong with it comes as one `ModelFolderError` line naming the path."""
-        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
-            pretrained_model_name_or_path
-        ):
-            check_model_folder(pretrained_model_name_or_path)
-        kwargs.setdefault("use_safetensors", True)
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        # with output_loading_info=True transformers returns (model, loading_info)
-        (loaded[0] if isinstance(loaded, tuple) else loaded).apply_backbone_tuning()
-        return loaded
-
 
 class TSGVForGrounding(TSGVPreTrainedModel):
     """Temporal sentence grounding: (video frames, sentences) -> scored (start, end) spans in normalised time.
@@ -843,43 +506,14 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         hidden = config.text_config.hidden_size
         self.sentence_norm = SentenceStandardizer(hidden) if config.sentence_standardization else None
         self.post_init()
+        without_hub_kernels(self)  # the parts handed in were loaded with them on
         self.apply_backbone_tuning()
 
-    def encode_video(self, pixel_values: torch.Tensor) -> TSGVVideoStates:
+    def encode_video(self, pixel_values: torch.Tensor) -> TSGVEncodedVideos:
         """`TSGVVideoBackbone.encode_video`: (B_v, T, 3, H, W) frames -> the query-independent states."""
         return self.backbone.encode_video(pixel_values)
 
     # ------------------------------------------------------------------ construction and what trains
-
-    @classmethod
-    def from_backbones(cls, video, text, **config_overrides) -> "TSGVForGrounding":
-        """Build a model from separately pretrained parts.
-
-        Args:
-            video: a VideoMAE model (`VideoMAEModel`, or a pre-training / classification model whose base is used) or
-                a path / Hub name that `AutoModel.from_pretrained` loads.
-            text: a text encoder model, or a path / Hub name (DistilBERT, BERT, MiniLM...).
-            **config_overrides: `TSGVConfig` fields (e.g. `num_frames=64, backbone_tuning="scada"`). `clip_frames` and
-                `image_size` are applied while loading a backbone given by path (VideoMAE's positional table is
-                sinusoidal, so both may change); for a model object they must match its config.
-        Returns:
-            `TSGVForGrounding` whose backbone and text weights are exactly the pretrained ones.
-        """
-        video = video_backbone(video, config_overrides.get("clip_frames"), config_overrides.get("image_size"))
-        if isinstance(text, (str, bytes)) or hasattr(text, "__fspath__"):
-            text = AutoModel.from_pretrained(text)
-        # each part keeps the attention it loaded with (a composite config resets its sub-configs' choice); read
-        # from the private attribute: transformers has no public getter (`set_attn_implementation` is the setter)
-        attention = {
-            "backbone_config": video.config._attn_implementation,
-            "text_config": text.config._attn_implementation,
-        }
-        config = TSGVConfig(backbone_config=video.config, text_config=text.config, **config_overrides)
-        # `_from_config` builds our own modules under ZeRO-3's zero.Init when DeepSpeed ZeRO-3 is configured, so they
-        # are partitioned and cast (e.g. to bf16) like the parts; otherwise it is a plain constructor call
-        model = cls._from_config(config, video_model=video, text_model=text)
-        model.set_attn_implementation(attention)
-        return model
 
     def apply_backbone_tuning(self):
         """Set `requires_grad` by structure, once: what trains follows `config.backbone_tuning` / `train_text_encoder`."""
@@ -890,14 +524,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         self.head.requires_grad_(True)
 
     # ------------------------------------------------------------------ text
-
-    def train(self, mode: bool = True):
-        """`nn.Module.train`, except that a frozen text encoder stays in eval mode: no dropout noise on features that do
-        not train, so a sentence always gets the same states (which `text_states.SentenceStates` relies on)."""
-        super().train(mode)
-        if not self.config.train_text_encoder:
-            self.text_model.eval()
-        return self
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, text_states=None):
         """input_ids / attention_mask (B_q, S) -> token states (B_q, S, D_text) and mean-pooled sentence (B_q, D_text).
@@ -914,33 +540,6 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         return tokens, sentence
 
     # ------------------------------------------------------------------ forward path
-
-    def _check_inputs(self, pixel_values, input_ids, video_states, token_type_ids) -> None:
-        """`forward`'s inputs, checked: sentences given, exactly one of frames and cached states, one segment only."""
-        if token_type_ids is not None and self._checks_values(token_type_ids) and bool(token_type_ids.any()):
-            raise ValueError("token_type_ids must be all zero: each query is a single sentence, not a sentence pair")
-        if input_ids is None:
-            raise ValueError("input_ids are required: the sentences to ground")
-        if (pixel_values is None) == (video_states is None):
-            raise ValueError("pass exactly one of pixel_values (frames) and video_states (cached encode_video states)")
-
-    def _output_record(self, output_hidden_states, output_attentions, cached: bool = False) -> OutputRecord:
-        """The `OutputRecord` for `forward`'s flags (None: the config's); hidden-state indices resolved against the
-        full count (the backbone's num_hidden_layers + 1, the head's head_layers + 1), as transformers resolves them.
-        `cached`: the forward starts from cached video states, whose blocks do not run (ValueError if asked for)."""
-        config = self.config
-        output_attentions = config.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        if cached and (output_attentions or output_hidden_states):
-            raise ValueError(
-                "output_attentions / output_hidden_states need pixel_values: with cached video_states the blocks "
-                "below the first adapter do not run"
-            )
-        selected = selected_hidden_states(output_hidden_states)
-        if selected is not None:
-            total = config.backbone_config.num_hidden_layers + config.head_layers + 2
-            selected = resolve_hidden_states_indices(self, selected, total)
-        return OutputRecord([] if output_hidden_states else None, [] if output_attentions else None, selected)
 
     def forward(
         self,
@@ -989,15 +588,15 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         Returns:
             [`TSGVGroundingOutput`] (or its `to_tuple()`).
         """
-        self._check_inputs(pixel_values, input_ids, video_states, token_type_ids)
-        record = self._output_record(output_hidden_states, output_attentions, cached=video_states is not None)
+        check_forward_inputs(pixel_values, input_ids, video_states, token_type_ids, self._checks_values)
+        record = output_record(self, output_hidden_states, output_attentions, cached=video_states is not None)
         text = {"text_states": text_states, "num_items_in_batch": num_items_in_batch, "record": record,
                 "saliency_labels": saliency_labels, "relevance_labels": relevance_labels}  # fmt: skip
         with record.attention_hooks(self.video_model):
             if video_states is None:
                 states = self.backbone.encode_video(pixel_values, record)
             else:
-                states = self.backbone.video_states_from_cache(video_states)
+                states = TSGVEncodedVideos.from_cache(video_states, self.config, self.video_model.dtype)
             out = self.ground(states, input_ids, attention_mask, query_video_index, labels, **text)
         if record.attentions == []:
             logger.warning_once("attention weights are computed only by attn_implementation='eager': none returned")
@@ -1005,7 +604,7 @@ class TSGVForGrounding(TSGVPreTrainedModel):
 
     def ground(
         self,
-        video_states: TSGVVideoStates,
+        encoded: TSGVEncodedVideos,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         query_video_index: torch.Tensor | None = None,
@@ -1019,11 +618,11 @@ class TSGVForGrounding(TSGVPreTrainedModel):
     ) -> TSGVGroundingOutput:
         r"""Ground queries in videos already encoded by `encode_video` (`forward` = `encode_video` + `ground`).
 
-        Calling `ground` several times on the same `video_states` (e.g. chunks of a long query list) gives the same
+        Calling `ground` several times on the same `encoded` (e.g. chunks of a long query list) gives the same
         result per query as one call with all queries: the query-independent blocks are not run again.
 
         Args:
-            video_states: `encode_video(pixel_values)` of B_v videos.
+            encoded: `encode_video(pixel_values)` of B_v videos.
             input_ids / attention_mask (`(B_q, S)`), query_video_index (`(B_q,)`), labels: as in `forward`.
             return_spans: False skips NMS / top-K (`pred_spans` / `pred_scores` are then None), for callers that rank
                 the per-step candidates themselves (the inference pipeline merges them across windows). Default:
@@ -1037,13 +636,16 @@ class TSGVForGrounding(TSGVPreTrainedModel):
         """
         attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         checks = self._checks_values(query_video_index) if query_video_index is not None else False
-        query_video_index = check_query_video_index(query_video_index, input_ids.shape[0], video_states, checks)
+        device = encoded.hidden_states.device
+        query_video_index = check_query_video_index(
+            query_video_index, input_ids.shape[0], encoded.num_videos, device, checks
+        )
         return_spans = not (self.training and labels is not None) if return_spans is None else return_spans
         text_tokens, sentence = self.encode_text(input_ids, attention_mask, text_states)
         if self.sentence_norm is not None:
             sentence = self.sentence_norm(sentence)
         record = record or OutputRecord()
-        video = self.backbone.query_features(video_states, sentence, query_video_index, record)  # (B_q, L_t, D)
+        video = self.backbone.query_features(encoded, sentence, query_video_index, record)  # (B_q, L_t, D)
         text = (text_tokens, attention_mask, sentence)
         targets = {"labels": labels, "saliency_labels": saliency_labels, "relevance_labels": relevance_labels}
         return self._answer(video, text, record, targets, num_items_in_batch, return_spans)
@@ -1083,6 +685,7 @@ TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes 
 
 __all__ = [
     "TSGVForGrounding",
+    "TSGVEncodedVideos",
     "TSGVVideoStates",
     "video_backbone",
     "TSGVVideoBackbone",

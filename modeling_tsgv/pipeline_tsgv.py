@@ -36,7 +36,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .configuration_tsgv import ModelFolderError, check_model_folder
-from .modeling_tsgv import TSGVVideoStates
+from .modeling_tsgv import TSGVEncodedVideos
 from .processing_tsgv import (
     TSGVProcessor,
     check_processor_matches,
@@ -251,7 +251,7 @@ class ClipStateCache:
         self.max_calls = max_calls
         self._lock = threading.Lock()
 
-    def video_states(self, model, pixel_values: torch.Tensor, frame_start: int, call: int) -> TSGVVideoStates:
+    def encoded_videos(self, model, pixel_values: torch.Tensor, frame_start: int, call: int) -> TSGVEncodedVideos:
         """`model.encode_video` of one window (1, T, 3, H, W) whose first frame is grid frame `frame_start`,
         encoding only the clips the previous window of `call` did not hold."""
         clip_frames = model.config.clip_frames
@@ -276,7 +276,7 @@ class ClipStateCache:
             self.calls[call] = {s: cache[s] for s in starts}  # keep only what the next window may share
             while len(self.calls) > self.max_calls:  # more calls at once, or driven by hand: oldest go
                 self.calls.pop(next(iter(self.calls)))
-        return TSGVVideoStates(hidden, 1, clips, steps_per_clip)
+        return TSGVEncodedVideos(hidden, 1, clips, steps_per_clip)
 
     def forget(self, call: int):
         """Drop what `call` kept (its video is done)."""
@@ -593,7 +593,7 @@ class TemporalSentenceGroundingPipeline(ChunkPipeline):
             states = self.model.encode_video(pixel_values)
             query_video_index = model_inputs["query_video_index"]
         else:
-            states = self._clip_cache.video_states(
+            states = self._clip_cache.encoded_videos(
                 self.model, model_inputs["pixel_values"], model_inputs["frame_start"], call
             )
             query_video_index = torch.zeros(model_inputs["input_ids"].shape[0], dtype=torch.long, device=self.device)

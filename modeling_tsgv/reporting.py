@@ -297,7 +297,7 @@ def backbone_description(video_model: str, backbone_config) -> str:
     if video_model in BUILTIN_BACKBONES:
         return (
             f"VideoMAE `{video_model}` ({shape}), shipped in the package: pretrained for the synthetic world by "
-            f"`python -m modeling_tsgv.pretraining` (model_cards/{os.path.basename(BUILTIN_BACKBONES[video_model])}.md)"
+            f"`python -m modeling_tsgv.synthetic.pretraining` (model_cards/{os.path.basename(BUILTIN_BACKBONES[video_model])}.md)"
         )
     if video_model in BACKBONE_SIZES:
         return f"VideoMAE `{video_model}` ({shape}), random init"
@@ -366,7 +366,7 @@ def write_model_card(training_args, model_args, data_args, model, metrics, table
         relevance_note=relevance_note(cfg),
         dataset_description=(
             f"the built-in synthetic world (preset `{data_args.synthetic_preset}`, {synthetic_size(data_args)}, "
-            f"seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic.py`)"
+            f"seed {data_args.synthetic_seed}; `modeling_tsgv/synthetic/world.py`)"
             if data_args.dataset == "synthetic"
             else dataset_name
         )

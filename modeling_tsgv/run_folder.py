@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import shutil
 import tempfile
 
@@ -115,4 +116,41 @@ class DropReplacedCheckpoints(TrainerCallback):
             shutil.rmtree(held, ignore_errors=True)
 
 
-__all__ = ["check_output_dir", "check_something_to_resume", "DropReplacedCheckpoints", "OutputFolderError"]
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C; its message names the newest complete checkpoint and how to resume it."""
+
+    def __init__(self, output_dir: str, argv: list[str]):
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
+            super().__init__(f"interrupted before the first checkpoint was saved in {output_dir}: nothing to resume")
+        else:
+            super().__init__(f"interrupted; the newest complete checkpoint is {last}; {resume_instructions(argv)}")
+
+
+def resume_instructions(argv: list[str]) -> str:
+    """How to resume the run started with `argv`: the same command with `--resume_from_checkpoint last` (replacing
+    an earlier one), or the line to add to its .json / .yaml file."""
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        return f'to resume, add "resume_from_checkpoint": "last" to {argv[0]} and run it again'
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint":
+            skip = True
+        elif not arg.startswith("--resume_from_checkpoint="):
+            kept.append(arg)
+    command = shlex.join(["python", "run_grounding.py", *kept, "--resume_from_checkpoint", "last"])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by a launcher we cannot see: name its part
+        command = f"your launch command (torchrun / accelerate launch) with {command.removeprefix('python ')}"
+    return f"resume with: {command}"
+
+
+__all__ = [
+    "RunInterrupted",
+    "resume_instructions",
+    "check_output_dir",
+    "check_something_to_resume",
+    "DropReplacedCheckpoints",
+    "OutputFolderError",
+]

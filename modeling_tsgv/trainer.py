@@ -495,6 +495,12 @@ def with_dead_worker_file(error: RuntimeError, reading_dir: str | None) -> Runti
     return RuntimeError(f"{error} -- it was reading {path}")
 
 
+def zero_loss(model) -> torch.Tensor:
+    """0 that depends on every trainable parameter of `model`: its backward adds exact zeros to their gradients (and
+    marks each ready for DDP's reduction)."""
+    return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+
+
 class TSGVTrainer(SafeCheckpointsMixin, Trainer):
     """Trainer for `TSGVForGrounding` with video-centric batches.
 
@@ -547,6 +553,12 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
     def decode_failures(self) -> list[dict]:
         """This process's videos that failed to decode: {"split", "video_id", "video_path", "error"}, each once."""
         return self.failures.records
+
+    def record_training_failures(self, failures: list[dict]) -> None:
+        """Log training videos that failed outside a batch (building the caches) and check the budget at once."""
+        self.failures.record("train", failures)
+        if failures:
+            self._check_failure_budget()
 
     def _record_failures(self, inputs: dict) -> list[dict]:
         """Take `video_ids` / `decode_failures` out of a batch and log the failures under the current split."""
@@ -604,12 +616,6 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
             self.guard.loss(result[0] if return_outputs else result)
         return result
 
-    @staticmethod
-    def _zero_loss(model) -> torch.Tensor:
-        """0 that depends on every trainable parameter: its backward adds exact zeros to their gradients (and marks
-        each ready for DDP's reduction)."""
-        return sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
-
     def training_step(self, model, inputs, num_items_in_batch=None):
         """The Trainer's step, with decode failures taken out of the batch and non-finite values kept out of the
         weights (the policy in nonfinite.py), without reading anything back from the device: a micro-batch whose
@@ -632,7 +638,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
                     "no video of a training batch could be decoded, and with several processes a rank cannot skip "
                     f"a step alone: {', '.join(str(f['video_path']) for f in failures)}"
                 )
-            self.accelerator.backward(self._zero_loss(model))  # the step's machinery (a GradScaler) runs as usual
+            self.accelerator.backward(zero_loss(model))  # the step's machinery (a GradScaler) runs as usual
             loss = torch.zeros((), device=self.args.device)
         reported = self.guard.end_micro_batch(loss, has_loss, video_ids)
         if self.accelerator.sync_gradients:  # the optimiser step's last micro-batch, before clipping

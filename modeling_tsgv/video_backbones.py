@@ -90,10 +90,38 @@ def with_fc_norm_as_layernorm(classifier: VideoMAEForVideoClassification) -> Pre
     return video
 
 
+def video_backbone(video, clip_frames: int | None = None, image_size: int | None = None) -> PreTrainedModel:
+    """The `VideoMAEModel` to build on: `video` itself (or the base of a VideoMAE pre-training / classification model),
+    or loaded from a path / Hub name with `clip_frames` frames per clip and `image_size` px (VideoMAE's positional
+    table is sinusoidal, so both may change there) by `load_video_backbone`, which takes every
+    checkpoint layout (a classification checkpoint's `fc_norm` included). A model object must already match both;
+    ValueError otherwise (`BackboneCheckpointError` for a checkpoint that cannot be used)."""
+    if isinstance(video, (str, bytes)) or hasattr(video, "__fspath__"):
+        sizes = {"num_frames": clip_frames, "image_size": image_size}
+        video = load_video_backbone(video, **{k: v for k, v in sizes.items() if v is not None})
+    elif isinstance(video, VideoMAEForVideoClassification):
+        video = with_fc_norm_as_layernorm(video)
+    video = getattr(video, "videomae", video)  # VideoMAEForPreTraining -> VideoMAEModel
+    if video.config.model_type != "videomae":
+        raise ValueError(f"the video backbone must be a VideoMAE model, got model_type={video.config.model_type!r}")
+    for name, wanted, backbone_name in (
+        ("clip_frames", clip_frames, "num_frames"),
+        ("image_size", image_size, "image_size"),
+    ):
+        if wanted is not None and wanted != getattr(video.config, backbone_name):
+            raise ValueError(
+                f"{name}={wanted} does not match the given backbone ({backbone_name}="
+                f"{getattr(video.config, backbone_name)}); pass the backbone as a path so it is loaded with the new "
+                "size"
+            )
+    return video
+
+
 __all__ = [
     "BackboneCheckpointError",
     "check_backbone_config",
     "checkpoint_config",
     "load_video_backbone",
+    "video_backbone",
     "with_fc_norm_as_layernorm",
 ]

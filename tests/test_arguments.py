@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import REPO_ROOT
 
+from modeling_tsgv import grounding_args, splits, trainer
+
 sys.path.insert(0, str(REPO_ROOT))
 import run_grounding  # noqa: E402
 from run_grounding import ArgumentError  # noqa: E402
@@ -119,17 +121,17 @@ def _training_args(out, *extra):
 def test_overwrite_sets_the_earlier_runs_checkpoints_aside_until_the_new_run_saves(tmp_path):
     out = _trained_folder(tmp_path / "out", checkpoints=(264, 528))
     args = _training_args(out, "--overwrite_output_dir")
-    run_grounding.check_output_dir(args)
+    grounding_args.check_output_dir(args)
     # the new run's checkpoint rotation and a later `--resume_from_checkpoint last` must not see stale ones...
     assert sorted(os.listdir(out)) == [".replaced-checkpoints", "all_results.json", "model.safetensors"]
-    assert run_grounding.last_complete_checkpoint(str(out)) is None
+    assert trainer.last_complete_checkpoint(str(out)) is None
     # ...but nothing is deleted before the new run has saved something
     (held,) = (out / ".replaced-checkpoints").iterdir()
     assert sorted(os.listdir(held)) == ["checkpoint-264", "checkpoint-528"]
     # a second overwrite killed before its first save adds its own set beside the first
     (out / "checkpoint-264").mkdir()
     (out / "checkpoint-264" / "trainer_state.json").write_text("{}")
-    run_grounding.check_output_dir(_training_args(out, "--overwrite_output_dir"))
+    grounding_args.check_output_dir(_training_args(out, "--overwrite_output_dir"))
     assert len(list((out / ".replaced-checkpoints").iterdir())) == 2
     run_grounding.DropReplacedCheckpoints.drop(args)
     assert sorted(os.listdir(out)) == ["all_results.json", "model.safetensors"]
@@ -140,7 +142,7 @@ def test_resume_last_finds_the_newest_complete_checkpoint(tmp_path):
     (out / "checkpoint-11").mkdir()  # a kill while it was being written left only its weights
     (out / "checkpoint-11" / "model.safetensors").write_bytes(b"x")
     args = _training_args(out, "--resume_from_checkpoint", "last")
-    run_grounding.check_output_dir(args)
+    grounding_args.check_output_dir(args)
     assert args.resume_from_checkpoint == str(out / "checkpoint-10")
     assert (out / "model.safetensors").exists()  # resuming replaces nothing before training ends
 
@@ -261,12 +263,31 @@ def test_ddp_does_not_search_for_unused_parameters_by_default(tmp_path):
 
 def test_the_default_world_has_test_splits_of_about_1500_queries_and_num_videos_keeps_its_meaning():
     _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused"])
-    assert data_args.synthetic_split_videos == list(run_grounding.DEFAULT_SPLIT_VIDEOS) == [700, 100, 520, 1250]
-    assert run_grounding.synthetic_sizes(data_args) == {"split_videos": [700, 100, 520, 1250]}
+    assert data_args.synthetic_split_videos == list(grounding_args.DEFAULT_SPLIT_VIDEOS) == [700, 100, 520, 1250]
+    assert splits.synthetic_sizes(data_args) == {"split_videos": [700, 100, 520, 1250]}
     _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused", "--synthetic_num_videos", "40"])
     assert data_args.synthetic_split_videos is None
-    assert run_grounding.synthetic_sizes(data_args) == {"num_videos": 40}  # split 70/10/10/10, as before
+    assert splits.synthetic_sizes(data_args) == {"num_videos": 40}  # split 70/10/10/10, as before
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     import study
 
-    assert study.LARGE_SPLITS[1:] == [str(count) for count in run_grounding.DEFAULT_SPLIT_VIDEOS]  # the study's splits
+    assert study.LARGE_SPLITS[1:] == [
+        str(count) for count in grounding_args.DEFAULT_SPLIT_VIDEOS
+    ]  # the study's splits
+
+
+def test_a_run_on_real_data_never_imports_the_synthetic_world(tmp_path):
+    (tmp_path / "train.txt").write_text("v1 0.0 2.0##a person opens the fridge\n")
+    (tmp_path / "videos").mkdir()
+    argv = ["--dataset", "charades-sta", "--train_file", str(tmp_path / "train.txt"), "--video_dir",
+            str(tmp_path / "videos"), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    code = (
+        "import sys; import run_grounding; run_grounding.parse_arguments(sys.argv[1:]); "
+        "print(sorted(name for name in sys.modules if name.startswith('modeling_tsgv.synthetic')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    # and the synthetic dataset does import it, when its arguments are parsed
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert "'modeling_tsgv.synthetic'" in done.stdout.strip().splitlines()[-1], done.stderr[-2000:]

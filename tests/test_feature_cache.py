@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from modeling_tsgv import TSGVForGrounding
+from modeling_tsgv import TSGVForGrounding, feature_cache
 from modeling_tsgv.data import FrameTransform, VideoCentricCollator
 from modeling_tsgv.feature_cache import VideoStatesCache, can_cache, estimate_bytes
 
@@ -149,6 +149,18 @@ def test_bfloat16_training_states_give_the_float32_step_within_the_stated_bound(
     assert torch.nn.functional.cosine_similarity(flat32, flat16, dim=0) >= 0.99
 
 
+def mapped_file(tensor: torch.Tensor) -> str | None:
+    """The file whose memory mapping holds `tensor`'s data (Linux: /proc/self/maps), None for anonymous memory."""
+    address = tensor.data_ptr()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            if low <= address < high:
+                return fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
+    return None
+
+
 def test_a_saved_cache_maps_its_files_instead_of_copying_them(tmp_path):
     cache = VideoStatesCache(
         [torch.randn(3, 2, 4, 5).bfloat16(), torch.randn(3, 2, 4, 5).bfloat16()],
@@ -161,7 +173,7 @@ def test_a_saved_cache_maps_its_files_instead_of_copying_them(tmp_path):
     loaded = VideoStatesCache.load(str(tmp_path / "cache"))
     for saved, mapped in zip(cache.states, loaded.states):
         assert torch.equal(saved, mapped)
-        assert mapped.untyped_storage().filename is not None  # memory-mapped: processes share the page cache
+        assert mapped_file(mapped) == str(tmp_path / "cache" / "states.safetensors")  # processes share the page cache
     assert (loaded.keys, loaded.failed, loaded.train, loaded.seed) == (cache.keys, cache.failed, True, 3)
     assert [loaded.variant_of(v) for v in "abc"] == [cache.variant_of(v) for v in "abc"]
 
@@ -192,13 +204,7 @@ def test_shares_built_by_each_process_read_as_one_cache(world_rows_32px, process
 
 
 def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, minilm_path):
-    import sys
     from types import SimpleNamespace
-
-    from conftest import REPO_ROOT
-
-    sys.path.insert(0, str(REPO_ROOT))
-    import run_grounding
 
     model = make_model(minilm_path)
     splits = {"train": world_rows_32px, "val": world_rows_32px[:2]}
@@ -213,9 +219,9 @@ def test_the_size_check_counts_the_evaluation_cache_in_float32(world_rows_32px, 
         features_dir=None,
     )
     training_args = SimpleNamespace(deepspeed=None)
-    assert not run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+    assert not feature_cache.use_video_state_cache(model, splits, "val", data_args, training_args)
     data_args.cache_video_states_max_gb = size / 2**30 * 1.01
-    assert run_grounding.use_video_state_cache(model, splits, "val", data_args, training_args)
+    assert feature_cache.use_video_state_cache(model, splits, "val", data_args, training_args)
 
 
 @pytest.mark.parametrize("tuning", ["scada", "frozen"])

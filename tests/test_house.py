@@ -10,11 +10,11 @@ LIBRARY = REPO_ROOT / "modeling_tsgv"
 MAX_CLASS_LINES, MAX_FUNCTION_LINES = 250, 60
 MODEL = {
     "configuration_tsgv", "modeling_tsgv", "processing_tsgv", "queries", "video_backbones", "convert_videomae_v2", "saliency", "relevance",
-    "calibration",
+    "calibration", "loss_tsgv", "spans", "outputs_tsgv", "input_checks", "pretrained_tsgv",
 }  # fmt: skip
 SERVING = {"pipeline_tsgv", "windows", "cli", "demo", "visualization"}
 TRAINING = {
-    "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "stage1_recognition", "synthetic", "reporting", "baselines", "run_folder",
+    "annotations", "data", "feature_cache", "text_states", "prepare", "trainer", "pretraining", "stage1_recognition", "world", "reporting", "baselines", "run_folder", "grounding_args", "splits", "logs",
 }  # fmt: skip
 FORBIDDEN = {
     **{name: TRAINING | SERVING | {"video"} for name in MODEL},
@@ -23,7 +23,7 @@ FORBIDDEN = {
 
 
 def _modules():
-    return sorted(path for path in LIBRARY.glob("*.py") if path.name != "__init__.py")
+    return sorted(path for path in LIBRARY.rglob("*.py") if path.name not in ("__init__.py", "__main__.py"))
 
 
 def _own_imports(tree: ast.Module) -> set[str]:
@@ -31,9 +31,9 @@ def _own_imports(tree: ast.Module) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:  # from . import x
+            if node.level and node.module:  # from .x / from ..x (a subpackage's module importing the library's)
+                found.add(node.module.split(".")[-1])
+            elif node.level:  # from . import x
                 found.update(alias.name for alias in node.names)
             elif node.module and node.module.startswith("modeling_tsgv."):
                 found.add(node.module.split(".")[1])
@@ -42,7 +42,7 @@ def _own_imports(tree: ast.Module) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(LIBRARY)))
 def test_classes_and_functions_stay_small(path):
     tree = ast.parse(path.read_text())
     too_long = []
@@ -53,7 +53,20 @@ def test_classes_and_functions_stay_small(path):
     assert not too_long, f"{path.name}: {too_long}"
 
 
-@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_the_model_file_holds_the_method_only():
+    # the method (adapter, block loop, pooling, head, forward) in one readable file; its losses, decoding, outputs,
+    # input checks and transformers plumbing live in files named for them (docs/layout.md)
+    lines = len((LIBRARY / "modeling_tsgv.py").read_text().splitlines())
+    assert lines <= 720, f"modeling_tsgv.py has {lines} lines: move what is not the method out (docs/layout.md)"
+
+
+def test_the_layout_page_names_every_module():
+    layout = (REPO_ROOT / "docs" / "layout.md").read_text()
+    unnamed = [str(path.relative_to(LIBRARY)) for path in _modules() if path.name not in layout]
+    assert not unnamed, f"docs/layout.md does not say where these are or what they hold: {unnamed}"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(LIBRARY)))
 def test_imports_go_down_the_layers(path):
     imported = _own_imports(ast.parse(path.read_text()))
     wrong = imported & FORBIDDEN.get(path.stem, set())

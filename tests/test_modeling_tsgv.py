@@ -3,7 +3,7 @@
 import pytest
 import torch
 from conftest import tiny_batch, tiny_config
-from transformers import AutoConfig, AutoModel, BertModel, VideoMAEModel
+from transformers import AutoConfig, AutoModel, BertModel, PreTrainedModel, VideoMAEModel
 
 from modeling_tsgv import TSGVConfig, TSGVForGrounding
 from modeling_tsgv.loss_tsgv import assign_targets, diou_loss_1d
@@ -271,6 +271,23 @@ def test_from_backbones_keeps_pretrained_weights(tmp_path, minilm_path):
     assert longer.config.backbone_config.num_frames == 8
     with pytest.raises(ValueError, match="clip_frames=8 does not match"):
         TSGVForGrounding.from_backbones(video=video, text=reference_text, clip_frames=8, num_frames=16)
+
+
+@pytest.mark.skipif(not hasattr(PreTrainedModel, "set_use_kernels"), reason="transformers < 5.25 has no Hub kernels")
+def test_built_and_loaded_models_run_no_hub_kernels(tmp_path, minilm_path):
+    from transformers.utils import is_kernels_available
+
+    text = AutoModel.from_pretrained(minilm_path)  # transformers >= 5.25 loads with its Hub kernels on
+    assert text.use_kernels == is_kernels_available()
+    torch.manual_seed(0)
+    model = TSGVForGrounding.from_backbones(
+        video=VideoMAEModel(tiny_config().backbone_config), text=text, num_frames=8
+    )
+    model.save_pretrained(tmp_path / "model")
+    loaded = TSGVForGrounding.from_pretrained(tmp_path / "model")
+    for built in (model, loaded):  # a GPU would otherwise fetch them from the Hub at `train()` / `eval()`
+        kernels_on = [type(m).__name__ for m in built.modules() if getattr(m, "use_kernels", False)]
+        assert not kernels_on, kernels_on
 
 
 def test_from_backbones_accepts_model_objects_and_unwraps_videomae_heads():

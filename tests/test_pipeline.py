@@ -88,7 +88,7 @@ def test_cached_clip_states_equal_a_fresh_encoding_of_every_window(pipe, videos)
         for call, index in order:  # windows of the three calls interleaved, as from three threads
             window = runs[call][index]
             frames = normalize_frames(window["pixel_values"], pipe.processor.video_processor)  # as `_forward` does
-            cached = pipe._clip_cache.video_states(model, frames, window["frame_start"], call)
+            cached = pipe._clip_cache.encoded_videos(model, frames, window["frame_start"], call)
             fresh = model.encode_video(frames)
             torch.testing.assert_close(cached.hidden_states, fresh.hidden_states, rtol=0, atol=1e-5)
     assert len(runs[101]) > 2 and len(runs[103]) > len(runs[101])

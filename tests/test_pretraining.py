@@ -1,4 +1,4 @@
-"""Stage 1 (`modeling_tsgv.pretraining`): token targets from the generator's tracks, the world it trains on, the
+"""Stage 1 (`modeling_tsgv.synthetic.pretraining`): token targets from the generator's tracks, the world it trains on, the
 command's argument checks, and a few real steps that stop and resume."""
 
 import json
@@ -10,8 +10,6 @@ import torch
 from safetensors.torch import load_file
 from transformers import VideoMAEModel
 
-from modeling_tsgv import pretraining
-from modeling_tsgv.pretraining import IGNORE, TARGET_NAMES, token_targets
 from modeling_tsgv.synthetic import (
     ACTIONS,
     COLOURS,
@@ -21,7 +19,9 @@ from modeling_tsgv.synthetic import (
     VideoPlan,
     generate,
     held_out_combos,
+    pretraining,
 )
+from modeling_tsgv.synthetic.pretraining import IGNORE, TARGET_NAMES, token_targets
 
 
 def one_object_plan(action: str, **event) -> VideoPlan:
@@ -140,7 +140,7 @@ def test_init_from_a_saved_backbone_continues_its_count(tmp_path):
 
 
 def test_clip_labels_say_what_occurs_in_the_clip_and_nothing_of_where():
-    from modeling_tsgv.stage1_recognition import CLIP_LABELS, clip_labels
+    from modeling_tsgv.synthetic.stage1_recognition import CLIP_LABELS, clip_labels
 
     colour = torch.tensor([0, 1, 1, 3, 0, 0])  # red on two tokens, blue on one, background elsewhere
     shape = torch.tensor([0, 2, 2, 5, 0, 0])
@@ -152,7 +152,7 @@ def test_clip_labels_say_what_occurs_in_the_clip_and_nothing_of_where():
 
 
 def test_tube_masks_hide_the_same_patches_at_every_time_step():
-    from modeling_tsgv.stage1_recognition import tube_mask
+    from modeling_tsgv.synthetic.stage1_recognition import tube_mask
 
     mask = tube_mask(16, 4, 0.9, torch.Generator().manual_seed(0))
     assert mask.shape == (64,) and mask.sum() == 4 * 14
@@ -179,7 +179,7 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     fine-tune is) with its record and card; stopped in phase 2 and resumed, it equals a straight run."""
     from transformers import VideoMAEForVideoClassification
 
-    from modeling_tsgv.stage1_recognition import CLIP_LABELS
+    from modeling_tsgv.synthetic.stage1_recognition import CLIP_LABELS
     from modeling_tsgv.video_backbones import load_video_backbone
 
     recognition = ["--objective", "recognition", "--mae_steps", "2", "--classify_learning_rate", "3e-4", *TINY_RUN]

@@ -13,8 +13,8 @@ from transformers import VideoMAEModel, VideoMAEVideoProcessor
 
 import modeling_tsgv
 from modeling_tsgv.configuration_tsgv import builtin_backbone_path
-from modeling_tsgv.pretraining import IGNORE, balanced_accuracy, token_targets, video_processor_settings
 from modeling_tsgv.synthetic import generate, world_plans
+from modeling_tsgv.synthetic.pretraining import IGNORE, balanced_accuracy, token_targets, video_processor_settings
 from modeling_tsgv.video import read_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +112,8 @@ def prevalence(labels, columns) -> float:
 def test_recognition_backbone_tells_what_is_in_a_clip_and_barely_what_happens(fresh_clips):
     from transformers import VideoMAEForVideoClassification
 
-    from modeling_tsgv.stage1_recognition import CLIP_LABELS, clip_labels, recognition_metrics
     from modeling_tsgv.synthetic import ACTIONS, COLOURS
+    from modeling_tsgv.synthetic.stage1_recognition import CLIP_LABELS, clip_labels, recognition_metrics
     from modeling_tsgv.video_backbones import load_video_backbone
 
     config, videos = fresh_clips

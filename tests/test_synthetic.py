@@ -1,5 +1,6 @@
 """Tests of the synthetic grounding world: layout, decodable videos, annotations, held-out combos, caching, pixels."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_some_sentences_have_two_moments():
     repeats, unchanged, params = 0, 0, {**PLAN_PARAMS, "repeat_probability": synthetic.REPEAT_PROBABILITY}
     for index in range(200):
         plan = plan_video(index, "train", 0, params, held_out)
-        queries = synthetic._queries(np.random.default_rng(0), plan, set(held_out))
+        queries = synthetic.world._queries(np.random.default_rng(0), plan, set(held_out))
         assert len(queries) == len({(e.object_index, e.action) for e in plan.events})
         for query in (q for q in queries if "windows_s" in q):
             (s1, e1), (s2, e2) = query["windows_s"]
@@ -242,7 +243,7 @@ def test_split_counts_leave_zero_fraction_splits_empty():
 def test_easy_preset_blinks_slower_and_spins_at_a_set_speed():
     """The easy world's actions show in 32 frames over 8-16 s (one every 0.25-0.5 s): dark blink phases last 0.625 s,
     a spin turns 40 deg/s; the standard world keeps 2.5 Hz and one turn per event."""
-    params = {**synthetic.asdict(synthetic.PRESETS["easy"])}
+    params = {**dataclasses.asdict(synthetic.PRESETS["easy"])}
     events = {"spin": 0, "blink": 0}
     for index in range(60):
         plan = plan_video(index, "train", 0, params, held_out_combos(0))

@@ -930,5 +930,43 @@ def main(argv=None) -> dict:
     return meta
 
 
+__all__ = [
+    "GENERATOR_VERSION",
+    "SPLITS",
+    "HELD_OUT_FRACTION",
+    "HELD_OUT_MAX_PER_ITEM",
+    "EVENT_MAX_FRACTION",
+    "EVENT_GAP_S",
+    "BLINK_HZ",
+    "VIDEO_ID_PATTERN",
+    "COLOURS",
+    "SHAPES",
+    "TEMPLATES",
+    "ACTIONS",
+    "TERMINAL_ACTIONS",
+    "MOVE_DIRECTIONS",
+    "SCALE_FACTORS",
+    "REPEATABLE_ACTIONS",
+    "REPEAT_PROBABILITY",
+    "WorldPreset",
+    "PRESETS",
+    "SceneObject",
+    "Event",
+    "VideoPlan",
+    "held_out_combos",
+    "split_counts",
+    "plan_video",
+    "object_tracks",
+    "render_frames",
+    "write_mp4",
+    "world_plans",
+    "object_mask",
+    "patch_coverage",
+    "described_event",
+    "with_absent_queries",
+    "generate",
+    "main",
+]
+
 if __name__ == "__main__":
     main()

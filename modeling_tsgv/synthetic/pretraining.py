@@ -22,8 +22,8 @@ memory-mapped cache on disk (`<output_dir>/cache/`): memory stays flat for hours
 read-outs on the world's held-out videos (balanced accuracy per target, correlation for coverage) are logged at every
 evaluation and written to `stage1.json`.
 
-    python -m modeling_tsgv.pretraining --output_dir outputs/stage1 --max_steps 20000
-    python -m modeling_tsgv.pretraining --output_dir outputs/stage1 --max_steps 40000 --resume_from_checkpoint last
+    python -m modeling_tsgv.synthetic.pretraining --output_dir outputs/stage1 --max_steps 20000
+    python -m modeling_tsgv.synthetic.pretraining --output_dir outputs/stage1 --max_steps 40000 --resume_from_checkpoint last
 """
 
 import json
@@ -51,12 +51,13 @@ from transformers import (
 from transformers.modeling_outputs import ModelOutput
 from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedModel
 
-from .argparsing import GroundingArgumentParser
-from .configuration_tsgv import BACKBONE_SIZES, random_backbone_config
-from .processing_tsgv import video_processor_settings
-from .synthetic import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
-from .trainer import SafeCheckpointsMixin, last_complete_checkpoint
-from .video import read_frames
+from ..argparsing import GroundingArgumentParser
+from ..configuration_tsgv import BACKBONE_SIZES, random_backbone_config
+from ..processing_tsgv import video_processor_settings
+from ..tensor_files import allocate_safetensors, read_safetensors, writable_tensor
+from ..trainer import SafeCheckpointsMixin, last_complete_checkpoint
+from ..video import read_frames
+from .world import ACTIONS, COLOURS, PRESETS, SHAPES, generate, object_tracks, patch_coverage, world_plans
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ TARGET_NAMES = tuple(TARGET_CLASSES) + ("coverage",)
 LOSS_WEIGHTS = {"colour": 1.0, "shape": 1.0, "action": 2.0, "coverage": 5.0}
 IGNORE = -100
 MIN_COVERAGE = 0.15  # a patch belongs to an object when the object covers at least this share of it
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: one safetensors file (1: .npy files)
 
 
 # ----------------------------------------------------------------------------- targets from the generator's tracks
@@ -142,19 +143,20 @@ def _decode_job(job: tuple) -> tuple[int, np.ndarray, dict]:
 class FrameCache:
     """Decoded, resized frames and per-token targets of a set of videos, in memory-mapped files (flat memory).
 
-    Files in `folder`: `frames.npy` (N, T, S, S, 3) uint8, `targets.npz`-like `{name}.npy` (N, T / tubelet, g, g),
-    `cache.json` (what it holds; written last, so a half-built cache is rebuilt). One entry per (video, sampling).
+    Files in `folder`: `cache.safetensors` with `frames` (N, T, S, S, 3) uint8 and per target `{name}`
+    (N, T / tubelet, g, g), filled row by row as the videos decode (`tensor_files.allocate_safetensors`), and `cache.json`
+    (what it holds; written last, so a half-built cache is rebuilt). One entry per (video, sampling).
     """
 
     def __init__(self, folder):
         self.folder = Path(folder)
         self.info = json.loads((self.folder / "cache.json").read_text())
-        self._arrays = None  # opened lazily in each process (a memmap must not be pickled into DataLoader workers)
+        self._arrays = None  # mapped lazily in each process (a mapping must not be pickled into DataLoader workers)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The cache's tensors by name, memory-mapped (`tensor_files.read_safetensors`)."""
         if self._arrays is None:
-            names = ("frames",) + TARGET_NAMES
-            self._arrays = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r") for name in names}
+            self._arrays = read_safetensors(self.folder / "cache.safetensors")
         return self._arrays
 
     def __len__(self) -> int:
@@ -180,12 +182,13 @@ class FrameCache:
         folder.mkdir(parents=True)
         t, s, g = settings["num_frames"], settings["image_size"], settings["grid"]
         steps = t // settings["tubelet_size"]
-        shapes = {"frames": ((t, s, s, 3), np.uint8), "coverage": ((steps, g, g), np.float32)}
-        shapes.update(dict.fromkeys(TARGET_CLASSES, ((steps, g, g), np.int64)))
-        files = {
-            name: np.lib.format.open_memmap(folder / f"{name}.npy", "w+", dtype, (len(videos),) + shape)
-            for name, (shape, dtype) in shapes.items()
+        specs = {
+            "frames": (torch.uint8, (len(videos), t, s, s, 3)),
+            "coverage": (torch.float32, (len(videos), steps, g, g)),
         }
+        specs.update(dict.fromkeys(TARGET_CLASSES, (torch.int64, (len(videos), steps, g, g))))
+        offsets = allocate_safetensors(folder / "cache.safetensors", specs)
+        files = {name: writable_tensor(folder / "cache.safetensors", offsets[name], *specs[name]) for name in specs}
         jobs = [
             (i, v["path"], v["duration_s"], v["plan"], v["spacing"], v["seed"], settings) for i, v in enumerate(videos)
         ]
@@ -195,17 +198,16 @@ class FrameCache:
         try:
             results = pool.imap_unordered(_decode_job, jobs, chunksize=4) if pool else map(_decode_job, jobs)
             for done, (slot, frames, targets) in enumerate(results):
-                files["frames"][slot] = frames
+                files["frames"][slot] = torch.from_numpy(frames)
                 for name in TARGET_NAMES:
-                    files[name][slot] = targets[name]
+                    files[name][slot] = torch.as_tensor(targets[name])
                 if (done + 1) % 500 == 0:
                     logger.info(f"stage 1 cache: {done + 1} / {len(jobs)} samplings decoded")
         finally:
             if pool is not None:
                 pool.close()
                 pool.join()
-        for array in files.values():
-            array.flush()
+        del files  # unmapped: the rows are in the file (the page cache)
         info = {"key": key, "entries": len(videos), "decode_s": round(time.perf_counter() - start_s, 1)}
         (folder / "cache.json").write_text(json.dumps(info))
         return FrameCache(folder)
@@ -231,13 +233,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         arrays = self.cache.arrays()
         entry, clip = divmod(int(i), self.clips_per_entry)
-        frames = torch.from_numpy(
-            np.array(arrays["frames"][entry, clip * self.clip_frames : (clip + 1) * self.clip_frames])
-        )
+        frames = arrays["frames"][entry, clip * self.clip_frames : (clip + 1) * self.clip_frames].clone()
         item = {"pixel_values": (frames.permute(0, 3, 1, 2).float() - self.mean) / self.std}
         steps = self.clip_frames // self.tubelet_size
         for name in TARGET_NAMES:
-            item[name] = torch.from_numpy(np.array(arrays[name][entry, clip * steps : (clip + 1) * steps])).flatten()
+            item[name] = arrays[name][entry, clip * steps : (clip + 1) * steps].flatten().clone()
         return item
 
 
@@ -428,7 +428,7 @@ class Stage1Arguments:
         metadata={
             "help": "token_targets: dense per-token targets from the generator (the shipped synthetic-tiny); "
             "recognition: VideoMAE's masked reconstruction, then clip-level classification of the actions, colours "
-            "and shapes that occur (as real checkpoints are made; modeling_tsgv/stage1_recognition.py)."
+            "and shapes that occur (as real checkpoints are made; modeling_tsgv/synthetic/stage1_recognition.py)."
         },
     )
     mae_steps: int = field(
@@ -675,7 +675,7 @@ def backbone_card(record: dict, config: VideoMAEConfig) -> str:
         f"{text} | {init.get(key, float('nan')):.3f} | **{record['readouts'].get(key, float('nan')):.3f}**"
         for key, text in READOUT_NAMES.items()
     )
-    template = Path(__file__).with_name("templates") / "backbone_card.md"
+    template = Path(__file__).parent.parent / "templates" / "backbone_card.md"
     return template.read_text().format(
         **{"hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers, "patch_size": config.patch_size},
         **{"image_size": config.image_size, "clip_frames": config.num_frames, "tubelet_size": config.tubelet_size},
@@ -784,7 +784,7 @@ def recognition_stage1(args, training_args, output_dir: Path, datasets: dict, co
 
 
 def main(argv=None) -> dict:
-    """`python -m modeling_tsgv.pretraining ...`: returns the final `stage1.json` record."""
+    """`python -m modeling_tsgv.synthetic.pretraining ...`: returns the final `stage1.json` record."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args, training_args = parse_arguments(argv)
@@ -794,7 +794,7 @@ def main(argv=None) -> dict:
     output_dir, resume = prepare_output_dir(args, training_args)
     config = backbone_config(args)
     datasets = clip_datasets(args, training_args, output_dir, config)
-    command = "python -m modeling_tsgv.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m modeling_tsgv.synthetic.pretraining " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.objective == "recognition":  # each phase resumes from its own checkpoints: the flag as given
         return recognition_stage1(args, training_args, output_dir, datasets, config, command)
     model, earlier = build_model(args, training_args.seed)

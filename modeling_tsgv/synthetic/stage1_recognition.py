@@ -1,6 +1,6 @@
 """Stage 1, recognition style: a backbone pretrained the way real VideoMAE checkpoints are.
 
-`python -m modeling_tsgv.pretraining --objective recognition` trains, on the same stage-1 worlds and frame cache as
+`python -m modeling_tsgv.synthetic.pretraining --objective recognition` trains, on the same stage-1 worlds and frame cache as
 the default objective:
 
 1. masked reconstruction (`VideoMAEForPreTraining`, VideoMAE's recipe: tube masking of 90 % of the patches, the
@@ -34,9 +34,9 @@ from transformers import (
     VideoMAEVideoProcessor,
 )
 
-from .processing_tsgv import video_processor_settings
-from .synthetic import ACTIONS, COLOURS, SHAPES
-from .trainer import SafeCheckpointsMixin, last_complete_checkpoint
+from ..processing_tsgv import video_processor_settings
+from ..trainer import SafeCheckpointsMixin, last_complete_checkpoint
+from .world import ACTIONS, COLOURS, SHAPES
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ MASK_RATIO = 0.9  # VideoMAE's tube masking ratio
 NORM_PIX_LOSS = False
 PIXEL_TARGETS = {
     True: "each patch normalised by its own mean and std, VideoMAE's norm_pix_loss",
-    False: "the processor-normalised pixels, not per patch: see NORM_PIX_LOSS in modeling_tsgv/stage1_recognition.py",
+    False: "the processor-normalised pixels, not per patch: see NORM_PIX_LOSS in modeling_tsgv/synthetic/stage1_recognition.py",
 }
 DECODER = {  # a decoder sized to the tiny encoder (VideoMAE-B's is 384 wide, 4 blocks)
     "decoder_hidden_size": 64, "decoder_intermediate_size": 256, "decoder_num_attention_heads": 2,
@@ -226,7 +226,7 @@ def recognition_card(record: dict, config: VideoMAEConfig) -> str:
     world, init, probes = record["world"], record["readouts_at_init"], record["readouts"]
     rows = "\n".join(f"{text} | {init[key]:.3f} | **{probes[key]:.3f}**" for key, text in READOUT_NAMES.items())
     clip_rows = "\n".join(f"- {name.split('_')[0]}s: {value:.3f}" for name, value in record["clip_readouts"].items())
-    template = Path(__file__).with_name("templates") / "backbone_card_recognition.md"
+    template = Path(__file__).parent.parent / "templates" / "backbone_card_recognition.md"
     return template.read_text().format(
         **{"hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers, "patch_size": config.patch_size},
         **{"image_size": config.image_size, "clip_frames": config.num_frames, "tubelet_size": config.tubelet_size},
