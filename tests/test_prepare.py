@@ -95,10 +95,10 @@ def test_training_reads_the_store_and_the_command_prepares_any_dataset(tmp_path,
     records = []
     handler = logging.Handler()
     handler.emit = records.append
-    logging.getLogger("run_grounding").addHandler(handler)
+    logging.getLogger("modeling_tsgv.splits").addHandler(handler)  # open_prepared logs it
     try:
         run_grounding.main(args)
     finally:
-        logging.getLogger("run_grounding").removeHandler(handler)
+        logging.getLogger("modeling_tsgv.splits").removeHandler(handler)
     said = [r.getMessage() for r in records if "prepared store" in r.getMessage()]
     assert said and "6 of 6 training / validation videos read from it, 0 decoded" in said[0]
