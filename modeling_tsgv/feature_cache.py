@@ -469,7 +469,7 @@ def fill_caches(
             cache = shared_per_machine(build, folder, training_args.local_process_index, processes)
             splits[split].set_transform(cache.transform())
             caches.append(cache)
-            if train:  # undecodable training videos count against the trainer's budget (its one check), now
+            if train and cache.failed:  # undecodable training videos count against the trainer's budget, now
                 rows = splits[split].with_format(None)
                 paths = {str(video): path for video, path in zip(rows["video_id"], rows["video_path"])}
                 failed = [

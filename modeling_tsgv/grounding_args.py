@@ -454,7 +454,9 @@ def check_data_values(model_args: ModelArguments, data_args: DataArguments, trai
             "the test split during training would let it pick the model: give a --validation_file or a fraction "
             "> 0, or pass --eval_strategy no --load_best_model_at_end False"
         )
-    problem = features_dir_problem(data_args, model_args.backbone_tuning in ("full", "partial") or None)
+    # the backbone's tuning as far as the flags say (a saved model's own mode is checked once it is loaded)
+    backbone_trains = True if model_args.backbone_tuning in ("full", "partial") else None
+    problem = features_dir_problem(data_args, backbone_trains)
     if problem:
         raise ArgumentError(problem)
     if data_args.features_dir and os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
