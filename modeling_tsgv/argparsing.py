@@ -14,6 +14,12 @@ from typing import get_type_hints
 
 from transformers import HfArgumentParser, TrainingArguments
 
+
+class ArgumentError(ValueError):
+    """An argument that cannot work, found before anything is written; the message names the flag.
+    `python run_grounding.py` prints it as one line and exits with status 2."""
+
+
 TRAINER_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
 
 # the Trainer's flags a grounding run changes most; `--help` shows these, `--help_all` every one

@@ -35,10 +35,10 @@ import torch
 from accelerate import PartialState
 from safetensors.torch import save_file
 
+from .argparsing import ArgumentError
 from .data import FrameTransform, item_rng
 from .feature_store import FeatureStore, features_description, features_dir_problem, video_key
 from .files import write_text_atomic
-from .grounding_args import ArgumentError
 from .tensor_files import read_safetensors
 from .text_states import SentenceStates
 

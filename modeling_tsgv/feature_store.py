@@ -157,6 +157,8 @@ def features_dir_problem(data_args, backbone_trains: bool | None) -> str | None:
     brings its own tuning mode)."""
     if not data_args.features_dir:
         return None
+    if os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
+        return f"--features_dir {data_args.features_dir} is a file, not a folder"
     if backbone_trains or data_args.cache_video_states == "no" or data_args.sampling == "query_centric":
         return (
             f"--features_dir {data_args.features_dir} keeps frozen backbone states per video: it needs "

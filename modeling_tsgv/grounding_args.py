@@ -15,6 +15,7 @@ from transformers import AutoConfig, TrainingArguments
 
 from . import run_folder
 from .annotations import FORMATS
+from .argparsing import ArgumentError
 from .configuration_tsgv import (
     BACKBONE_SIZES,
     BUILTIN_BACKBONES,
@@ -28,15 +29,11 @@ from .configuration_tsgv import (
     random_backbone_config,
 )
 from .feature_store import features_dir_problem
+from .prepare import store_problem
 from .run_folder import OutputFolderError
-from .trainer import LR_RECIPES
+from .splits import validation_problem
+from .trainer import LR_RECIPES, trainer_settings_problem
 from .video import BACKENDS
-
-
-class ArgumentError(ValueError):
-    """An argument that cannot work, found before anything is written; the message names the flag.
-    `python run_grounding.py` prints it as one line and exits with status 2."""
-
 
 # the named model flags: shorthands for TSGVConfig fields (--config_overrides sets any other plain field)
 CONFIG_FLAGS = (
@@ -402,15 +399,9 @@ def check_positive(name: str, value, allow_none: bool = True) -> None:
 
 
 def check_training_values(data_args: DataArguments, training_args) -> None:
-    """The training flags' numbers in their ranges, and the Trainer options tsgv cannot run with (`ArgumentError`
-    naming the flag)."""
+    """The training flags' numbers in their ranges, and the Trainer settings `TSGVTrainer` refuses
+    (`trainer.trainer_settings_problem`, its own rule) (`ArgumentError` naming the flag)."""
     training = not data_args.evaluate_only
-    if training_args.n_gpu > 1:
-        raise ArgumentError(
-            f"{training_args.n_gpu} GPUs in one process (DataParallel) cannot split video-centric batches: start one "
-            "process per GPU (torchrun --nproc_per_node N run_grounding.py ..., or accelerate launch), or set "
-            "CUDA_VISIBLE_DEVICES to one GPU"
-        )
     if training:
         if training_args.max_steps == 0 or training_args.max_steps < -1:
             raise ArgumentError(
@@ -421,23 +412,18 @@ def check_training_values(data_args: DataArguments, training_args) -> None:
         check_positive("learning_rate", training_args.learning_rate, allow_none=False)
         check_positive("per_device_train_batch_size", training_args.per_device_train_batch_size, allow_none=False)
         check_positive("gradient_accumulation_steps", training_args.gradient_accumulation_steps, allow_none=False)
-        if training_args.dataloader_persistent_workers and training_args.dataloader_num_workers > 0:
-            raise ArgumentError(
-                "--dataloader_persistent_workers would keep each DataLoader worker's copy of the epoch-0 frame "
-                "jitter, query sampling and cached variants for the whole run: leave it off"
-            )
     check_positive("per_device_eval_batch_size", training_args.per_device_eval_batch_size, allow_none=False)
-    if not 0 <= training_args.max_bad_sample_fraction <= 1:
-        raise ArgumentError(
-            f"--max_bad_sample_fraction must be in [0, 1], got {training_args.max_bad_sample_fraction}"
-        )
-    check_positive("max_nonfinite_steps", training_args.max_nonfinite_steps, allow_none=False)
+    budgets = (training_args.max_bad_sample_fraction, training_args.max_nonfinite_steps)
+    problem = trainer_settings_problem(training_args, *budgets, training=training)  # the trainer's own rule
+    if problem:
+        raise ArgumentError(problem)
 
 
 def check_data_values(model_args: ModelArguments, data_args: DataArguments, training_args) -> None:
     """The data flags' numbers in their ranges and names among their choices, and the folders they name what they
-    must be (`ArgumentError` naming the flag)."""
-    training = not data_args.evaluate_only
+    must be (`ArgumentError` naming the flag). The rules owned elsewhere are asked there: the validation split's
+    (`splits.validation_problem`), `--features_dir`'s (`feature_store.features_dir_problem`) and `--prepared_dir`'s
+    (`prepare.store_problem`)."""
     for name in ("max_queries_per_video", "max_train_videos", "max_eval_videos"):
         check_positive(name, getattr(data_args, name))
     split_videos = data_args.synthetic_split_videos
@@ -447,25 +433,17 @@ def check_data_values(model_args: ModelArguments, data_args: DataArguments, trai
         )
     if data_args.negatives_per_video < 0:
         raise ArgumentError(f"--negatives_per_video must be >= 0, got {data_args.negatives_per_video}")
-    holds_out = data_args.dataset != "synthetic" and not data_args.validation_file and data_args.train_file
-    if training and holds_out and data_args.validation_split_fraction == 0 and training_args.eval_strategy != "no":
-        raise ArgumentError(
-            "--validation_split_fraction 0 without --validation_file leaves no validation split, and evaluating on "
-            "the test split during training would let it pick the model: give a --validation_file or a fraction "
-            "> 0, or pass --eval_strategy no --load_best_model_at_end False"
-        )
+    problem = validation_problem(data_args, training_args)  # the splits' own rule
+    if problem:
+        raise ArgumentError(problem)
     # the backbone's tuning as far as the flags say (a saved model's own mode is checked once it is loaded)
     backbone_trains = True if model_args.backbone_tuning in ("full", "partial") else None
     problem = features_dir_problem(data_args, backbone_trains)
     if problem:
         raise ArgumentError(problem)
-    if data_args.features_dir and os.path.exists(data_args.features_dir) and not os.path.isdir(data_args.features_dir):
-        raise ArgumentError(f"--features_dir {data_args.features_dir} is a file, not a folder")
-    if data_args.prepared_dir and not os.path.isfile(os.path.join(data_args.prepared_dir, "prepared.json")):
-        raise ArgumentError(
-            f"--prepared_dir {data_args.prepared_dir}: no prepared.json, so not a store made by "
-            "`python -m modeling_tsgv.prepare`"
-        )
+    problem = store_problem(data_args.prepared_dir) if data_args.prepared_dir else None
+    if problem:
+        raise ArgumentError(f"--prepared_dir {problem}")
     if data_args.decode_backend not in BACKENDS:
         raise ArgumentError(f"--decode_backend must be one of {', '.join(BACKENDS)}, got {data_args.decode_backend!r}")
     if data_args.synthetic_num_videos is not None and data_args.synthetic_num_videos < 4:

@@ -19,7 +19,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import MLP
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import logging
@@ -32,6 +31,7 @@ from .input_checks import (
     check_query_video_index,
     check_text_states,
 )
+from .layers_tsgv import SentenceStandardizer, drop_path, mlp, sinusoidal_positions
 from .outputs_tsgv import OutputRecord, TSGVEncodedVideos, TSGVGroundingOutput, TSGVVideoStates, output_record
 from .pretrained_tsgv import TSGVPreTrainedMixin, mark_initialized, without_hub_kernels
 from .relevance import relevance_summary
@@ -85,38 +85,6 @@ class ScadaAdapter(nn.Module):
             seq = seq.view(batch_q, -1, r, clips, steps_per_clip).permute(0, 3, 4, 1, 2)  # (B_q, C, t, hw, r)
             h = h + self.pointwise(seq.reshape(batch_q, clips, tokens, r))
         return hidden + self.up(h).view_as(hidden)
-
-
-class SentenceStandardizer(nn.Module):
-    """Standardises pooled sentence embeddings per dimension with running statistics: (s - mean) / std.
-
-    Frozen text encoders give anisotropic embeddings (a large component shared by every sentence, dimensions of very
-    different scales), which makes the projections that read the sentence learn slowly. Statistics are running
-    averages over training batches (the first updates are plain cumulative means, so they settle within a few steps);
-    the same statistics are used in training and evaluation, so a batch of one query behaves like any other. Starts as
-    the identity (mean 0, variance 1).
-    """
-
-    def __init__(self, dim: int, momentum: float = 0.01, eps: float = 1e-5):
-        super().__init__()
-        self.momentum, self.eps = momentum, eps
-        self.register_buffer("running_mean", torch.zeros(dim))
-        self.register_buffer("running_var", torch.ones(dim))
-        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
-
-    def forward(self, sentence: torch.Tensor) -> torch.Tensor:
-        """sentence (B_q, D_text) -> (B_q, D_text); updates the statistics in training mode."""
-        if self.training and sentence.shape[0] > 1:
-            with torch.no_grad():
-                batch = sentence.detach().float()
-                # a tensor, not a float: reading the count back would wait for the device
-                rate = (1.0 / (self.num_batches_tracked + 1).float()).clamp(min=self.momentum)
-                # DeepSpeed casts buffers to the training dtype (bf16): update in the buffers' own dtype
-                self.running_mean.lerp_(batch.mean(0).to(self.running_mean.dtype), rate)
-                self.running_var.lerp_(batch.var(0).to(self.running_var.dtype), rate)
-                self.num_batches_tracked += 1
-        mean, var = self.running_mean.to(sentence.dtype), self.running_var.to(sentence.dtype)
-        return (sentence - mean) * torch.rsqrt(var + self.eps)
 
 
 class SentenceSpatialPool(nn.Module):
@@ -178,21 +146,6 @@ class SentenceSpatialPool(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 # Grounding head: cross-modal fusion + anchor-free dense prediction
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def sinusoidal_positions(length: int, dim: int, device, dtype) -> torch.Tensor:
-    """Fixed sin/cos embedding of time-step indices: (length, dim). Fixed, so any number of steps works."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(length, dim, device=device)
-    table[:, 0::2] = torch.sin(position * freq)
-    table[:, 1::2] = torch.cos(position * freq[: dim // 2])
-    return table.to(dtype)
-
-
-def mlp(in_features: int, hidden_features: int, out_features: int) -> MLP:
-    """Linear -> GELU -> Linear (`torchvision.ops.MLP`: the linear layers are `0` and `3`, in memory and in files)."""
-    return MLP(in_features, [hidden_features, out_features], activation_layer=nn.GELU)
 
 
 class TSGVGroundingHead(nn.Module):
@@ -260,17 +213,6 @@ class TSGVGroundingHead(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def drop_path(block: nn.Module, hidden: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
-    """`block(hidden)` with stochastic depth (per clip, the whole block's residual update dropped with probability
-    `rate` and the kept ones scaled by 1 / (1 - rate)) in training when the block trains; otherwise `block(hidden)`.
-    A frozen block never drops: its output is a cached, query-independent state. hidden (B*C, N, D)."""
-    out = block(hidden)
-    if not training or rate == 0.0 or not any(p.requires_grad for p in block.parameters()):
-        return out
-    keep = (torch.rand(hidden.shape[0], 1, 1, device=hidden.device) >= rate).to(hidden.dtype) / (1.0 - rate)
-    return hidden + (out - hidden) * keep
 
 
 class TSGVVideoBackbone(nn.Module):

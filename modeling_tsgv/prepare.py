@@ -114,6 +114,14 @@ def _prepare_one(job: tuple) -> tuple[str, dict | None, str | None]:
         return video_id, None, str(error)
 
 
+def store_problem(folder: str | os.PathLike) -> str | None:
+    """Why `folder` cannot be read as a prepared store (None: it can), in words naming it; what `PreparedStore` and
+    `run_grounding.py --prepared_dir` refuse."""
+    if not (Path(folder) / "prepared.json").is_file():
+        return f"{folder}: no prepared.json, so not a store made by `python -m modeling_tsgv.prepare`"
+    return None
+
+
 class PreparedStore:
     """A store made by `prepare` (see the module docstring), read lazily: one memory-mapped `datasets.Dataset` per
     shard, and an index video_id -> (shard, row) of the newest row per video.
@@ -124,9 +132,10 @@ class PreparedStore:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
+        problem = store_problem(self.folder)
+        if problem:
+            raise PreparedStoreError(problem)
         settings_path = self.folder / "prepared.json"
-        if not settings_path.is_file():
-            raise PreparedStoreError(f"{self.folder}: no prepared.json, so not a prepared store")
         self.settings = json.loads(settings_path.read_text())
         self.shards = [datasets.load_from_disk(str(shard)) for shard in self._shard_folders()]
         self.index: dict[str, tuple[int, int]] = {}
@@ -297,7 +306,7 @@ def main(argv=None) -> int:
     return 0
 
 
-__all__ = ["PreparedStore", "PreparedStoreError", "prepare", "prepare_video", "videos_of"]
+__all__ = ["PreparedStore", "PreparedStoreError", "prepare", "prepare_video", "store_problem", "videos_of"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -7,16 +7,20 @@ import logging
 import os
 import shutil
 import tempfile
+from typing import TYPE_CHECKING
 
 from .annotations import explode_queries, read_annotations, rows_to_dataset
+from .argparsing import ArgumentError
 from .data import FrameTransform, QueryCentricCollator, VideoCentricCollator
-from .grounding_args import ArgumentError, DataArguments
 from .prepare import PreparedStore
+
+if TYPE_CHECKING:  # the arguments' module imports this one (its split rule)
+    from .grounding_args import DataArguments
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_annotation_files(data_args: DataArguments) -> dict:
+def resolve_annotation_files(data_args: "DataArguments") -> dict:
     """split -> (path, format, video_dir, durations) for the chosen dataset; builds the synthetic world if needed."""
     if data_args.dataset == "synthetic":
         from .synthetic import generate, with_absent_queries
@@ -37,7 +41,7 @@ def resolve_annotation_files(data_args: DataArguments) -> dict:
     return {s: (p, data_args.dataset, data_args.video_dir, data_args.durations) for s, p in files.items() if p}
 
 
-def synthetic_sizes(data_args: DataArguments) -> dict:
+def synthetic_sizes(data_args: "DataArguments") -> dict:
     """`synthetic.generate`'s size arguments: `num_videos` (split 70/10/10/10) for --synthetic_num_videos, else
     `split_videos` (--synthetic_split_videos, which `DataArguments` sets to `DEFAULT_SPLIT_VIDEOS` without either)."""
     if data_args.synthetic_num_videos is not None:
@@ -45,7 +49,7 @@ def synthetic_sizes(data_args: DataArguments) -> dict:
     return {"split_videos": data_args.synthetic_split_videos}
 
 
-def load_splits(data_args: DataArguments, seed: int) -> tuple[dict, str | None, str]:
+def load_splits(data_args: "DataArguments", seed: int) -> tuple[dict, str | None, str]:
     """Read every split (one summary log line per file); without a validation file, hold out
     --validation_split_fraction of the training videos as "val" (`hold_out_validation`). Returns
     ({split: Dataset}, the validation split's name or None, how the validation split was made, in words)."""
@@ -64,7 +68,22 @@ def load_splits(data_args: DataArguments, seed: int) -> tuple[dict, str | None, 
     return (splits, "val", hold_out_validation(splits, data_args.validation_split_fraction, seed, data_args))
 
 
-def hold_out_validation(splits: dict, fraction: float, seed: int, data_args: DataArguments) -> str:
+def validation_problem(data_args: "DataArguments", training_args) -> str | None:
+    """Why these arguments leave a training run without a fair validation split (None: they do not): with
+    --validation_split_fraction 0 and no --validation_file, `load_splits` holds nothing out, and evaluating on the
+    test split during training would let it pick the model. Checked while the arguments are parsed."""
+    training = bool(data_args.train_file) and not data_args.evaluate_only
+    holds_out = data_args.dataset != "synthetic" and not data_args.validation_file
+    if training and holds_out and data_args.validation_split_fraction == 0 and training_args.eval_strategy != "no":
+        return (
+            "--validation_split_fraction 0 without --validation_file leaves no validation split, and evaluating on "
+            "the test split during training would let it pick the model: give a --validation_file or a fraction "
+            "> 0, or pass --eval_strategy no --load_best_model_at_end False"
+        )
+    return None
+
+
+def hold_out_validation(splits: dict, fraction: float, seed: int, data_args: "DataArguments") -> str:
     """Move `fraction` of the training videos (by video: rows are videos; drawn with `seed` by
     `Dataset.train_test_split`) into `splits["val"]`; logs and returns what was done, in words."""
     train = splits["train"]
@@ -167,4 +186,11 @@ def open_prepared(folder: str | None, splits: dict, image_size: int) -> Prepared
     return store
 
 
-__all__ = ["load_splits", "check_validation_labels", "data_defaults", "prepare_data", "synthetic_sizes"]
+__all__ = [
+    "load_splits",
+    "validation_problem",
+    "check_validation_labels",
+    "data_defaults",
+    "prepare_data",
+    "synthetic_sizes",
+]

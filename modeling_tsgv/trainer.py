@@ -437,6 +437,46 @@ def lr_scaling(args) -> tuple[float, float]:
     return (1.0 if multiplier is None else multiplier), (1.0 if decay is None else decay)
 
 
+def trainer_settings_problem(args, max_bad_sample_fraction: float, max_nonfinite_steps: int, training: bool = True):
+    """Why `TSGVTrainer` cannot run with these settings (None: it can), in words naming the flag. The one rule,
+    checked while `run_grounding.py` parses its arguments and again when a `TSGVTrainer` is built.
+
+    Args:
+        args: the `TrainingArguments`.
+        max_bad_sample_fraction / max_nonfinite_steps: `TSGVTrainer`'s budgets (`--max_bad_sample_fraction` in
+            [0, 1], `--max_nonfinite_steps` > 0).
+        training: whether the run trains (the DataLoader rule applies to training only).
+    """
+    if args.n_gpu > 1:
+        return (
+            f"{args.n_gpu} GPUs in one process (DataParallel) cannot split video-centric batches: start one "
+            "process per GPU (torchrun --nproc_per_node N run_grounding.py ..., or accelerate launch), or set "
+            "CUDA_VISIBLE_DEVICES to one GPU"
+        )
+    if training and args.dataloader_persistent_workers and args.dataloader_num_workers > 0:
+        # the training set's per-epoch draws (frame jitter, query sampling, cached variants) are set by an epoch
+        # callback in the main process; a persistent worker keeps its copy of epoch 0's for the whole run
+        return (
+            "--dataloader_persistent_workers would keep each DataLoader worker's copy of the epoch-0 frame "
+            "jitter, query sampling and cached variants for the whole run: leave it off"
+        )
+    if not 0 <= max_bad_sample_fraction <= 1:
+        return f"--max_bad_sample_fraction must be in [0, 1], got {max_bad_sample_fraction}"
+    if max_nonfinite_steps is None or max_nonfinite_steps <= 0:
+        return f"--max_nonfinite_steps must be > 0, got {max_nonfinite_steps}"
+    return None
+
+
+def check_trainer_settings(trainer) -> None:
+    """ValueError when `trainer_settings_problem` refuses the trainer's settings (it trains when it has a training
+    set), or when learning-rate scaling cannot be applied (`check_lr_scaling`)."""
+    budgets = (trainer.max_bad_sample_fraction, trainer.max_nonfinite_steps)
+    problem = trainer_settings_problem(trainer.args, *budgets, training=trainer.train_dataset is not None)
+    if problem:
+        raise ValueError(problem)
+    check_lr_scaling(trainer)
+
+
 def check_lr_scaling(trainer) -> None:
     """ValueError when learning-rate scaling is asked for but DeepSpeed would build the optimiser itself (a DeepSpeed
     config with an "optimizer" section makes it from one parameter group, ignoring the scales)."""
@@ -539,7 +579,7 @@ class TSGVTrainer(SafeCheckpointsMixin, Trainer):
         self.step_timer = StepTimer()  # seconds per optimiser step, for all_results.json
         self.add_callback(self.step_timer)
         self._phase = "train"
-        check_lr_scaling(self)
+        check_trainer_settings(self)
 
     def create_optimizer(self, model=None):
         """The Trainer's optimiser; with `--backbone_lr_multiplier` / `--layer_decay` its parameter groups are split

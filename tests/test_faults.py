@@ -229,6 +229,38 @@ def test_the_bad_sample_budget_counts_videos_also_when_rows_are_queries(tmp_path
         trainer.training_step(trainer.model, batch)
 
 
+TRAINER_REFUSALS = [
+    ({"dataloader_persistent_workers": True, "dataloader_num_workers": 1}, {}, "--dataloader_persistent_workers"),
+    ({}, {"max_bad_sample_fraction": 1.5}, "--max_bad_sample_fraction must be in [0, 1], got 1.5"),
+    ({}, {"max_nonfinite_steps": 0}, "--max_nonfinite_steps must be > 0, got 0"),
+]
+
+
+@pytest.mark.parametrize("settings,budgets,words", TRAINER_REFUSALS, ids=[w for _, _, w in TRAINER_REFUSALS])
+def test_the_trainer_refuses_what_the_script_refuses_in_the_same_words(tmp_path, settings, budgets, words):
+    """One rule for the Trainer's settings: a `TSGVTrainer` built in Python refuses what `run_grounding.py` refuses
+    while parsing, with the same message; the DataLoader rule only when there is a training set."""
+    import datasets
+    from conftest import tiny_config
+    from transformers import TrainingArguments
+
+    from modeling_tsgv import TSGVForGrounding
+    from modeling_tsgv.trainer import TSGVTrainer
+
+    rows = datasets.Dataset.from_list([{"video_id": "v", "duration_s": 5.0, "sentences": ["a"], "spans_s": [[]]}])
+    args = TrainingArguments(str(tmp_path), use_cpu=True, report_to="none", remove_unused_columns=False, **settings)
+    model = TSGVForGrounding(tiny_config())
+    with pytest.raises(ValueError) as refused:
+        TSGVTrainer(model=model, args=args, train_dataset=rows, **budgets)
+    assert words in str(refused.value)
+    flags = [f"--{k}={v}" for k, v in {**settings, **budgets}.items()]
+    with pytest.raises(run_grounding.ArgumentError) as script:
+        run_grounding.main(["--output_dir", str(tmp_path / "out"), "--synthetic_dir", str(tmp_path / "w"), *flags])
+    assert str(script.value) == str(refused.value)
+    if settings:  # evaluation only: the DataLoader rule is about the training set's per-epoch draws
+        TSGVTrainer(model=model, args=args, **budgets)
+
+
 def test_a_validation_split_without_moments_is_refused_before_training(tmp_path):
     import datasets
 

@@ -78,6 +78,18 @@ def test_a_store_resumes_prepares_changed_files_again_and_is_never_overwritten(v
         prepare(folder, paths, 32, 64, progress=False)  # a folder of other things is not taken over
 
 
+def test_a_folder_that_is_no_store_is_refused_in_the_same_words_by_the_store_and_the_script(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PreparedStoreError) as store:
+        PreparedStore(empty)
+    assert "no prepared.json" in str(store.value) and str(empty) in str(store.value)
+    with pytest.raises(run_grounding.ArgumentError) as script:
+        run_grounding.main(["--output_dir", str(tmp_path / "out"), "--prepared_dir", str(empty)])
+    assert str(script.value) == f"--prepared_dir {store.value}"
+    assert not (tmp_path / "out").exists()
+
+
 def test_training_reads_the_store_and_the_command_prepares_any_dataset(tmp_path, capsys):
     from modeling_tsgv.synthetic import generate
 
