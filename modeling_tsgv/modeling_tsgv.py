@@ -33,7 +33,7 @@ from .input_checks import (
 )
 from .layers_tsgv import SentenceStandardizer, drop_path, mlp, sinusoidal_positions
 from .outputs_tsgv import OutputRecord, TSGVEncodedVideos, TSGVGroundingOutput, TSGVVideoStates, output_record
-from .pretrained_tsgv import TSGVPreTrainedMixin, mark_initialized, without_hub_kernels
+from .pretrained_tsgv import TSGVPreTrainedMixin, block_needs_checkpoint, mark_initialized, without_hub_kernels
 from .relevance import relevance_summary
 from .saliency import step_saliency
 from .video_backbones import video_backbone
@@ -267,21 +267,13 @@ class TSGVVideoBackbone(nn.Module):
         return hidden
 
     def _run_block(self, index: int, hidden: torch.Tensor, sentence, steps_per_clip: int, backbone: bool = True):
-        """`_block`, under activation checkpointing when it is on and the block (or its input) needs a gradient."""
-        layer = self.video_model.encoder.layer[index] if backbone else None
+        """`_block`, under activation checkpointing (non-reentrant) when it is on for block `index` and the call needs
+        a gradient (`pretrained_tsgv.block_needs_checkpoint`)."""
+        layer = self.video_model.encoder.layer[index]
         adapter = self.adapters[str(index)] if sentence is not None and str(index) in self.adapters else None
         if backbone:
             self.block_clip_passes["train" if self.training else "eval"] += hidden.shape[0]
-        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        checkpointing = checkpointing and self.video_model.encoder.layer[index].gradient_checkpointing  # every n-th
-        inputs_need_grad = hidden.requires_grad or (sentence is not None and sentence.requires_grad)
-        if checkpointing and (
-            inputs_need_grad or any(p.requires_grad for m in (layer, adapter) if m is not None for p in m.parameters())
-        ):
-            # the checkpoint function transformers set up on this module (its kwargs, offloading), always the
-            # non-reentrant variant: a reentrant checkpoint runs its first pass with gradients off, so a block that
-            # trains above frozen inputs (the first adapter, a partial block) would get no gradient, and the
-            # VideoMAE block inside would not see that it is being checkpointed (see `_set_gradient_checkpointing`)
+        if block_needs_checkpoint(self, layer, [layer if backbone else None, adapter], [hidden, sentence]):
             return self._gradient_checkpointing_func(
                 self._block, index, hidden, sentence, steps_per_clip, backbone, use_reentrant=False
             )
@@ -510,10 +502,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
                 of each query; `None`: one query per video (B_q == B_v).
             labels (`torch.FloatTensor` of shape `(B_q, 2)` or `(B_q, W, 2)`, *optional*): ground-truth (start, end)
                 in normalised time [0, 1], several moments per query padded with -100 (all padding: no loss).
-            durations_s (`torch.FloatTensor` of shape `(B_v,)`, *optional*): video durations in seconds, unused (the
-                model works in normalised time); accepted because the Trainer hands every batch entry to `forward`.
-            token_type_ids (`torch.LongTensor` of shape `(B_q, S)`, *optional*): accepted so that a tokenizer's output
-                can be passed whole; each query is one sentence, so a non-zero entry is an error.
+            durations_s (`(B_v,)`) / token_type_ids (`(B_q, S)`), *optional*: accepted because the Trainer and a
+                tokenizer hand them over; durations are unused (the model works in normalised time), and each query
+                is one sentence, so a non-zero token type is an error.
             video_states (`torch.FloatTensor` of shape `(B_v, C, N, D)`, *optional*): instead of `pixel_values`, the
                 videos' `encode_video` states computed earlier with the same frozen weights (`feature_cache`).
             text_states (`torch.FloatTensor` of shape `(B_q, S, D_text)`, *optional*): the frozen text encoder's
@@ -521,10 +512,9 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             num_items_in_batch (`torch.Tensor` or `int`, *optional*): foreground time steps of the whole optimiser
                 step (all micro-batches and processes) the loss is divided by (the Trainer passes it); None: this
                 batch's own.
-            output_attentions (`bool`, *optional*): return the backbone blocks' attention weights (eager attention
-                only); output_hidden_states (`bool` or `list[int]`, *optional*): return the backbone's and the head's
-                hidden states, all or those at the given indices; return_dict (`bool`, *optional*): the output or its
-                `to_tuple()`. Defaults: the config's.
+            output_attentions / output_hidden_states (`bool`, or `list[int]` of indices) / return_dict, *optional*:
+                the backbone blocks' attention weights (eager attention only), the backbone's and the head's hidden
+                states, the output or its `to_tuple()`; defaults: the config's.
             saliency_labels (`(B_q, R, 3)`) / relevance_labels (`(B_q,)`), *optional*: rated clips (start, end,
                 saliency; -100 padding) and presence (1 / 0 / -100 unknown), for those heads' losses.
         Returns:

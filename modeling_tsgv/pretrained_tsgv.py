@@ -25,6 +25,22 @@ def call_directly(function, *args, **kwargs):
     return function(*args, **kwargs)
 
 
+def block_needs_checkpoint(backbone: nn.Module, layer: nn.Module, modules: list, inputs: list) -> bool:
+    """Whether `TSGVVideoBackbone._run_block` checkpoints one call: checkpointing is on (`backbone`'s flag, set by
+    transformers), in training with gradients enabled, for this VideoMAE `layer` (its own flag: every n-th block), and
+    something in the call needs a gradient (one of `inputs`, tensors or None, or a parameter of `modules`, modules or
+    None). The call is then always non-reentrant: a reentrant checkpoint runs its first pass with gradients off, so
+    a block that trains above frozen inputs (the first adapter, a partial block) would get no gradient, and the
+    VideoMAE block inside would not see that it is being checkpointed (see `_set_gradient_checkpointing`)."""
+    if not (backbone.gradient_checkpointing and backbone.training and torch.is_grad_enabled()):
+        return False
+    if not layer.gradient_checkpointing:
+        return False
+    if any(x is not None and x.requires_grad for x in inputs):
+        return True
+    return any(p.requires_grad for m in modules if m is not None for p in m.parameters())
+
+
 def mark_initialized(*parts) -> None:
     """Flag every module of the given models (None skipped) as initialised: a model handed in was initialised (or
     loaded) by its own constructor, and our `post_init` must not touch it. Under ZeRO-3 with several ranks,
@@ -65,7 +81,7 @@ class TSGVPreTrainedMixin:
         model keeps them; our block loop then checkpoints each flagged block together with its adapter in one call
         (one saved input per block, not two), so a VideoMAE block's own checkpoint function becomes a direct call
         (it stays a `GradientCheckpointingLayer` called through `__call__`, so FSDP / ZeRO-3 module hooks still run).
-        The block loop's checkpoint is always non-reentrant (`TSGVVideoBackbone._run_block` says why); the text
+        The block loop's checkpoint is always non-reentrant (`block_needs_checkpoint` says why); the text
         encoder's layers checkpoint themselves, with the `use_reentrant` asked for."""
         super()._set_gradient_checkpointing(enable, gradient_checkpointing_func, every_n_layers)
         if enable and hasattr(self, "backbone"):
