@@ -1,5 +1,6 @@
 """Generic layers the method in `modeling_tsgv.py` uses: the sentence standardiser, the head's fixed time-step
-positions and MLPs, and stochastic depth for the backbone's blocks. Nothing here knows about videos or queries."""
+positions and MLPs, stochastic depth for the backbone's blocks, and where a spatial attention looked. Nothing here
+knows about videos or queries."""
 
 import math
 
@@ -66,4 +67,20 @@ def drop_path(block: nn.Module, hidden: torch.Tensor, rate: float, training: boo
     return hidden + (out - hidden) * keep
 
 
-__all__ = ["SentenceStandardizer", "sinusoidal_positions", "mlp", "drop_path"]
+def attention_location(weights: torch.Tensor, logits: torch.Tensor, grid: int) -> torch.Tensor:
+    """Where softmax attention over a grid x grid patch grid (row-major, as a patch embedding orders tokens) looked:
+    weights / logits (..., grid * grid) -> (..., 4): the weights' mean (x, y) patch-centre position in [-1, 1], their
+    spread (mean squared distance from it) and how strongly the best tokens matched (logsumexp of the logits above
+    the uniform level: 0 when nothing stands out)."""
+    if weights.shape[-1] != grid**2:
+        raise ValueError(f"{weights.shape[-1]} spatial tokens per step, expected {grid}x{grid}")
+    # built here, not kept as a buffer: from_pretrained leaves non-persistent buffers uninitialised
+    axis = torch.linspace(-1, 1, grid, device=weights.device, dtype=weights.dtype)
+    positions = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)  # (hw, 2)
+    where = weights @ positions  # (..., 2)
+    spread = (weights * (positions - where[..., None, :]).pow(2).sum(-1)).sum(-1)
+    peak = logits.logsumexp(-1) - math.log(weights.shape[-1])
+    return torch.cat([where, spread[..., None], peak[..., None]], -1)
+
+
+__all__ = ["SentenceStandardizer", "sinusoidal_positions", "mlp", "drop_path", "attention_location"]

@@ -31,7 +31,7 @@ from .input_checks import (
     check_query_video_index,
     check_text_states,
 )
-from .layers_tsgv import SentenceStandardizer, drop_path, mlp, sinusoidal_positions
+from .layers_tsgv import SentenceStandardizer, attention_location, drop_path, mlp, sinusoidal_positions
 from .outputs_tsgv import OutputRecord, TSGVEncodedVideos, TSGVGroundingOutput, TSGVVideoStates, output_record
 from .pretrained_tsgv import TSGVPreTrainedMixin, block_needs_checkpoint, mark_initialized, without_hub_kernels
 from .relevance import relevance_summary
@@ -131,16 +131,7 @@ class SentenceSpatialPool(nn.Module):
             pooled = torch.einsum("qlh,qv,vlhd->qld", weights, own, tokens)  # (B_q, L_t, D)
         if self.location is None:
             return pooled
-        if weights.shape[-1] != self.grid**2:
-            raise ValueError(f"{weights.shape[-1]} spatial tokens per step, expected {self.grid}x{self.grid}")
-        # (hw, 2) patch-centre (x, y) in [-1, 1], row-major as the patch embedding orders tokens; built here, not kept
-        # as a buffer: from_pretrained leaves non-persistent buffers uninitialised
-        axis = torch.linspace(-1, 1, self.grid, device=weights.device, dtype=weights.dtype)
-        positions = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
-        where = weights @ positions  # (B_q, L_t, 2)
-        spread = (weights * (positions - where[..., None, :]).pow(2).sum(-1)).sum(-1)  # (B_q, L_t)
-        peak = logits.logsumexp(-1) - math.log(weights.shape[-1])  # 0 when nothing stands out
-        return pooled + self.location(torch.cat([where, spread[..., None], peak[..., None]], -1))
+        return pooled + self.location(attention_location(weights, logits, self.grid))  # (B_q, L_t, D)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -160,16 +151,9 @@ class TSGVGroundingHead(nn.Module):
         kernel = config.head_temporal_kernel
         self.temporal_conv = nn.Conv1d(dim, dim, kernel, padding=kernel // 2) if kernel > 1 else None
         self.text_proj = nn.Sequential(nn.Linear(config.text_config.hidden_size, dim), nn.LayerNorm(dim))
+        fusion = {"activation": "gelu", "batch_first": True, "norm_first": True}
         self.layers = nn.ModuleList(
-            nn.TransformerDecoderLayer(
-                dim,
-                config.head_num_heads,
-                4 * dim,
-                config.head_dropout,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )
+            nn.TransformerDecoderLayer(dim, config.head_num_heads, 4 * dim, config.head_dropout, **fusion)
             for _ in range(config.head_layers)
         )
         # product fusion (as 2D-TAN's Hadamard product): each step's features are gated by the sentence, so a step
@@ -597,20 +581,14 @@ class TSGVForGrounding(TSGVPreTrainedModel):
             )
         if return_spans:
             pred_spans, pred_scores = self.decode(step_logits, step_offsets)
-        return TSGVGroundingOutput(
-            loss=loss,
-            pred_spans=pred_spans,
-            pred_scores=pred_scores,
-            step_logits=step_logits,
-            step_offsets=step_offsets,
-            step_saliency=step_saliency(step_logits, salient),
-            relevance=calibrated_probability(relevant.float(), self.config.relevance_calibration)
-            if relevant is not None
-            else None,
-            video_hidden_states=video,
-            loss_dict=loss_dict,
-            **record.outputs(),
+        relevance = (
+            None if relevant is None else calibrated_probability(relevant.float(), self.config.relevance_calibration)
         )
+        return TSGVGroundingOutput(
+            loss=loss, pred_spans=pred_spans, pred_scores=pred_scores, step_logits=step_logits,
+            step_offsets=step_offsets, step_saliency=step_saliency(step_logits, salient), relevance=relevance,
+            video_hidden_states=video, loss_dict=loss_dict, **record.outputs(),
+        )  # fmt: skip
 
 
 TSGVForGrounding.register_for_auto_class("AutoModel")  # save_pretrained writes auto_map and copies this file

@@ -57,7 +57,7 @@ def test_the_model_file_holds_the_method_only():
     # the method (adapter, block loop, pooling, head, forward) in one readable file; its losses, decoding, outputs,
     # input checks and transformers plumbing live in files named for them (docs/layout.md)
     lines = len((LIBRARY / "modeling_tsgv.py").read_text().splitlines())
-    assert lines <= 640, f"modeling_tsgv.py has {lines} lines: move what is not the method out (docs/layout.md)"
+    assert lines <= 610, f"modeling_tsgv.py has {lines} lines: move what is not the method out (docs/layout.md)"
 
 
 def test_the_layout_page_names_every_module():

@@ -578,3 +578,22 @@ def test_sentence_pooling_equals_keys_times_query_without_per_query_copies():
     expected = (logits.softmax(-1)[..., None] * tokens[index]).sum(2)  # (B_q, L_t, D)
     torch.testing.assert_close(pool(tokens, sentence, index), expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(pool(tokens[index], sentence), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_location_reads_where_the_weights_sit():
+    """All weight on one patch: its centre on the [-1, 1] grid (row-major, x along a row), no spread; uniform weights:
+    the grid's centre, the mean squared distance of the patch centres, no peak; a grid that does not fit: ValueError."""
+    from modeling_tsgv.layers_tsgv import attention_location
+
+    grid = 4
+    weights = torch.zeros(2, grid * grid)
+    weights[0, 1 * grid + 3] = 1.0  # row 1, column 3
+    weights[1] = 1.0 / grid**2
+    logits = torch.stack([torch.full((grid * grid,), -50.0).index_fill(0, torch.tensor([7]), 50.0), torch.zeros(16)])
+    out = attention_location(weights, logits, grid)  # (2, 4): x, y, spread, peak
+    torch.testing.assert_close(out[0, :3], torch.tensor([1.0, -1.0 / 3, 0.0]))
+    assert out[0, 3] > 40  # one token matched far above the uniform level
+    axis = torch.linspace(-1, 1, grid)
+    torch.testing.assert_close(out[1], torch.tensor([0.0, 0.0, 2 * axis.pow(2).mean().item(), 0.0]))
+    with pytest.raises(ValueError, match="15 spatial tokens per step, expected 4x4"):
+        attention_location(torch.ones(15) / 15, torch.zeros(15), grid)
