@@ -100,8 +100,12 @@ def prepare_video(video_id: str, path: str, short_side: int, grid_frames: int, q
     }
 
 
-def _one_thread() -> None:
-    """A preparing process decodes and encodes with one thread: there is one such process per core."""
+def one_thread_per_process() -> None:
+    """Initialiser of a pool of worker processes, one per core: each decodes and computes with one thread.
+
+    Also what lets a forked worker run torch at all once its parent has used torch's thread pool: a forked child
+    that enters an OpenMP parallel region waits forever on the parent's threads, which it does not have (the
+    DataLoader sets one thread in its workers for the same reason). Takes and returns nothing."""
     torch.set_num_threads(1)
     set_decoder_threads(1)
 
@@ -203,7 +207,9 @@ def prepare(
     failed, done, pending = {}, 0, []
     numbers = [int(p.name.split("-")[1]) for p in folder.glob("shard-*") if p.name.split("-")[1].isdigit()]
     next_shard = max(numbers, default=-1) + 1
-    with ProcessPoolExecutor(max_workers=num_workers or os.cpu_count() or 1, initializer=_one_thread) as pool:
+    with ProcessPoolExecutor(
+        max_workers=num_workers or os.cpu_count() or 1, initializer=one_thread_per_process
+    ) as pool:
         bar = tqdm(total=len(todo), desc=f"preparing {folder.name}", unit="video", disable=not progress)
         for video_id, row, error in pool.map(_prepare_one, todo, chunksize=1):
             bar.update(1)
@@ -306,7 +312,15 @@ def main(argv=None) -> int:
     return 0
 
 
-__all__ = ["PreparedStore", "PreparedStoreError", "prepare", "prepare_video", "store_problem", "videos_of"]
+__all__ = [
+    "PreparedStore",
+    "PreparedStoreError",
+    "one_thread_per_process",
+    "prepare",
+    "prepare_video",
+    "store_problem",
+    "videos_of",
+]
 
 if __name__ == "__main__":
     raise SystemExit(main())

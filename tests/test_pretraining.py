@@ -206,3 +206,25 @@ def test_recognition_stage1_makes_a_classification_checkpoint_that_grounding_loa
     assert "reconstruction loss" in card and "NORM_PIX_LOSS" in card
     backbone = load_video_backbone(str(folder))  # as run_grounding.py --video_model loads it
     assert backbone.config.hidden_size == model.config.hidden_size and backbone.layernorm is not None
+
+
+def test_frame_caches_decode_in_worker_processes_after_the_parent_used_torch_threads(tmp_path):
+    """Two caches in a row (train, then held-out) with 2 decoding processes: the first fills its file with torch
+    copies, which start torch's thread pool; the second's forked workers must still decode (they waited forever on
+    the parent's OpenMP threads before each worker was set to one thread). In a subprocess, so a hang fails."""
+    import subprocess
+    import sys
+
+    if torch.get_num_threads() < 2:
+        pytest.skip("one torch thread here: the parent starts no thread pool to inherit")
+    script = (
+        "import torch\n"
+        "from modeling_tsgv.synthetic import pretraining\n"
+        "torch.ones(64, 64, 64, 32).permute(0, 3, 1, 2).contiguous()  # the parent's thread pool runs\n"
+        f"pretraining.main(['--output_dir', {str(tmp_path / 'out')!r}, '--max_steps', '1', "
+        f"*{TINY_RUN!r}, '--cache_workers', '2'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for split in ("train", "held_out"):
+        assert (tmp_path / "out" / "cache" / split / "cache.json").is_file()

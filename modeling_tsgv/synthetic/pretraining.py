@@ -53,6 +53,7 @@ from transformers.models.videomae.modeling_videomae import VideoMAEPreTrainedMod
 
 from ..argparsing import GroundingArgumentParser
 from ..configuration_tsgv import BACKBONE_SIZES, random_backbone_config
+from ..prepare import one_thread_per_process
 from ..processing_tsgv import video_processor_settings
 from ..tensor_files import allocate_safetensors, read_safetensors, writable_tensor
 from ..trainer import SafeCheckpointsMixin, last_complete_checkpoint
@@ -193,8 +194,8 @@ class FrameCache:
             (i, v["path"], v["duration_s"], v["plan"], v["spacing"], v["seed"], settings) for i, v in enumerate(videos)
         ]
         start_s = time.perf_counter()
-        # workers are forked: the parent must not have run torch's thread pools yet (`main` builds the caches first)
-        pool = multiprocessing.Pool(num_workers) if num_workers > 1 else None
+        # forked workers with one thread each: this process has filled an earlier cache with torch's thread pool
+        pool = multiprocessing.Pool(num_workers, initializer=one_thread_per_process) if num_workers > 1 else None
         try:
             results = pool.imap_unordered(_decode_job, jobs, chunksize=4) if pool else map(_decode_job, jobs)
             for done, (slot, frames, targets) in enumerate(results):
