@@ -46,11 +46,12 @@ CLIP_LABELS = (
 MASK_RATIO = 0.9  # VideoMAE's tube masking ratio
 # VideoMAE regresses per-patch normalised pixels (norm_pix_loss=True). On this world's flat backgrounds a patch's
 # normalised pixels are its compression noise blown up to unit variance: measured here, the loss stayed at 0.996-1.002
-# (predicting zero) for the first 1,000 steps. Raw pixels (in the processor's normalisation) are learnable here.
+# (predicting zero) for the first 1,000 steps. The plain pixels in [0, 1] (VideoMAE un-normalises its input for the
+# targets) are learnable here.
 NORM_PIX_LOSS = False
 PIXEL_TARGETS = {
     True: "each patch normalised by its own mean and std, VideoMAE's norm_pix_loss",
-    False: "the processor-normalised pixels, not per patch: see NORM_PIX_LOSS in modeling_tsgv/synthetic/stage1_recognition.py",
+    False: "the plain pixels in [0, 1], not per patch: see NORM_PIX_LOSS in modeling_tsgv/synthetic/stage1_recognition.py",
 }
 DECODER = {  # a decoder sized to the tiny encoder (VideoMAE-B's is 384 wide, 4 blocks)
     "decoder_hidden_size": 64, "decoder_intermediate_size": 256, "decoder_num_attention_heads": 2,
