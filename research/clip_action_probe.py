@@ -70,8 +70,8 @@ def main(argv=None):
     caches = {split: FrameCache(Path(args.stage1_dir) / "cache" / split) for split in ("train", "held_out")}
     rows = []
     for name in args.backbones:
-        path = builtin_backbone_path("synthetic-tiny") if name == "random" else builtin_backbone_path(name)
-        path = name if Path(name).is_dir() else path
+        # a saved folder, a built-in name, or "random" (a random-init backbone of the token-target config)
+        path = name if Path(name).is_dir() else builtin_backbone_path("synthetic-tiny" if name == "random" else name)
         config = VideoMAEConfig.from_pretrained(path)
         backbone = VideoMAEModel(config) if name == "random" else VideoMAEModel.from_pretrained(path)
         processor = VideoMAEVideoProcessor(**video_processor_settings(config.image_size))
