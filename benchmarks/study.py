@@ -16,6 +16,7 @@ study runs in parts, one arm at a time, and resumes where it stopped. `--tables`
     python benchmarks/study.py --part backbones --seeds 0 1 2  # 7: both shipped backbones, ~1,500-query test splits
     python benchmarks/study.py --part sweep --seeds 0     # 8: partial's and full's learning rates, layer decay, drop path
     python benchmarks/study.py --part standard-large --seeds 0 1 2  # 9: part 7's main modes on the standard world
+    python benchmarks/study.py --part recognition-20k --seeds 0 1 2  # 10: part 7 on the recognition-20k backbone
     python benchmarks/study.py --part ablations --seeds 1 2 --only "*mean-pooling*"  # some arms only
     python benchmarks/study.py --tables --doc docs/study.md  # print every table (and write them into the doc)
 
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "study"
 WORK = REPO / "outputs" / "study"
 PARTS = ("sampling", "features", "tuning", "ablations", "peer", "standard", "peer-full", "backbones", "sweep")
-PARTS += ("standard-large",)
+PARTS += ("standard-large", "recognition-20k")
 # the sampling and features parts compare training cost at equal epochs: no evaluation or checkpoint inside training
 COST_ONLY = ["--num_train_epochs", "2", "--eval_strategy", "no", "--save_strategy", "no"]
 COST_ONLY += ["--load_best_model_at_end", "False"]
@@ -52,8 +53,10 @@ NUM_BLOCKS = 4  # the shipped backbone's blocks (modeling_tsgv/checkpoints/video
 # part 7's test splits: about 1,500 queries each in test and test_novel (binomial s.e. of R1@0.5 near 1 point),
 # around the default job's 700 train / 100 val videos (generate(split_videos=...))
 LARGE_SPLITS = ["--synthetic_split_videos", "700", "100", "520", "1250"]
-# part 7's backbones: the built-in name and how the tables call it
+# the studied backbones: the built-in name and how the tables call it; parts 7 and 9 ran on the first two
 BACKBONES = {"synthetic-tiny": "token targets", "synthetic-tiny-recognition": "recognition"}
+BACKBONES["synthetic-tiny-recognition-20k"] = "recognition, 20k steps"
+FIRST_TWO = ("synthetic-tiny", "synthetic-tiny-recognition")
 
 
 @dataclass
@@ -262,7 +265,7 @@ def backbone_arms(seeds: list[int]) -> list[Arm]:
     return [
         backbone_arm("backbones", backbone, mode, flags, seed)
         for seed in seeds
-        for backbone in BACKBONES
+        for backbone in FIRST_TWO
         for mode, flags in modes.items()
         # part 8 runs partial at x0.3 on the recognition backbone (its table shows those seeds here)
         if (backbone, mode) != ("synthetic-tiny-recognition", "partial, backbone lr x0.3")
@@ -319,10 +322,34 @@ def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
     }
     arms = []
     for seed in seeds:
-        for backbone in reversed(BACKBONES):  # the recognition backbone's arms first
+        for backbone in reversed(FIRST_TWO):  # the recognition backbone's arms first
             for mode, flags in modes.items():
                 arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
     return arms
+
+
+# part 10: the modes whose answer the paper is about, on the recognition backbone that recognises actions, in the
+# order they run within a seed (the question first: does end-to-end training beat frozen?)
+RECOGNITION_20K_MODES = {
+    "frozen": ["--backbone_tuning", "frozen"],
+    "scada": ["--backbone_tuning", "scada"],
+    "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
+    "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
+    "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
+    "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
+    "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
+}
+
+
+def recognition_20k_arms(seeds: list[int]) -> list[Arm]:
+    """Part 10: `RECOGNITION_20K_MODES` on `synthetic-tiny-recognition-20k` (the easy world, part 7's large splits),
+    seed by seed, so a part stopped halfway has its first modes at the most seeds."""
+    backbone = "synthetic-tiny-recognition-20k"
+    return [
+        backbone_arm("recognition-20k", backbone, mode, flags, seed)
+        for seed in seeds
+        for mode, flags in RECOGNITION_20K_MODES.items()
+    ]
 
 
 def arms_of(part: str, seeds: list[int]) -> list[Arm]:
@@ -343,6 +370,8 @@ def arms_of(part: str, seeds: list[int]) -> list[Arm]:
         return sweep_arms(seeds)
     if part == "standard-large":
         return standard_backbone_arms(seeds)
+    if part == "recognition-20k":
+        return recognition_20k_arms(seeds)
     # and the easy world's clearest ablation (mean spatial pooling), to see whether it carries over
     mean = ["--synthetic_preset", "standard", "--backbone_tuning", "scada", "--spatial_pooling", "mean"]
     pooled = [
