@@ -6,6 +6,7 @@ Means are over the seeds an arm has; ± is the sample standard deviation (— wi
 
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -48,9 +49,10 @@ def footer(records: list[dict]) -> str:
     walls = [r["wall_s"] for r in records]
     loads = [r.get("load_1min_mean") for r in records if r.get("load_1min_mean") is not None]
     load = f"; machine load while running {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    command = re.sub(r"\S*/outputs/", "outputs/", records[0]["command"])  # run in any checkout: paths from it
     return (
         f"\n{len(records)} runs, {min(walls):.0f}-{max(walls):.0f} s each ({sum(walls) / 60:.0f} min in all){load}. "
-        f"One of them:\n\n    {records[0]['command'].replace(REPO + '/', '')}\n"
+        f"One of them:\n\n    {command}\n"
     )
 
 
@@ -222,6 +224,7 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         "backbones": ("7. Two stage-1 backbones, ~1,500-query test splits", backbones_table),
         "sweep": ("8. partial's and full's settings (recognition backbone, seed 0)", sweep_table),
         "standard-large": ("9. The standard world, ~1,500-query test splits", backbones_table),
+        "recognition-20k": ("10. The recognition backbone that recognises actions", backbones_table),
     }
     baselines = [  # part 7's seed-0 partial and full on the recognition backbone are the sweep's first settings
         r for r in parts.get("backbones", [])
@@ -233,6 +236,11 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
     if chosen:
         parts["backbones"] = parts.get("backbones", []) + [r for r in sweep if r["labels"]["mode"] in chosen]
     parts["sweep"] = sweep and baselines + [r for r in sweep if r["seed"] == 0]
+    # part 10 beside part 7's arms of the same modes on the 5,000-step recognition backbone
+    modes_20k = {r["labels"]["mode"] for r in parts.get("recognition-20k", [])}
+    own = parts.get("recognition-20k", [])
+    shorter = [r for r in parts.get("backbones", []) if r["labels"]["backbone"] == "recognition"]
+    parts["recognition-20k"] = own and own + [r for r in shorter if r["labels"]["mode"] in modes_20k]
     scada = [r for r in parts.get("tuning", []) if r["labels"]["mode"] == "scada"]
     parts["ablations"] = (
         parts.get("ablations", [])

@@ -158,3 +158,36 @@ def test_the_sweeps_chosen_setting_joins_part_7_at_its_seeds_and_the_sweep_table
     assert "| recognition | partial, x0.3 | 3 | 34.0 ± 1.0 |" in part7 and "full, x1" not in part7
     assert "partial, x0.3 − frozen" in part7
     assert sweep.count("| partial, x0.3 |") == 1 and "| full, x1 |" in sweep  # seed 0 only
+
+
+def test_part_10_runs_on_the_20k_backbone_first_modes_first_and_its_table_shows_the_shorter_run_beside_it(
+    tmp_path, capsys
+):
+    arms = study.arms_of("recognition-20k", [0, 1])
+    assert len(arms) == 2 * len(study.RECOGNITION_20K_MODES)
+    assert all(arm.flags[arm.flags.index("--video_model") + 1] == "synthetic-tiny-recognition-20k" for arm in arms)
+    assert [arm.labels["mode"] for arm in arms[:2]] == ["frozen", "scada"] and arms[0].seed == arms[6].seed == 0
+    assert all(" ".join(study.LARGE_SPLITS) in " ".join(arm.flags) for arm in arms)
+    assert not any("20k" in arm.name for arm in study.arms_of("backbones", [0]) + study.arms_of("standard-large", [0]))
+    for part, backbone, mode in [
+        ("backbones", "recognition", "frozen"),
+        ("backbones", "recognition", "scada, mean pooling"),  # not run on the 20k backbone: not in its table
+        ("backbones", "token targets", "frozen"),
+        ("recognition-20k", "recognition, 20k steps", "frozen"),
+    ]:
+        saved = backbone_record(backbone, mode, 40.0, 40.0) | {"part": part, "seed": 0, "wall_s": 1.0}
+        saved |= {"command": "python run_grounding.py ...", "load_1min_mean": 1.0}
+        name = f"{part}-{backbone}-{mode}".replace(" ", "-").replace(",", "")
+        (tmp_path / f"{name}.json").write_text(json.dumps(saved | {"arm": name}))
+    study_tables.print_tables(tmp_path)
+    part_10 = capsys.readouterr().out.split("### 10.")[1]
+    rows = [line for line in part_10.splitlines() if line.startswith("| recognition")]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| recognition, 20k steps", "frozen"],
+        ["| recognition", "frozen"],
+    ]
+
+
+def test_the_footer_shows_output_paths_relative_to_the_checkout_the_arm_ran_in():
+    record = {"wall_s": 10.0, "command": "python run_grounding.py --output_dir /tmp/wt/outputs/study/runs/a --seed 0"}
+    assert "    python run_grounding.py --output_dir outputs/study/runs/a --seed 0\n" in study_tables.footer([record])
