@@ -50,6 +50,16 @@ def main(argv=None):
     parser.add_argument("--synthetic-dir", default="outputs/synthetic/easy", help="the world it was evaluated on")
     parser.add_argument("--splits", nargs="+", default=["test", "test_novel"])
     args = parser.parse_args(argv)
+    for folder in args.output_dirs:
+        for split in args.splits:
+            for path in (
+                Path(folder) / f"predictions_{split}.jsonl",
+                Path(args.synthetic_dir) / "annotations" / f"{split}.jsonl",
+            ):
+                if not path.is_file():
+                    parser.error(
+                        f"{path}: missing (a run folder of run_grounding.py, evaluated on --splits, and its world)"
+                    )
     tables = [per_action(Path(folder), Path(args.synthetic_dir), args.splits) for folder in args.output_dirs]
     names = [Path(folder).name for folder in args.output_dirs]
     print(f"action | queries ({' + '.join(args.splits)}) | " + " | ".join(f"R1@0.5 {name}" for name in names))

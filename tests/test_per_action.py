@@ -3,6 +3,7 @@
 import json
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -40,3 +41,9 @@ def test_per_action_scores_present_queries_and_counts_absent_ones(tmp_path, caps
     per_action.main([str(run), str(run), "--synthetic-dir", str(world), "--splits", "test"])
     out = capsys.readouterr().out
     assert "spin | 1 | 100.0 | 100.0" in out and "1 absent queries left out" in out
+
+
+def test_a_folder_without_predictions_stops_with_one_line_naming_the_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        per_action.main([str(tmp_path / "not-a-run")])
+    assert f"{tmp_path / 'not-a-run' / 'predictions_test.jsonl'}: missing" in capsys.readouterr().err
