@@ -186,6 +186,7 @@ def test_part_10_runs_on_the_20k_backbone_first_modes_first_and_its_table_shows_
         ["| recognition, 20k steps", "frozen"],
         ["| recognition", "frozen"],
     ]
+    assert "\n1 runs, " in part_10  # the footer counts part 10's own arm, not part 7's shown beside it
 
 
 def test_the_footer_shows_output_paths_relative_to_the_checkout_the_arm_ran_in():
