@@ -338,6 +338,9 @@ RECOGNITION_20K_MODES = {
     "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
     "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
     "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
+    # twice the default job's 6 epochs: is it the grounding budget that keeps end-to-end training from repairing?
+    "frozen, 12 epochs": ["--backbone_tuning", "frozen", "--num_train_epochs", "12"],
+    "scada, 12 epochs": ["--backbone_tuning", "scada", "--num_train_epochs", "12"],
 }
 
 

@@ -164,8 +164,10 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
     text = table(header + ["test queries", "novel queries"], rows)
     comparisons = []
     for (backbone, mode), results in groups.items():
-        against = ["frozen"] if mode != "frozen" else []
+        budget = mode.partition(", 12 epochs")[1]  # a longer run is set against frozen at its own budget
+        against = [f"frozen{budget}"] if mode != f"frozen{budget}" else []
         against += ["scada, no FiLM"] if mode == "scada" else []
+        against += [mode.replace(budget, "")] if budget else []  # and against itself at the default budget
         against += (
             ["scada"] if mode in ("scada, mean pooling", "scada, all blocks") or mode[:4] in ("part", "full") else []
         )

@@ -192,3 +192,20 @@ def test_part_10_runs_on_the_20k_backbone_first_modes_first_and_its_table_shows_
 def test_the_footer_shows_output_paths_relative_to_the_checkout_the_arm_ran_in():
     record = {"wall_s": 10.0, "command": "python run_grounding.py --output_dir /tmp/wt/outputs/study/runs/a --seed 0"}
     assert "    python run_grounding.py --output_dir outputs/study/runs/a --seed 0\n" in study_tables.footer([record])
+
+
+def test_a_longer_run_is_set_against_frozen_at_its_own_budget_and_against_itself_at_the_default():
+    records = [backbone_record("r", mode, value, value) for mode, value in [("frozen", 40.0), ("scada", 40.0)]]
+    records += [
+        backbone_record("r", "frozen, 12 epochs", 42.0, 42.0),
+        backbone_record("r", "scada, 12 epochs", 50.0, 50.0),
+    ]
+    differences = [
+        line.split(" | ")[1] for line in study_tables.backbones_table(records).splitlines() if " − " in line
+    ]
+    assert differences == [
+        "scada − frozen",
+        "frozen, 12 epochs − frozen",
+        "scada, 12 epochs − frozen, 12 epochs",
+        "scada, 12 epochs − scada",
+    ]
