@@ -144,8 +144,8 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
     test splits; then, per backbone, each mode against frozen and SCADA against SCADA without FiLM, with the
     difference called one only when it exceeds both the larger seed std of the two arms and the binomial s.e. of a
     difference of two runs (sqrt(se_a^2 + se_b^2)). The pooling, placement, partial and full arms are also set against
-    SCADA. The footer (runs, wall time, one command) counts `own` when given: the part's own arms, not those shown
-    beside them."""
+    SCADA. The differences and the footer (runs, wall time, one command) cover `own` when given: the part's own arms,
+    not those shown beside them."""
     groups = defaultdict(list)
     for record in records:
         groups[(record["labels"]["backbone"], record["labels"]["mode"])].append(record["results"])
@@ -162,8 +162,10 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
         rows.append(row)
     header = ["backbone", "mode", "seeds", "test R1@0.5", "s.e.", "test mIoU", "novel R1@0.5", "s.e.", "novel mIoU"]
     text = table(header + ["test queries", "novel queries"], rows)
-    comparisons = []
+    comparisons, compared = [], {r["labels"]["backbone"] for r in own or records}  # not those shown beside
     for (backbone, mode), results in groups.items():
+        if backbone not in compared:
+            continue
         budget = mode.partition(", 12 epochs")[1]  # a longer run is set against frozen at its own budget
         against = [f"frozen{budget}"] if mode != f"frozen{budget}" else []
         against += ["scada, no FiLM"] if mode == "scada" else []

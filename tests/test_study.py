@@ -171,9 +171,11 @@ def test_part_10_runs_on_the_20k_backbone_first_modes_first_and_its_table_shows_
     assert not any("20k" in arm.name for arm in study.arms_of("backbones", [0]) + study.arms_of("standard-large", [0]))
     for part, backbone, mode in [
         ("backbones", "recognition", "frozen"),
+        ("backbones", "recognition", "scada"),
         ("backbones", "recognition", "scada, mean pooling"),  # not run on the 20k backbone: not in its table
         ("backbones", "token targets", "frozen"),
         ("recognition-20k", "recognition, 20k steps", "frozen"),
+        ("recognition-20k", "recognition, 20k steps", "scada"),
     ]:
         saved = backbone_record(backbone, mode, 40.0, 40.0) | {"part": part, "seed": 0, "wall_s": 1.0}
         saved |= {"command": "python run_grounding.py ...", "load_1min_mean": 1.0}
@@ -182,11 +184,14 @@ def test_part_10_runs_on_the_20k_backbone_first_modes_first_and_its_table_shows_
     study_tables.print_tables(tmp_path)
     part_10 = capsys.readouterr().out.split("### 10.")[1]
     rows = [line for line in part_10.splitlines() if line.startswith("| recognition")]
-    assert [row.split(" | ")[:2] for row in rows] == [
-        ["| recognition, 20k steps", "frozen"],
-        ["| recognition", "frozen"],
+    assert [row.split(" | ")[:3] for row in rows] == [
+        ["| recognition, 20k steps", "frozen", "1"],
+        ["| recognition, 20k steps", "scada", "1"],
+        ["| recognition", "frozen", "1"],
+        ["| recognition", "scada", "1"],
+        ["| recognition, 20k steps", "scada − frozen", "+0.0"],  # part 7's own difference stays in part 7
     ]
-    assert "\n1 runs, " in part_10  # the footer counts part 10's own arm, not part 7's shown beside it
+    assert "\n2 runs, " in part_10  # the footer counts part 10's own arms, not part 7's shown beside them
 
 
 def test_the_footer_shows_output_paths_relative_to_the_checkout_the_arm_ran_in():
