@@ -107,8 +107,8 @@ class TSGVConfig(PreTrainedConfig):
             Backbone block indices that get a SCADA adapter (used only with `backbone_tuning="scada"`). Defaults to
             the top half of the blocks. Blocks below the lowest index run once per video, not once per query.
             Adapters in every block (`list(range(num_hidden_layers))`) were never worse in docs/study.md and ahead
-            in 2 of 8 comparisons, at twice the step time and with only block 0 shared per video: the default stays
-            the top half (study section 9).
+            in 2 of 10 comparisons, at twice the step time and with only block 0 shared per video: the default stays
+            the top half (study sections 9 and 10).
         scada_bottleneck (`int`, *optional*, defaults to 64):
             Width of the adapter bottleneck.
         scada_temporal_kernel (`int`, *optional*, defaults to 3):
