@@ -244,29 +244,37 @@ def peer_arms(seeds: list[int], full: bool = False) -> list[Arm]:
     return arms
 
 
+# the modes of parts 7, 9 and 10 (each part runs some of them, in its own order): table label -> run_grounding flags
+MODE_FLAGS = {
+    "frozen": ["--backbone_tuning", "frozen"],
+    "scada": ["--backbone_tuning", "scada"],
+    "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
+    # x1: partial's rate before part 8 picked x0.3 (the sweep's setting joins part 7's table at 3 seeds)
+    "partial, backbone lr x1": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "1"],
+    "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
+    # the whole backbone at a tenth of the head's rate (VideoMAE fine-tuning's scale; full at 1e-3 forgets)
+    "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
+    # the SCADA ablations whose answer sets a default: pooling and adapter placement (every block, not the top half)
+    "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
+    "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
+    # twice the default job's 6 epochs: is it the grounding budget that keeps end-to-end training from repairing?
+    "frozen, 12 epochs": ["--backbone_tuning", "frozen", "--num_train_epochs", "12"],
+    "scada, 12 epochs": ["--backbone_tuning", "scada", "--num_train_epochs", "12"],
+}
+
+
 def backbone_arms(seeds: list[int]) -> list[Arm]:
     """Part 7: frozen / SCADA / SCADA without the sentence FiLM / partial / full on each shipped backbone
     (`BACKBONES`: the token-target stage 1 and the recognition-style one), with test splits of about 1,500 queries
     (`LARGE_SPLITS`).
     Ordered seed by seed, so a part stopped halfway has every arm at the same number of seeds."""
-    modes = {
-        "frozen": ["--backbone_tuning", "frozen"],
-        "scada": ["--backbone_tuning", "scada"],
-        "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
-        # x1: partial's rate before part 8 picked x0.3 (the sweep's setting joins this table at 3 seeds)
-        "partial, backbone lr x1": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "1"],
-        "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
-        # the whole backbone at a tenth of the head's rate (VideoMAE fine-tuning's scale; full at 1e-3 forgets)
-        "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
-        # the SCADA ablations whose answer sets a default: pooling and adapter placement
-        "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
-        "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
-    }
+    modes = ["frozen", "scada", "scada, no FiLM", "partial, backbone lr x1", "partial, backbone lr x0.3"]
+    modes += ["full, backbone lr x0.1", "scada, mean pooling", "scada, all blocks"]
     return [
-        backbone_arm("backbones", backbone, mode, flags, seed)
+        backbone_arm("backbones", backbone, mode, MODE_FLAGS[mode], seed)
         for seed in seeds
         for backbone in FIRST_TWO
-        for mode, flags in modes.items()
+        for mode in modes
         # part 8 runs partial at x0.3 on the recognition backbone (its table shows those seeds here)
         if (backbone, mode) != ("synthetic-tiny-recognition", "partial, backbone lr x0.3")
     ]
@@ -309,39 +317,20 @@ def sweep_arms(seeds: list[int]) -> list[Arm]:
 def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
     """Part 9: the harder standard world with the large splits, on both backbones: the four tuning modes (frozen /
     SCADA / full x0.1 / partial x0.3) and SCADA's three ablations (no FiLM, mean pooling, adapters in all blocks)."""
-    modes = {
-        "frozen": ["--backbone_tuning", "frozen"],
-        "scada": ["--backbone_tuning", "scada"],
-        "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
-        "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
-        "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
-        # the ablation that sets the pooling default, on the harder world
-        "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
-        # and the one that sets the placement default (adapters in every block instead of the top half)
-        "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
-    }
+    modes = ["frozen", "scada", "scada, no FiLM", "full, backbone lr x0.1", "partial, backbone lr x0.3"]
+    modes += ["scada, mean pooling", "scada, all blocks"]
     arms = []
     for seed in seeds:
         for backbone in reversed(FIRST_TWO):  # the recognition backbone's arms first
-            for mode, flags in modes.items():
-                arms.append(backbone_arm("standard-large", backbone, mode, flags, seed, "standard"))
+            for mode in modes:
+                arms.append(backbone_arm("standard-large", backbone, mode, MODE_FLAGS[mode], seed, "standard"))
     return arms
 
 
 # part 10: the modes whose answer the paper is about, on the recognition backbone that recognises actions, in the
 # order they run within a seed (the question first: does end-to-end training beat frozen?)
-RECOGNITION_20K_MODES = {
-    "frozen": ["--backbone_tuning", "frozen"],
-    "scada": ["--backbone_tuning", "scada"],
-    "full, backbone lr x0.1": ["--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1"],
-    "scada, no FiLM": ["--backbone_tuning", "scada", "--config_overrides", "scada_film=False"],
-    "partial, backbone lr x0.3": ["--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3"],
-    "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
-    "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
-    # twice the default job's 6 epochs: is it the grounding budget that keeps end-to-end training from repairing?
-    "frozen, 12 epochs": ["--backbone_tuning", "frozen", "--num_train_epochs", "12"],
-    "scada, 12 epochs": ["--backbone_tuning", "scada", "--num_train_epochs", "12"],
-}
+RECOGNITION_20K_MODES = ["frozen", "scada", "full, backbone lr x0.1", "scada, no FiLM", "partial, backbone lr x0.3"]
+RECOGNITION_20K_MODES += ["scada, mean pooling", "scada, all blocks", "frozen, 12 epochs", "scada, 12 epochs"]
 
 
 def recognition_20k_arms(seeds: list[int]) -> list[Arm]:
@@ -349,9 +338,9 @@ def recognition_20k_arms(seeds: list[int]) -> list[Arm]:
     seed by seed, so a part stopped halfway has its first modes at the most seeds."""
     backbone = "synthetic-tiny-recognition-20k"
     return [
-        backbone_arm("recognition-20k", backbone, mode, flags, seed)
+        backbone_arm("recognition-20k", backbone, mode, MODE_FLAGS[mode], seed)
         for seed in seeds
-        for mode, flags in RECOGNITION_20K_MODES.items()
+        for mode in RECOGNITION_20K_MODES
     ]
 
 
