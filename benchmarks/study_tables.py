@@ -171,7 +171,9 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
         against += ["scada, no FiLM"] if mode == "scada" else []
         against += [mode.replace(budget, "")] if budget else []  # and against itself at the default budget
         against += (
-            ["scada"] if mode in ("scada, mean pooling", "scada, all blocks") or mode[:4] in ("part", "full") else []
+            [f"scada{budget}"]
+            if mode in ("scada, mean pooling", "scada, all blocks") or mode[:4] in ("part", "full")
+            else []
         )
         for base in against:
             if (backbone, base) not in groups:
