@@ -199,11 +199,13 @@ def test_the_footer_shows_output_paths_relative_to_the_checkout_the_arm_ran_in()
     assert "    python run_grounding.py --output_dir outputs/study/runs/a --seed 0\n" in study_tables.footer([record])
 
 
-def test_a_longer_run_is_set_against_frozen_at_its_own_budget_and_against_itself_at_the_default():
+def test_a_longer_run_is_set_against_frozen_and_scada_at_its_own_budget_and_against_itself_at_the_default():
     records = [backbone_record("r", mode, value, value) for mode, value in [("frozen", 40.0), ("scada", 40.0)]]
     records += [
         backbone_record("r", "frozen, 12 epochs", 42.0, 42.0),
         backbone_record("r", "scada, 12 epochs", 50.0, 50.0),
+        backbone_record("r", "full, backbone lr x0.1", 41.0, 41.0),
+        backbone_record("r", "full, backbone lr x0.1, 12 epochs", 46.0, 46.0),
     ]
     differences = [
         line.split(" | ")[1] for line in study_tables.backbones_table(records).splitlines() if " − " in line
@@ -213,4 +215,10 @@ def test_a_longer_run_is_set_against_frozen_at_its_own_budget_and_against_itself
         "frozen, 12 epochs − frozen",
         "scada, 12 epochs − frozen, 12 epochs",
         "scada, 12 epochs − scada",
+        "full, backbone lr x0.1 − frozen",
+        "full, backbone lr x0.1 − scada",
+        # a longer full run: against frozen and SCADA at 12 epochs, not SCADA at 6
+        "full, backbone lr x0.1, 12 epochs − frozen, 12 epochs",
+        "full, backbone lr x0.1, 12 epochs − full, backbone lr x0.1",
+        "full, backbone lr x0.1, 12 epochs − scada, 12 epochs",
     ]
