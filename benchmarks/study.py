@@ -263,6 +263,9 @@ MODE_FLAGS = {
     "full, backbone lr x0.1, 12 epochs": [
         "--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1", "--num_train_epochs", "12",
     ],
+    "partial, backbone lr x0.3, 12 epochs": [
+        "--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3", "--num_train_epochs", "12",
+    ],
 }  # fmt: skip
 
 
@@ -334,7 +337,7 @@ def standard_backbone_arms(seeds: list[int]) -> list[Arm]:
 # order they run within a seed (the question first: does end-to-end training beat frozen?)
 RECOGNITION_20K_MODES = ["frozen", "scada", "full, backbone lr x0.1", "scada, no FiLM", "partial, backbone lr x0.3"]
 RECOGNITION_20K_MODES += ["scada, mean pooling", "scada, all blocks", "frozen, 12 epochs", "scada, 12 epochs"]
-RECOGNITION_20K_MODES += ["full, backbone lr x0.1, 12 epochs"]
+RECOGNITION_20K_MODES += ["full, backbone lr x0.1, 12 epochs", "partial, backbone lr x0.3, 12 epochs"]
 
 
 def recognition_20k_arms(seeds: list[int]) -> list[Arm]:
