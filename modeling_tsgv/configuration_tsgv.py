@@ -106,9 +106,9 @@ class TSGVConfig(PreTrainedConfig):
         scada_layers (`list[int]`, *optional*):
             Backbone block indices that get a SCADA adapter (used only with `backbone_tuning="scada"`). Defaults to
             the top half of the blocks. Blocks below the lowest index run once per video, not once per query.
-            Adapters in every block (`list(range(num_hidden_layers))`) were never worse in docs/study.md and ahead
-            in 2 of 10 comparisons, at twice the step time and with only block 0 shared per video: the default stays
-            the top half (study sections 9 and 10).
+            Adapters in every block (`list(range(num_hidden_layers))`) were never measurably worse in docs/study.md
+            and ahead in 2 of 10 comparisons, at twice the step time and with only block 0 shared per video: the
+            default stays the top half (study sections 7, 9 and 10, 3 seeds each).
         scada_bottleneck (`int`, *optional*, defaults to 64):
             Width of the adapter bottleneck.
         scada_temporal_kernel (`int`, *optional*, defaults to 3):
@@ -134,7 +134,7 @@ class TSGVConfig(PreTrainedConfig):
             from the sentence embedding, so a step's vector describes the object the sentence names). The sentence
             query starts at zero, so a fresh `"sentence"` pooling is exactly the mean. The default from
             docs/study.md: on the recognition-style backbones (made as real checkpoints are) mean pooling loses
-            4.3-4.4 points R1@0.5 on the easy world and ties on the standard one (it leads on the token-target one).
+            3.9-4.3 points R1@0.5 on the easy world and ties on the standard one (it leads on the token-target one).
         spatial_pool_location (`bool`, *optional*, defaults to `True`):
             With `spatial_pooling="sentence"`, add to each step's pooled vector a projection of where the pooling
             looked (mean grid position, spread, match strength), starting at zero.
