@@ -257,16 +257,11 @@ MODE_FLAGS = {
     # the SCADA ablations whose answer sets a default: pooling and adapter placement (every block, not the top half)
     "scada, mean pooling": ["--backbone_tuning", "scada", "--spatial_pooling", "mean"],
     "scada, all blocks": ["--backbone_tuning", "scada", "--scada_layers", *map(str, range(NUM_BLOCKS))],
-    # twice the default job's 6 epochs: is it the grounding budget that keeps end-to-end training from repairing?
-    "frozen, 12 epochs": ["--backbone_tuning", "frozen", "--num_train_epochs", "12"],
-    "scada, 12 epochs": ["--backbone_tuning", "scada", "--num_train_epochs", "12"],
-    "full, backbone lr x0.1, 12 epochs": [
-        "--backbone_tuning", "full", "--backbone_lr_multiplier", "0.1", "--num_train_epochs", "12",
-    ],
-    "partial, backbone lr x0.3, 12 epochs": [
-        "--backbone_tuning", "partial", "--backbone_lr_multiplier", "0.3", "--num_train_epochs", "12",
-    ],
-}  # fmt: skip
+}
+# the four tuning modes at twice the default job's 6 epochs: is it the grounding budget that keeps end-to-end training
+# from repairing the backbone?
+for _mode in ("frozen", "scada", "full, backbone lr x0.1", "partial, backbone lr x0.3"):
+    MODE_FLAGS[f"{_mode}, 12 epochs"] = MODE_FLAGS[_mode] + ["--num_train_epochs", "12"]
 
 
 def backbone_arms(seeds: list[int]) -> list[Arm]:
