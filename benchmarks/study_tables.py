@@ -139,6 +139,12 @@ def split_stats(results: list[dict], split: str) -> tuple[float, float, float]:
     return statistics.mean(values), std, se
 
 
+def queries(counts: list[int]) -> str:
+    """The query count of a row's runs: "1,504", or "1,473-1,504" when its seeds ran on splits of other sizes."""
+    low, high = min(counts), max(counts)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
 def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
     """Part 7: per backbone and mode, R1@0.5 (mean ± std over seeds, binomial s.e. of one run) and mIoU on both
     test splits; then, per backbone, each mode against frozen and SCADA against SCADA without FiLM, with the
@@ -156,9 +162,7 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
             mean, std, se = split_stats(results, split)
             spread = f"{mean:.1f} ± {std:.1f}" if len(results) > 1 else f"{mean:.1f}"
             row += [spread, f"{se:.1f}", mean_std([r[f"{split}_mIoU"] for r in results])]
-        row += [
-            f"{statistics.mean(r[f'{split}_num_queries'] for r in results):,.0f}" for split in ("test", "test_novel")
-        ]
+        row += [queries([r[f"{split}_num_queries"] for r in results]) for split in ("test", "test_novel")]
         rows.append(row)
     header = ["backbone", "mode", "seeds", "test R1@0.5", "s.e.", "test mIoU", "novel R1@0.5", "s.e.", "novel mIoU"]
     text = table(header + ["test queries", "novel queries"], rows)

@@ -272,7 +272,7 @@ def card_eval_results(metrics: dict, dataset_name: str) -> list:
 
 
 def synthetic_size(data_args) -> str:
-    """How big the run's synthetic world is, in words: "1,000 videos" or "700 / 100 / 520 / 1250 videos (train / val
+    """How big the run's synthetic world is, in words: "1,000 videos" or "700 / 100 / 520 / 1280 videos (train / val
     / test / test_novel)"."""
     if data_args.synthetic_num_videos is not None:
         return f"{data_args.synthetic_num_videos:,} videos"

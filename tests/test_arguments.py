@@ -261,10 +261,10 @@ def test_ddp_does_not_search_for_unused_parameters_by_default(tmp_path):
     assert training_args.ddp_find_unused_parameters is False
 
 
-def test_the_default_world_has_test_splits_of_about_1500_queries_and_num_videos_keeps_its_meaning():
+def test_the_default_world_has_test_splits_of_at_least_1500_queries_and_num_videos_keeps_its_meaning():
     _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused"])
-    assert data_args.synthetic_split_videos == list(grounding_args.DEFAULT_SPLIT_VIDEOS) == [700, 100, 520, 1250]
-    assert splits.synthetic_sizes(data_args) == {"split_videos": [700, 100, 520, 1250]}
+    assert data_args.synthetic_split_videos == list(grounding_args.DEFAULT_SPLIT_VIDEOS) == [700, 100, 520, 1280]
+    assert splits.synthetic_sizes(data_args) == {"split_videos": [700, 100, 520, 1280]}
     _, data_args, _ = run_grounding.parse_arguments(["--output_dir", "unused", "--synthetic_num_videos", "40"])
     assert data_args.synthetic_split_videos is None
     assert splits.synthetic_sizes(data_args) == {"num_videos": 40}  # split 70/10/10/10, as before

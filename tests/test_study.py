@@ -47,10 +47,38 @@ def test_the_sampling_table_compares_each_video_centric_row_with_its_query_centr
     assert cells[7:10] == ["0.55", "0.55", "0.60"]  # passes ratio, bound 0.75/2.5 + 0.25, time ratio
 
 
-def test_a_saved_arm_is_not_run_again(tmp_path):
-    arm = study.Arm("some-arm", "tuning", ["--definitely-not-a-flag"])
-    (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))
-    assert study.run_arm(arm, [], tmp_path) == {"arm": "some-arm", "results": {}}
+def test_a_saved_arm_is_not_run_again_unless_it_was_run_with_other_flags(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study, "WORK", tmp_path / "work")
+    script = tmp_path / "fake_run.py"  # stands in for run_grounding.py: writes the results file a run leaves
+    script.write_text(
+        "import json, pathlib, sys\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--output_dir') + 1]); out.mkdir(parents=True)\n"
+        "(out / 'all_results.json').write_text(json.dumps({'flags': sys.argv[1:3]}))\n"
+    )
+    arm = study.Arm("some-arm", "tuning", ["--splits", "1280"], script=str(script))
+    saved = {"arm": "some-arm", "results": {"flags": "old"}}
+    # the same command, run from another checkout (its output folder elsewhere): kept, nothing runs
+    saved["command"] = (
+        f"python {script} --splits 1280 --seed 0 --output_dir /elsewhere/outputs/x --overwrite_output_dir"
+    )
+    (tmp_path / "some-arm.json").write_text(json.dumps(saved))
+    assert study.run_arm(arm, [], tmp_path) == saved
+    # saved with an older split size: run again, the record replaced, and the change named
+    saved["command"] = saved["command"].replace("1280", "1250")
+    (tmp_path / "some-arm.json").write_text(json.dumps(saved))
+    record = study.run_arm(arm, [], tmp_path)
+    assert record["results"] == {"flags": ["--splits", "1280"]} and "--splits 1280" in record["command"]
+    assert json.loads((tmp_path / "some-arm.json").read_text()) == record
+    assert "saved with other flags (1250 -> 1280); running it again" in capsys.readouterr().out
+
+
+def test_commands_compare_without_their_output_folder_and_checkout():
+    here = ["run_grounding.py", "--train_file", "/tmp/wt/outputs/study/mixes/m/train.jsonl", "--output_dir", "/a"]
+    there = ["run_grounding.py", "--train_file", "/work/main/outputs/study/mixes/m/train.jsonl", "--output_dir", "b"]
+    assert study.comparable(here) == study.comparable(there) == [
+        "run_grounding.py", "--train_file", "outputs/study/mixes/m/train.jsonl",
+    ]  # fmt: skip
+    assert study.changes(["a", "1250", "b"], ["a", "1280", "b", "--bf16"]) == "1250 -> 1280; (none) -> --bf16"
 
 
 def test_arm_names_are_unique_and_the_standard_part_runs_on_the_standard_world():
@@ -222,3 +250,8 @@ def test_a_longer_run_is_set_against_frozen_and_scada_at_its_own_budget_and_agai
         "full, backbone lr x0.1, 12 epochs − full, backbone lr x0.1",
         "full, backbone lr x0.1, 12 epochs − scada, 12 epochs",
     ]
+
+
+def test_a_row_whose_seeds_ran_on_splits_of_other_sizes_says_so():
+    assert study_tables.queries([1504, 1504, 1504]) == "1,504"
+    assert study_tables.queries([1473, 1504, 1504]) == "1,473-1,504"
