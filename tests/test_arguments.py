@@ -288,6 +288,8 @@ def test_a_run_on_real_data_never_imports_the_synthetic_world(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
-    # and the synthetic dataset does import it, when its arguments are parsed
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
+    # and the synthetic dataset does import it, when its arguments are parsed (in a fresh output folder: the default
+    # one holds a model once the README's first command has run)
+    synthetic = ["--output_dir", str(tmp_path / "synthetic")]
+    done = subprocess.run([sys.executable, "-c", code, *synthetic], cwd=REPO_ROOT, capture_output=True, text=True)
     assert "'modeling_tsgv.synthetic'" in done.stdout.strip().splitlines()[-1], done.stderr[-2000:]
