@@ -4,8 +4,8 @@ Every arm is one run of `run_grounding.py` (the peer: `benchmarks/tvp_peer.py`) 
 shipped stage-1 backbone. Each finished arm leaves its raw results (the run's `all_results.json`, the exact command,
 its wall time and the machine) in `benchmarks/results/study/<arm>.json`; an arm whose file exists is skipped, so the
 study runs in parts, one arm at a time, and resumes where it stopped. A saved arm whose command differs from the
-arm's command now (other than its output folder: an older split size, say) is run again and its file replaced. `--tables` prints the tables that go into
-`docs/study.md` from those files, without running anything.
+arm's command now (other than its output folder: an older split size, say) is run again and its file replaced.
+`--tables` prints the tables that go into `docs/study.md` from those files, without running anything.
 
     python benchmarks/study.py --part sampling            # 1: video- vs query-centric batches, two query mixes
     python benchmarks/study.py --part features            # 2: frozen features extracted once, head trained on them
@@ -55,7 +55,7 @@ NUM_BLOCKS = 4  # the shipped backbone's blocks (modeling_tsgv/checkpoints/video
 # part 7's test splits: at least 1,500 queries each in test and test_novel (binomial s.e. of R1@0.5 near 1.3 points;
 # 1,515 and 1,504 on the easy world), around the default job's 700 train / 100 val videos (generate(split_videos=...)).
 # Arms saved with 1250 test_novel videos (1,473 queries) train on the same videos and score the same test split: the
-# generator makes test_novel last, and a rerun at 1280 reproduced every test figure of one such arm exactly
+# generator makes test_novel last, and the 18 part-10 arms re-run at 1280 reproduced every test and validation figure
 LARGE_SPLITS = ["--synthetic_split_videos", "700", "100", "520", "1280"]
 # the standard world has more queries per video: 1250 test_novel videos already give 1,628 queries (test: 1,610), so
 # part 9 keeps the splits it ran on
@@ -412,6 +412,8 @@ def run_arm(arm: Arm, extra: list[str], results: Path) -> dict | None:
     command = arm.command(extra)
     if path.exists():
         record = json.loads(path.read_text())
+        if "command" not in record:  # nothing to compare it with: kept as it is
+            return record
         saved, now = comparable(shlex.split(record["command"])[1:]), comparable(command[1:])
         if saved == now:
             return record

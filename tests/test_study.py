@@ -70,6 +70,9 @@ def test_a_saved_arm_is_not_run_again_unless_it_was_run_with_other_flags(tmp_pat
     assert record["results"] == {"flags": ["--splits", "1280"]} and "--splits 1280" in record["command"]
     assert json.loads((tmp_path / "some-arm.json").read_text()) == record
     assert "saved with other flags (1250 -> 1280); running it again" in capsys.readouterr().out
+    # a record that names no command cannot be compared: it is kept
+    (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))
+    assert study.run_arm(arm, [], tmp_path) == {"arm": "some-arm", "results": {}}
 
 
 def test_commands_compare_without_their_output_folder_and_checkout():
