@@ -202,18 +202,20 @@ def backbones_table(records: list[dict], own: list[dict] | None = None) -> str:
 
 def sweep_table(records: list[dict]) -> str:
     """Part 8: per setting (one seed), the validation R1@0.5 it is chosen by (best epoch, and per epoch), test and
-    test_novel R1@0.5, the final training loss and the cost of a step."""
+    test_novel R1@0.5 with test_novel's query count (settings run on splits of other sizes show it), the final
+    training loss and the cost of a step."""
     rows = []
     for record in sorted(records, key=lambda r: r["labels"]["mode"]):
         results, validation = record["results"], record.get("validation") or {}
         per_epoch = " / ".join(f"{value:.0f}" for value in validation.get("R1@0.5_per_epoch", []))
         rows.append([
             record["labels"]["mode"], f"{validation.get('best_R1@0.5', float('nan')):.1f}", per_epoch,
-            f"{results['test_R1@0.5']:.1f}", f"{results['test_novel_R1@0.5']:.1f}", f"{results['train_loss']:.3f}",
+            f"{results['test_R1@0.5']:.1f}", f"{results['test_novel_R1@0.5']:.1f}",
+            f"{results['test_novel_num_queries']:,}", f"{results['train_loss']:.3f}",
             f"{results['train_seconds_per_step']:.3f}",
         ])  # fmt: skip
     header = ["setting", "val R1@0.5 (best)", "val R1@0.5 per epoch", "test R1@0.5", "novel R1@0.5"]
-    return table(header + ["train loss", "s / step"], rows) + footer(records)
+    return table(header + ["novel queries", "train loss", "s / step"], rows) + footer(records)
 
 
 def relabel(record: dict, key: str, value: str) -> dict:

@@ -164,13 +164,14 @@ def test_the_validation_figure_comes_from_the_last_checkpoint_and_fills_old_reco
 
 def test_the_sweep_table_shows_what_the_setting_is_chosen_by():
     results = {"test_R1@0.5": 31.0, "test_novel_R1@0.5": 33.0, "train_loss": 0.87, "train_seconds_per_step": 0.4}
+    results |= {"test_novel_num_queries": 1504}
     records = [
         {"labels": {"mode": "full, backbone lr x0.3"}, "results": results, "wall_s": 300, "command": "python x",
          "validation": {"best_R1@0.5": 35.74, "R1@0.5_per_epoch": [18.9, 35.74]}},
         {"labels": {"mode": "partial"}, "results": results, "wall_s": 300, "command": "python x"},
     ]  # fmt: skip
     text = study_tables.sweep_table(records)
-    assert "| full, backbone lr x0.3 | 35.7 | 19 / 36 | 31.0 | 33.0 | 0.870 | 0.400 |" in text
+    assert "| full, backbone lr x0.3 | 35.7 | 19 / 36 | 31.0 | 33.0 | 1,504 | 0.870 | 0.400 |" in text
     assert "| partial | nan |  | 31.0 |" in text  # no validation record: shown as missing, not invented
 
 
