@@ -56,7 +56,7 @@ NUM_BLOCKS = 4  # the shipped backbone's blocks (modeling_tsgv/checkpoints/video
 # 1,515 and 1,504 on the easy world), around the default job's 700 train / 100 val videos (generate(split_videos=...)).
 # Arms saved with 1250 test_novel videos (1,473 queries) train on the same videos and score the same test split: the
 # generator makes test_novel last, and part 10's 33 arms re-run at 1280 reproduced every test and validation figure
-# (part 8's four re-run arms first ran on older code and did not: docs/study.md section 8)
+# (the five re-run arms of parts 7-8 first ran on older code and did not: docs/study.md section 8)
 LARGE_SPLITS = ["--synthetic_split_videos", "700", "100", "520", "1280"]
 # the standard world has more queries per video: 1250 test_novel videos already give 1,628 queries (test: 1,610), so
 # part 9 keeps the splits it ran on
