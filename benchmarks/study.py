@@ -2,8 +2,8 @@
 
 Every arm is one run of `run_grounding.py` (the peer: `benchmarks/tvp_peer.py`) on the built-in world with the
 shipped stage-1 backbone. Each finished arm leaves its raw results (the run's `all_results.json`, the exact command,
-its wall time and the machine) in `benchmarks/results/study/<arm>.json`; an arm whose file exists is skipped, so the
-study runs in parts, one arm at a time, and resumes where it stopped. A saved arm whose command differs from the
+its wall time, the machine and the commit) in `benchmarks/results/study/<arm>.json`; an arm whose file exists is
+skipped, so the study runs in parts, one arm at a time, and resumes where it stopped. A saved arm whose command differs from the
 arm's command now (other than its output folder: an older split size, say) is run again and its file replaced.
 `--tables` prints the tables that go into `docs/study.md` from those files, without running anything.
 
@@ -441,6 +441,7 @@ def run_arm(arm: Arm, extra: list[str], results: Path) -> dict | None:
         "wall_s": round(wall_s, 1),
         "load_1min_mean": round(statistics.mean(loads), 2) if loads else None,
         "machine": machine(),
+        "code": code_state(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "results": json.loads((Path(command[command.index("--output_dir") + 1]) / "all_results.json").read_text()),
         "validation": best_validation(Path(command[command.index("--output_dir") + 1])),
@@ -485,6 +486,20 @@ def machine() -> dict:
         "device": device,
         "host": platform.node(),
     }
+
+
+def code_state() -> dict:
+    """The code an arm ran on: the checkout's commit (40 hex digits) and whether tracked files differed from it;
+    both None outside a git checkout. Two records of one command on different commits need not agree (study.md
+    section 8: the 2026-12-03 arms did not), so a record names its code."""
+
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "modified": bool(status) if commit else None}
 
 
 def main(argv=None):

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import sys
 
 from conftest import REPO_ROOT
@@ -69,6 +70,8 @@ def test_a_saved_arm_is_not_run_again_unless_it_was_run_with_other_flags(tmp_pat
     record = study.run_arm(arm, [], tmp_path)
     assert record["results"] == {"flags": ["--splits", "1280"]} and "--splits 1280" in record["command"]
     assert json.loads((tmp_path / "some-arm.json").read_text()) == record
+    assert record["code"] == study.code_state()  # the commit it ran on, to tell runs of one command on other code
+    assert record["code"]["commit"] is None or re.fullmatch("[0-9a-f]{40}", record["code"]["commit"])
     assert "saved with other flags (1250 -> 1280); running it again" in capsys.readouterr().out
     # a record that names no command cannot be compared: it is kept
     (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))
