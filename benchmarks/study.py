@@ -475,9 +475,22 @@ def fill_validation(results: Path) -> None:
             path.write_text(json.dumps(record, indent=1) + "\n")
 
 
+LIBRARIES = ("torch", "transformers", "accelerate", "datasets", "numpy", "av", "tokenizers", "safetensors")
+
+
 def machine() -> dict:
-    """Where an arm ran: CPU count, torch threads, accelerator."""
+    """Where an arm ran: CPU count, torch threads, accelerator, Python and the versions of the libraries a run's
+    numbers rest on (`LIBRARIES`; None for one not installed) -- each session installs afresh, so two runs of one
+    commit may not share them."""
+    from importlib import metadata
+
     import torch
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {
@@ -485,6 +498,8 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "host": platform.node(),
+        "python": platform.python_version(),
+        "libraries": {name: version(name) for name in LIBRARIES},
     }
 
 

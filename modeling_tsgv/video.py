@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -253,15 +254,34 @@ def scale_short_side(array: np.ndarray, short_side: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize((width, height), Image.BILINEAR))
 
 
+_REFORMATTERS = threading.local()
+
+
+def _reformatter():
+    """This process's and thread's PyAV `VideoReformatter` (it holds a swscale context and its slice threads).
+
+    PyAV (18.1 here) keeps one reformatter per thread behind `frame.to_ndarray(...)` and `frame.reformat(...)`. A
+    forked process (a DataLoader worker) inherits its parent's, but not the slice threads that swscale started in
+    the parent, so the worker's first conversion waits for them forever: a training run hangs at its first batch
+    once the parent has decoded a frame. Ours is made anew in each process; the inherited one is kept referenced,
+    as freeing it would wait on the same missing threads."""
+    from av.video.reformatter import VideoReformatter
+
+    if getattr(_REFORMATTERS, "pid", None) != os.getpid():
+        _STALE_REFORMATTERS.append(getattr(_REFORMATTERS, "reformatter", None))
+        _REFORMATTERS.pid, _REFORMATTERS.reformatter = os.getpid(), VideoReformatter()
+    return _REFORMATTERS.reformatter
+
+
+_STALE_REFORMATTERS = []  # reformatters inherited through fork: never freed (see `_reformatter`)
+
+
 def _displayed(frame, short_side: int | None = None) -> np.ndarray:
     """A PyAV frame as (H, W, 3) uint8 RGB the way players show it: turned by its display matrix (phones record
     portrait video as landscape frames plus a rotation), as decord and FFmpeg's players do; with `short_side`,
     scaled by swscale while converting (a quarter turn keeps the short side)."""
     width, height = scaled_size(frame.width, frame.height, short_side)
-    if (width, height) != (frame.width, frame.height):
-        array = frame.to_ndarray(format="rgb24", width=width, height=height)
-    else:
-        array = frame.to_ndarray(format="rgb24")
+    array = _reformatter().reformat(frame, format="rgb24", width=width, height=height).to_ndarray()
     turns = round(getattr(frame, "rotation", 0) / 90) % 4  # counter-clockwise quarter turns
     return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
@@ -514,9 +534,9 @@ def cut_clip(path: str | os.PathLike, start_s: float, end_s: float, out_path: st
                     if pts <= last_pts:  # two frames within one millisecond: keep the first
                         return
                     if frame.width != width or frame.height != height:  # odd size: crop, do not resample
-                        pixels = frame.to_ndarray(format="rgb24")[:height, :width]
+                        pixels = _reformatter().reformat(frame, format="rgb24").to_ndarray()[:height, :width]
                         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-                    image = frame.reformat(format="yuv420p")
+                    image = _reformatter().reformat(frame, format="yuv420p")
                     image.pts, image.time_base, last_pts = pts, Fraction(1, 1000), pts
                     target.mux(out.encode(image))
                     written += 1

@@ -72,6 +72,11 @@ def test_a_saved_arm_is_not_run_again_unless_it_was_run_with_other_flags(tmp_pat
     assert json.loads((tmp_path / "some-arm.json").read_text()) == record
     assert record["code"] == study.code_state()  # the commit it ran on, to tell runs of one command on other code
     assert record["code"]["commit"] is None or re.fullmatch("[0-9a-f]{40}", record["code"]["commit"])
+    from importlib import metadata  # the library versions it ran with: each session installs afresh
+
+    assert record["machine"]["libraries"]["torch"] == metadata.version("torch")
+    assert record["machine"]["libraries"]["numpy"] == metadata.version("numpy")
+    assert set(record["machine"]["libraries"]) == set(study.LIBRARIES)
     assert "saved with other flags (1250 -> 1280); running it again" in capsys.readouterr().out
     # a record that names no command cannot be compared: it is kept
     (tmp_path / "some-arm.json").write_text(json.dumps({"arm": "some-arm", "results": {}}))

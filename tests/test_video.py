@@ -168,3 +168,25 @@ def test_frames_can_be_decoded_straight_to_the_models_short_side(tmp_path, backe
     np.testing.assert_array_equal(small.times_s, full.times_s)
     resized = np.stack([np.asarray(Image.fromarray(f).resize((56, 32), Image.BILINEAR)) for f in full.frames])
     assert np.abs(small.frames.astype(int) - resized.astype(int)).mean() < 2.0
+
+
+def _decode_in_child(path, queue):
+    """Runs in a forked process: decode `path` and report the frame numbers seen."""
+    queue.put([frame_number(frame) for frame in read_frames(path, 4, backend="pyav").frames])
+
+
+def test_a_forked_process_decodes_after_its_parent_has(vfr_video, tmp_path):
+    """DataLoader workers are forked after the parent decoded (a probe, a cache, an earlier run): PyAV's per-thread
+    swscale context must not cross the fork, or the child's first frame waits for threads it does not have."""
+    import multiprocessing
+
+    path = write_test_video(tmp_path / "big.mp4", np.arange(4) * 0.04, size=(480, 640))  # big enough to slice-thread
+    parent = [frame_number(frame) for frame in read_frames(path, 4, backend="pyav", short_side=240).frames]
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_decode_in_child, args=(path, queue))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("a forked process hung decoding a frame after its parent had decoded one")
+    assert child.exitcode == 0 and queue.get(timeout=5) == parent and len(parent) == 4
