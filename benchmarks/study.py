@@ -495,12 +495,25 @@ def machine() -> dict:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     return {
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the SIMD kernels torch picked (AVX2, AVX512)
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "host": platform.node(),
         "python": platform.python_version(),
         "libraries": {name: version(name) for name in LIBRARIES},
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), else `platform.processor()`; None when neither says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def code_state() -> dict:

@@ -76,6 +76,7 @@ def test_a_saved_arm_is_not_run_again_unless_it_was_run_with_other_flags(tmp_pat
 
     assert record["machine"]["libraries"]["torch"] == metadata.version("torch")
     assert record["machine"]["libraries"]["numpy"] == metadata.version("numpy")
+    assert record["machine"]["cpu_capability"] in {"DEFAULT", "VSX", "Z VECTOR", "NO AVX", "AVX2", "AVX512", "SVE256"}
     assert set(record["machine"]["libraries"]) == set(study.LIBRARIES)
     assert "saved with other flags (1250 -> 1280); running it again" in capsys.readouterr().out
     # a record that names no command cannot be compared: it is kept
