@@ -218,6 +218,26 @@ def sweep_table(records: list[dict]) -> str:
     return table(header + ["novel queries", "train loss", "s / step"], rows) + footer(records)
 
 
+def reruns_table(records: list[dict]) -> str:
+    """Runs of one arm's command in other sessions (`benchmarks/results/reruns/`, one file per run): per run, when it
+    finished, the CPU kernels torch used ("—" for records made before runs named them), the commit, validation
+    R1@0.5 (best and per epoch), test and test_novel R1@0.5 (test_novel's query count) and the training loss."""
+    rows = []
+    for record in sorted(records, key=lambda r: (r["labels"]["mode"], r["seed"], r["finished"])):
+        results, validation = record["results"], record.get("validation") or {}
+        per_epoch = " / ".join(f"{value:.1f}" for value in validation.get("R1@0.5_per_epoch", [])) or "—"
+        best = f"{validation['best_R1@0.5']:.1f}" if validation.get("best_R1@0.5") is not None else "—"
+        commit = (record.get("code") or {}).get("commit")
+        rows.append([
+            f"{record['labels']['mode']}, seed {record['seed']}", record["finished"][:16],
+            record["machine"].get("cpu_capability", "—"), commit[:7] if commit else "—", best, per_epoch,
+            f"{results['test_R1@0.5']:.1f}", f"{results['test_novel_R1@0.5']:.1f}",
+            f"{results['test_novel_num_queries']:,}", f"{results['train_loss']:.4f}",
+        ])  # fmt: skip
+    header = ["arm", "finished", "CPU kernels", "commit", "val R1@0.5 (best)", "val R1@0.5 per epoch", "test R1@0.5"]
+    return table(header + ["novel R1@0.5", "novel queries", "train loss"], rows) + "\n"
+
+
 def relabel(record: dict, key: str, value: str) -> dict:
     """`record` with `labels[key]` set to `value` (to show one part's arm in another part's table)."""
     return {**record, "labels": {**record["labels"], key: value}}
@@ -265,6 +285,10 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
     parts["peer"] = (
         parts.get("peer", []) and [relabel(r, "model", "tsgv SCADA, 6 epochs") for r in scada] + parts["peer"]
     )
+    reruns = results.parent / "reruns"  # every run of a re-run arm, one file each (`reruns_table`)
+    if reruns.is_dir() and list(reruns.glob("*.json")):
+        parts["reruns"] = [record for records in load(reruns).values() for record in records]
+        titles["reruns"] = ("8b. One command in several sessions", reruns_table)
     text = doc.read_text() if doc else None
     for part, (title, make) in titles.items():
         if parts.get(part):

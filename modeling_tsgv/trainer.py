@@ -415,9 +415,10 @@ def backbone_lr_scales(model, multiplier: float = 1.0, layer_decay: float = 1.0)
 
 
 # (--backbone_lr_multiplier, --layer_decay) when a run gives neither, per tuning mode: the settings docs/study.md part 8
-# picked on validation R1@0.5 for the recognition-style backbone (the one most like a real checkpoint; partial's pick
-# is not confirmed by a re-run on newer code, within one validation run's error of x1: study.md part 8). frozen and
-# scada train no backbone weights, so their recipe is the plain one.
+# picked on validation R1@0.5 for the recognition-style backbone (the one most like a real checkpoint). partial's x0.3
+# ties x1 when both run on one machine at 3 seeds (test 31.8 +- 0.6 against 30.4 +- 1.4: study.md part 8), and is
+# kept as VideoMAE / BEiT practice (a pretrained backbone slower than a new head). frozen and scada train no backbone
+# weights, so their recipe is the plain one.
 LR_RECIPES = {"partial": (0.3, 1.0), "full": (0.1, 1.0)}
 
 

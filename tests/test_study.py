@@ -269,3 +269,25 @@ def test_a_longer_run_is_set_against_frozen_and_scada_at_its_own_budget_and_agai
 def test_a_row_whose_seeds_ran_on_splits_of_other_sizes_says_so():
     assert study_tables.queries([1504, 1504, 1504]) == "1,504"
     assert study_tables.queries([1473, 1504, 1504]) == "1,473-1,504"
+
+
+def test_runs_of_one_command_in_other_sessions_are_tabled_side_by_side(tmp_path, capsys):
+    results, reruns = tmp_path / "study", tmp_path / "reruns"
+    results.mkdir(), reruns.mkdir()
+    base = backbone_record("recognition", "partial, x0.3", 33.5, 35.0) | {"part": "sweep", "seed": 0, "arm": "s-0"}
+    base["results"] |= {"train_loss": 0.87591, "train_seconds_per_step": 0.2}
+    old = base | {"finished": "2026-12-03 08:36:50", "machine": {"cpus": 2}}  # before records named CPU and commit
+    old["validation"] = {"best_R1@0.5": 36.08, "R1@0.5_per_epoch": [21.65, 36.08]}
+    new = base | {"finished": "2026-12-07 23:40:00", "machine": {"cpus": 2, "cpu_capability": "AVX2"}}
+    new |= {"code": {"commit": "3677287" + "0" * 33, "modified": False}}
+    new["validation"] = {"best_R1@0.5": 32.3, "R1@0.5_per_epoch": [21.65, 32.3]}
+    (results / "s-0.json").write_text(json.dumps(new))
+    for record in (new, old):
+        (reruns / f"s-0--{record['finished'][:10]}.json").write_text(json.dumps(record))
+    study_tables.print_tables(results)
+    text = capsys.readouterr().out.split("### 8b.")[1]
+    rows = [line for line in text.splitlines() if line.startswith("| partial")]
+    assert rows == [  # oldest first; what an older record does not say is shown as missing
+        "| partial, x0.3, seed 0 | 2026-12-03 08:36 | — | — | 36.1 | 21.6 / 36.1 | 33.5 | 35.0 | 1,500 | 0.8759 |",
+        "| partial, x0.3, seed 0 | 2026-12-07 23:40 | AVX2 | 3677287 | 32.3 | 21.6 / 32.3 | 33.5 | 35.0 | 1,500 | 0.8759 |",
+    ]
