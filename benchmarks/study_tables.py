@@ -286,7 +286,7 @@ def print_tables(results: Path, doc: Path | None = None) -> None:
         parts.get("peer", []) and [relabel(r, "model", "tsgv SCADA, 6 epochs") for r in scada] + parts["peer"]
     )
     reruns = results.parent / "reruns"  # every run of a re-run arm, one file each (`reruns_table`)
-    if reruns.is_dir() and list(reruns.glob("*.json")):
+    if reruns.is_dir() and any(reruns.glob("*.json")):
         parts["reruns"] = [record for records in load(reruns).values() for record in records]
         titles["reruns"] = ("8b. One command in several sessions", reruns_table)
     text = doc.read_text() if doc else None

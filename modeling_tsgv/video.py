@@ -265,9 +265,9 @@ def _reformatter():
     the parent, so the worker's first conversion waits for them forever: a training run hangs at its first batch
     once the parent has decoded a frame. Ours is made anew in each process; the inherited one is kept referenced,
     as freeing it would wait on the same missing threads."""
-    from av.video.reformatter import VideoReformatter
+    if getattr(_REFORMATTERS, "pid", None) != os.getpid():  # once per process and thread, not per frame
+        from av.video.reformatter import VideoReformatter
 
-    if getattr(_REFORMATTERS, "pid", None) != os.getpid():
         _STALE_REFORMATTERS.append(getattr(_REFORMATTERS, "reformatter", None))
         _REFORMATTERS.pid, _REFORMATTERS.reformatter = os.getpid(), VideoReformatter()
     return _REFORMATTERS.reformatter

@@ -175,7 +175,7 @@ def _decode_in_child(path, queue):
     queue.put([frame_number(frame) for frame in read_frames(path, 4, backend="pyav").frames])
 
 
-def test_a_forked_process_decodes_after_its_parent_has(vfr_video, tmp_path):
+def test_a_forked_process_decodes_after_its_parent_has(tmp_path):
     """DataLoader workers are forked after the parent decoded (a probe, a cache, an earlier run): PyAV's per-thread
     swscale context must not cross the fork, or the child's first frame waits for threads it does not have."""
     import multiprocessing
