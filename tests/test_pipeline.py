@@ -219,8 +219,8 @@ def test_timeline_covers_the_whole_video(pipe, videos):
     assert times[0] < 5 and times[-1] > 90
     assert all(0 <= s <= 1 for s in timeline["step_scores"])
     # without a saliency head the curve is the foreground probability: the windows' mean where they overlap, never
-    # above their highest
-    assert all(0 <= c <= s + 1e-9 for c, s in zip(timeline["saliency"], timeline["step_scores"]))
+    # above their highest (up to float32's rounding: the model's sigmoid is float32, the step scores' float64)
+    assert all(0 <= c <= s * (1 + 1e-6) for c, s in zip(timeline["saliency"], timeline["step_scores"]))
 
 
 def test_a_saliency_head_gives_the_timeline_its_own_curve(videos, tmp_path, minilm_path):

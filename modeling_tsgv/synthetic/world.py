@@ -33,9 +33,12 @@ import av
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..video import reformat_exact
+
 logger = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.4"  # 1.4: some videos repeat one action of one object (a sentence with two moments)
+GENERATOR_VERSION = "1.5"  # 1.4: some videos repeat one action of one object (a sentence with two moments);
+# 1.5: frames reach the encoder through swscale's bit-exact conversion (the same world on every CPU)
 SPLITS = ("train", "val", "test", "test_novel")
 HELD_OUT_FRACTION = 0.15  # of all (colour, action) combinations, kept for test_novel only
 HELD_OUT_MAX_PER_ITEM = 2  # at most this many held-out combos per colour and per action
@@ -511,14 +514,16 @@ def render_frames(plan: VideoPlan, tracks: dict, rng):
 
 
 def write_mp4(path: Path, frames, fps: int, image_size: int) -> None:
-    """Encode RGB frames as H.264 (yuv420p, ultrafast, one keyframe per second so seeking is cheap)."""
+    """Encode RGB frames as H.264 (yuv420p, ultrafast, one keyframe per second so seeking is cheap); the same bytes
+    on every CPU (x264 is bit-exact across its SIMD paths; the colour conversion is `reformat_exact`)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = image_size, image_size, "yuv420p"
         stream.codec_context.gop_size = fps
         stream.options = {"preset": "ultrafast", "crf": "20", "threads": "1", "x264-params": "scenecut=0"}
         for frame_index, frame in enumerate(frames):
-            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            # converted here, bit-exactly: the encoder's own rgb24 -> yuv420p conversion rounds by the CPU's SIMD
+            video_frame = reformat_exact(av.VideoFrame.from_ndarray(frame, format="rgb24"), "yuv420p")
             video_frame.pts = frame_index
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode())
