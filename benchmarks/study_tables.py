@@ -220,21 +220,27 @@ def sweep_table(records: list[dict]) -> str:
 
 def reruns_table(records: list[dict]) -> str:
     """Runs of one arm's command in other sessions (`benchmarks/results/reruns/`, one file per run): per run, when it
-    finished, the CPU kernels torch used ("—" for records made before runs named them), the commit, validation
-    R1@0.5 (best and per epoch), test and test_novel R1@0.5 (test_novel's query count) and the training loss."""
+    finished, the CPU kernels torch used ("—" for records made before runs named them), how it ran (torch's threads,
+    and a record's "conditions" where a run was changed on purpose: FFmpeg held to its C paths, say), the commit,
+    validation R1@0.5 (best and per epoch), test and test_novel R1@0.5 (test_novel's query count), training loss."""
     rows = []
     for record in sorted(records, key=lambda r: (r["labels"]["mode"], r["seed"], r["finished"])):
         results, validation = record["results"], record.get("validation") or {}
         per_epoch = " / ".join(f"{value:.1f}" for value in validation.get("R1@0.5_per_epoch", [])) or "—"
         best = f"{validation['best_R1@0.5']:.1f}" if validation.get("best_R1@0.5") is not None else "—"
         commit = (record.get("code") or {}).get("commit")
+        threads = record["machine"].get("torch_threads")
+        ran = ", ".join(
+            filter(None, [f"{threads} thread{'s' * (threads != 1)}" if threads else "", record.get("conditions")])
+        )
         rows.append([
             f"{record['labels']['mode']}, seed {record['seed']}", record["finished"][:16],
-            record["machine"].get("cpu_capability", "—"), commit[:7] if commit else "—", best, per_epoch,
+            record["machine"].get("cpu_capability", "—"), ran or "—", commit[:7] if commit else "—", best, per_epoch,
             f"{results['test_R1@0.5']:.1f}", f"{results['test_novel_R1@0.5']:.1f}",
             f"{results['test_novel_num_queries']:,}", f"{results['train_loss']:.4f}",
         ])  # fmt: skip
-    header = ["arm", "finished", "CPU kernels", "commit", "val R1@0.5 (best)", "val R1@0.5 per epoch", "test R1@0.5"]
+    header = ["arm", "finished", "CPU kernels", "ran with", "commit", "val R1@0.5 (best)", "val R1@0.5 per epoch"]
+    header += ["test R1@0.5"]
     return table(header + ["novel R1@0.5", "novel queries", "train loss"], rows) + "\n"
 
 

@@ -278,16 +278,24 @@ def test_runs_of_one_command_in_other_sessions_are_tabled_side_by_side(tmp_path,
     base["results"] |= {"train_loss": 0.87591, "train_seconds_per_step": 0.2}
     old = base | {"finished": "2026-12-03 08:36:50", "machine": {"cpus": 2}}  # before records named CPU and commit
     old["validation"] = {"best_R1@0.5": 36.08, "R1@0.5_per_epoch": [21.65, 36.08]}
-    new = base | {"finished": "2026-12-07 23:40:00", "machine": {"cpus": 2, "cpu_capability": "AVX2"}}
+    new = base | {
+        "finished": "2026-12-07 23:40:00",
+        "machine": {"cpus": 2, "cpu_capability": "AVX2", "torch_threads": 2},
+    }
     new |= {"code": {"commit": "3677287" + "0" * 33, "modified": False}}
     new["validation"] = {"best_R1@0.5": 32.3, "R1@0.5_per_epoch": [21.65, 32.3]}
+    changed = new | {"finished": "2026-12-08 01:54:26", "conditions": "FFmpeg's C paths"}
+    changed["machine"] = new["machine"] | {"torch_threads": 1}
     (results / "s-0.json").write_text(json.dumps(new))
-    for record in (new, old):
+    for record in (new, old, changed):
         (reruns / f"s-0--{record['finished'][:10]}.json").write_text(json.dumps(record))
     study_tables.print_tables(results)
     text = capsys.readouterr().out.split("### 8b.")[1]
     rows = [line for line in text.splitlines() if line.startswith("| partial")]
     assert rows == [  # oldest first; what an older record does not say is shown as missing
-        "| partial, x0.3, seed 0 | 2026-12-03 08:36 | — | — | 36.1 | 21.6 / 36.1 | 33.5 | 35.0 | 1,500 | 0.8759 |",
-        "| partial, x0.3, seed 0 | 2026-12-07 23:40 | AVX2 | 3677287 | 32.3 | 21.6 / 32.3 | 33.5 | 35.0 | 1,500 | 0.8759 |",
+        "| partial, x0.3, seed 0 | 2026-12-03 08:36 | — | — | — | 36.1 | 21.6 / 36.1 | 33.5 | 35.0 | 1,500 | 0.8759 |",
+        "| partial, x0.3, seed 0 | 2026-12-07 23:40 | AVX2 | 2 threads | 3677287 | 32.3 | 21.6 / 32.3 | 33.5 | 35.0 | 1,500 "
+        "| 0.8759 |",
+        "| partial, x0.3, seed 0 | 2026-12-08 01:54 | AVX2 | 1 thread, FFmpeg's C paths | 3677287 | 32.3 | 21.6 / 32.3 "
+        "| 33.5 | 35.0 | 1,500 | 0.8759 |",
     ]
