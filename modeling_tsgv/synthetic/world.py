@@ -515,7 +515,8 @@ def render_frames(plan: VideoPlan, tracks: dict, rng):
 
 def write_mp4(path: Path, frames, fps: int, image_size: int) -> None:
     """Encode RGB frames as H.264 (yuv420p, ultrafast, one keyframe per second so seeking is cheap); the same bytes
-    on every CPU (x264 is bit-exact across its SIMD paths; the colour conversion is `reformat_exact`)."""
+    on every CPU (x264's SIMD code is checked bit-exact against its C code; the colour conversion is
+    `reformat_exact`)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = image_size, image_size, "yuv420p"
